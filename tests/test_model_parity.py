@@ -1,0 +1,109 @@
+"""model.py must reproduce transformers' logits for every family, whole and sharded checkpoints."""
+import json
+
+import pytest
+import torch
+
+import model as M
+from conftest import FAMILIES, VOCAB, build_tiny_hf
+
+
+def hf_logits(hf, ids, mask):
+    # HF's forward does not derive positions from the mask (generate does); give them explicitly.
+    pos = (mask.cumsum(-1) - 1).clamp(min=0)
+    with torch.no_grad():
+        return hf(input_ids=ids, attention_mask=mask, position_ids=pos).logits
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_parity_whole(family, tiny_dirs):
+    hf, d = tiny_dirs[family]
+    ours = M.load_pretrained(d)
+    torch.manual_seed(1)
+    ids = torch.randint(3, VOCAB, (2, 24))  # 24 > sliding window 5, > llama3 original context 8
+    mask = torch.ones_like(ids)
+    ref = hf_logits(hf, ids, mask)
+    got = ours(ids, mask)
+    assert got.shape == (2, 24, VOCAB)
+    assert (got - ref).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_parity_padded(family, tiny_dirs):
+    """Left padding (generation) and right padding (training): real positions must match HF."""
+    hf, d = tiny_dirs[family]
+    ours = M.load_pretrained(d)
+    torch.manual_seed(2)
+    ids = torch.randint(3, VOCAB, (3, 20))
+    mask = torch.ones_like(ids)
+    mask[0, :6] = 0  # left padded
+    mask[1, 15:] = 0  # right padded
+    ref, got = hf_logits(hf, ids, mask), ours(ids, mask)
+    keep = mask.bool()
+    assert torch.isfinite(got).all()
+    assert (got[keep] - ref[keep]).abs().max().item() <= 1e-4
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2"])
+def test_parity_sharded(family, tmp_path):
+    hf = build_tiny_hf(family, seed=3)
+    hf.save_pretrained(tmp_path, safe_serialization=True, max_shard_size="60KB")
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) > 1, "the test must really shard"
+    ours = M.load_pretrained(tmp_path)
+    ids = torch.randint(3, VOCAB, (2, 16))
+    ref = hf_logits(hf, ids, torch.ones_like(ids))
+    assert (ours(ids) - ref).abs().max().item() <= 1e-4
+
+
+def test_features_bite(tiny_dirs):
+    """The tiny configs are only useful if switching each feature off changes the logits."""
+    _, d = tiny_dirs["gemma2"]
+    ids = torch.randint(3, VOCAB, (1, 24))
+    base = M.load_pretrained(d)
+    ref = base(ids)
+    for change in ({"attn_logit_softcapping": None}, {"final_logit_softcapping": None},
+                   {"query_pre_attn_scalar": 16}, {"sliding_window": None}):
+        cfg = json.loads((d / "config.json").read_text())
+        cfg.update(change)
+        m = M.Transformer(M.ModelConfig.from_dict(cfg))
+        m.load_state_dict(base.state_dict())
+        assert (m(ids) - ref).abs().max().item() > 1e-3, f"{change} did not change the output"
+    # llama3 rope scaling must matter at these positions too
+    _, d = tiny_dirs["llama"]
+    base = M.load_pretrained(d)
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["rope_parameters"] = {"rope_type": "default", "rope_theta": cfg["rope_parameters"]["rope_theta"]}
+    m = M.Transformer(M.ModelConfig.from_dict(cfg))
+    m.load_state_dict(base.state_dict())
+    assert (m(ids) - base(ids)).abs().max().item() > 1e-3
+
+
+def test_old_style_rope_config_matches_new(tiny_dirs):
+    """Official configs written before transformers 5 say rope_theta + rope_scaling."""
+    _, d = tiny_dirs["llama"]
+    new = json.loads((d / "config.json").read_text())
+    old = dict(new)
+    rp = old.pop("rope_parameters")
+    old["rope_theta"] = rp["rope_theta"]
+    old["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
+    a, b = M.ModelConfig.from_dict(new), M.ModelConfig.from_dict(old)
+    assert torch.equal(M.rope_inv_freq(a), M.rope_inv_freq(b))
+
+
+def test_logits_index_and_loss(tiny_dirs):
+    """Logits at chosen positions equal the full logits there; loss on answer tokens equals the
+    cross-entropy computed from the full logits."""
+    _, d = tiny_dirs["mistral"]
+    m = M.load_pretrained(d)
+    ids = torch.randint(3, VOCAB, (2, 12))
+    full = m(ids)
+    idx = torch.tensor([[0, 5, 11], [3, 3, 7]])
+    assert torch.allclose(m(ids, logits_index=idx), torch.gather(full, 1, idx[..., None].expand(-1, -1, VOCAB)), atol=1e-5)
+    labels = torch.full_like(ids, -100)
+    labels[0, 8:] = ids[0, 8:]
+    labels[1, 4:6] = ids[1, 4:6]
+    ref = torch.nn.functional.cross_entropy(full[:, :-1].reshape(-1, VOCAB), labels[:, 1:].reshape(-1), ignore_index=-100)
+    assert torch.allclose(m.loss(ids, labels), ref, atol=1e-5)
+    per = m.loss(ids, labels, reduction="per_example")
+    assert per.shape == (2,) and torch.allclose(per.mean(), (per[0] + per[1]) / 2)
