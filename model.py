@@ -261,7 +261,9 @@ class Attention(nn.Module):
             k, v = cache.update(self.layer_idx, k, v)  # (B, n_kv, S, hd)
         if self.softcap is None:
             # Fast path: fused SDPA kernel; GQA handled inside (enable_gqa), no copy of K/V per head.
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=self.scale, enable_gqa=self.n_kv != self.n_heads)
+            # mask None means "plain causal" (see Transformer.hidden_states); one new token sees every key.
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1,
+                                               scale=self.scale, enable_gqa=self.n_kv != self.n_heads)
         else:
             # Gemma-2: scores are soft-capped before softmax, which no fused kernel does.
             g = self.n_heads // self.n_kv
@@ -360,7 +362,12 @@ class Transformer(nn.Module):
         slots = torch.arange(S, device=input_ids.device)
         q_slots = slots[past:].expand(B, T)  # (B, T)
         k_slots = slots.expand(B, S)  # (B, S)
-        masks = {w: make_attention_mask(q_slots, k_slots, valid, w) for w in {blk.self_attn.window for blk in self.model.layers}}
+        # Without padding, a plain causal mask is implied: SDPA then takes its fused causal kernel
+        # (is_causal=True) instead of reading a (B, 1, T, S) mask. That holds when queries and keys
+        # are aligned (no cache, or one new token) and no key falls out of a sliding window.
+        plain_causal = cfg.attn_logit_softcapping is None and (past == 0 or T == 1) and bool(valid.all())
+        masks = {w: None if plain_causal and (w is None or S <= w) else make_attention_mask(q_slots, k_slots, valid, w)
+                 for w in {blk.self_attn.window for blk in self.model.layers}}
 
         x = self.model.embed_tokens(input_ids)  # (B, T, d)
         if cfg.is_gemma2:  # Gemma scales embeddings by sqrt(d), rounded to the activation dtype as HF does

@@ -1,0 +1,135 @@
+"""
+bench/bench_model.py: forward+backward tokens/s and peak memory of model.py against
+Hugging Face transformers on the same weights and the same batch, side by side in one run.
+
+The work is one SFT step: a batch of B sequences of T tokens whose last `--answer` tokens are
+the answer (the only positions with a label, as in T2L's SFT loss). Every weight is trainable
+so that backward does the full work. transformers computes logits at all B*T positions (its
+loss API has no other way); model.py's `loss` runs the vocabulary head only at the answer
+positions, which is most of the difference on a small-vocabulary-heavy model like SmolLM2.
+
+Each implementation runs in its own subprocess, so peak memory (max RSS on CPU, max allocated
+on CUDA) belongs to it alone; the two alternate, `--repeats` times each.
+
+    python bench/bench_model.py                                # CPU, fp32, SmolLM2-135M, 8 x 128
+    python bench/bench_model.py --device cuda --dtype bfloat16 --arch gemma2-2b --seq 512
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# Gemma-2-2B's published config.json (google/gemma-2-2b), used with random weights.
+GEMMA2_2B = dict(model_type="gemma2", vocab_size=256000, hidden_size=2304, intermediate_size=9216,
+                 num_hidden_layers=26, num_attention_heads=8, num_key_value_heads=4, head_dim=256,
+                 rms_norm_eps=1e-6, rope_theta=10000.0, max_position_embeddings=8192, sliding_window=4096,
+                 query_pre_attn_scalar=256, attn_logit_softcapping=50.0, final_logit_softcapping=30.0,
+                 hidden_activation="gelu_pytorch_tanh", tie_word_embeddings=True, bos_token_id=2,
+                 eos_token_id=1, pad_token_id=0)
+
+
+def build(impl: str, arch: str, device: str, dtype):
+    """Returns (model, step_fn(ids, labels) -> loss) for 'ours' or 'hf'."""
+    import model as M
+    if arch == "smollm2":
+        d = M.default_model_dir()
+        if impl == "ours":
+            m = M.load_pretrained(d, device=device, dtype=dtype)
+        else:
+            import transformers as tf
+            m = tf.AutoModelForCausalLM.from_pretrained(d, dtype=dtype, attn_implementation="sdpa").to(device)
+    else:
+        import transformers as tf
+        cfg = tf.Gemma2Config(**GEMMA2_2B)
+        torch.manual_seed(0)
+        if impl == "ours":
+            with torch.device(device):
+                m = M.Transformer(M.ModelConfig.from_dict(cfg.to_dict())).to(dtype)
+        else:
+            with torch.device(device):
+                m = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=dtype)
+    m.requires_grad_(True).train()
+    if impl == "ours":
+        step = lambda ids, labels: m.loss(ids, labels)
+    else:
+        step = lambda ids, labels: m(input_ids=ids, labels=labels).loss
+    return m, step
+
+
+def worker(a):
+    dtype = getattr(torch, a.dtype)
+    torch.manual_seed(0)
+    m, step = build(a.impl, a.arch, a.device, dtype)
+    vocab = m.config.vocab_size
+    ids = torch.randint(3, vocab, (a.batch, a.seq), device=a.device)
+    labels = torch.full_like(ids, -100)
+    labels[:, -a.answer:] = ids[:, -a.answer:]
+    if a.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
+    times = []
+    for i in range(a.warmup + a.steps):
+        sync()
+        t0 = time.perf_counter()
+        loss = step(ids, labels)
+        loss.backward()
+        sync()
+        if i >= a.warmup:
+            times.append(time.perf_counter() - t0)
+        for p in m.parameters():
+            p.grad = None
+    times.sort()
+    med = times[len(times) // 2]
+    peak = (torch.cuda.max_memory_allocated() if a.device == "cuda"
+            else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(json.dumps({"impl": a.impl, "tok_s": a.batch * a.seq / med, "step_s": med, "peak_gib": peak / 2**30,
+                      "loss": float(loss)}))
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", help="float32 or bfloat16")
+    p.add_argument("--arch", default="smollm2", choices=["smollm2", "gemma2-2b"], help="real SmolLM2 weights, or Gemma-2-2B shape with random weights")
+    p.add_argument("--batch", type=int, default=8, help="sequences per step")
+    p.add_argument("--seq", type=int, default=128, help="tokens per sequence")
+    p.add_argument("--answer", type=int, default=16, help="labelled (answer) tokens at the end of each sequence")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per repeat (median reported)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
+    p.add_argument("--repeats", type=int, default=2, help="alternating runs of each implementation")
+    p.add_argument("--impl", default=None, help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.impl:
+        return worker(a)
+    import platform
+    results = {"ours": [], "hf": []}
+    for r in range(a.repeats):
+        for impl in ("hf", "ours"):
+            cmd = [sys.executable, __file__, "--impl", impl] + [f"--{k}={v}" for k, v in vars(a).items() if k not in ("impl", "repeats")]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                sys.exit(f"{impl} failed:\n{out.stderr[-3000:]}")
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            results[impl].append(res)
+            print(f"repeat {r} {impl:5s} {res['tok_s']:9.1f} tok/s  peak {res['peak_gib']:.2f} GiB  loss {res['loss']:.4f}", flush=True)
+    best = {k: max(v, key=lambda x: x["tok_s"]) for k, v in results.items()}
+    dev = torch.cuda.get_device_name() if a.device == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    print(f"\n| work | device | dtype | transformers tok/s | model.py tok/s | speed-up | transformers peak | model.py peak |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print(f"| {a.arch} fwd+bwd, B={a.batch} T={a.seq}, {a.answer} answer tokens | {dev} | {a.dtype} | "
+          f"{best['hf']['tok_s']:.0f} | {best['ours']['tok_s']:.0f} | {best['ours']['tok_s'] / best['hf']['tok_s']:.2f}x | "
+          f"{best['hf']['peak_gib']:.2f} GiB | {best['ours']['peak_gib']:.2f} GiB |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,320 @@
+"""
+lora.py: LoRA by hand (Hu et al. 2021), on the activation side, with per-example adapters.
+
+    y = x W^T + s * (x A^T) B^T          A: (r, d_in), B: (d_out, r), s = alpha / r   (paper eq. (1))
+
+T2L (paper section 3) generates a *different* adapter for every example of a batch: a batch of
+8 tasks carries 8 adapters, and one server can answer many task descriptions at once. So every
+adapted Linear accepts either one adapter for the whole batch, A (r, d_in) and B (d_out, r), or
+one per example, A (B, r, d_in) and B (B, d_out, r), applied with two batched matmuls. The
+delta is never materialised as a (d_out, d_in) matrix on the hot path, and no Python loop runs
+over examples.
+
+An *adapter* here is a plain dict {module name: (A, B)} with Hugging Face module names
+("model.layers.3.self_attn.q_proj"), so the same dict comes from a trainable `LoRA` module, from
+the hypernetwork (t2l.py) or from a PEFT folder, and saves to PEFT's format unchanged.
+
+One scaling convention everywhere: s = alpha / r, or alpha / sqrt(r) with use_rslora=True;
+the choice is stored in adapter_config.json (the reference implementation trains with rsLoRA
+but evaluates with alpha / r, a silent 2.8x mismatch that this file cannot make).
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ALL_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class LoraError(ValueError):
+    """A LoRA that does not fit its model, or a malformed adapter folder; the message is one line."""
+
+
+@dataclass
+class LoraConfig:
+    r: int = 8  # rank of every adapter (paper: 8)
+    alpha: float = 16.0  # LoRA alpha; the update is scaled by alpha / r (paper: alpha 16)
+    target_modules: list = field(default_factory=lambda: ["q_proj", "v_proj"])  # Linear names to adapt (paper: q_proj, v_proj)
+    layers: list | None = None  # layer indices to adapt; None = every layer
+    use_rslora: bool = False  # rank-stabilised scaling alpha / sqrt(r) instead of alpha / r
+
+    @property
+    def scaling(self) -> float:
+        return self.alpha / math.sqrt(self.r) if self.use_rslora else self.alpha / self.r
+
+    def __post_init__(self):
+        bad = [t for t in self.target_modules if t not in ALL_TARGETS]
+        if bad:
+            raise LoraError(f"target module {bad[0]!r} is not a Linear this project adapts (expected some of {', '.join(ALL_TARGETS)})")
+        if self.r < 1:
+            raise LoraError(f"LoRA rank must be >= 1, got {self.r}")
+        self.target_modules = [t for t in ALL_TARGETS if t in self.target_modules]  # canonical order
+
+
+# -----------------------------------------------------------------------------
+# The adapted Linear
+
+
+def lora_delta(x, A, B):
+    """s-less LoRA update (x A^T) B^T for a shared or a per-example adapter.
+
+    x (Bsz, T, d_in); shared: A (r, d_in), B (d_out, r); per-example: A (Bsz, r, d_in), B (Bsz, d_out, r)."""
+    if A.dim() == 2:
+        return (x @ A.t()) @ B.t()  # (Bsz, T, r) -> (Bsz, T, d_out)
+    if A.shape[0] != x.shape[0]:
+        raise LoraError(f"per-example adapter batch {A.shape[0]} does not match input batch {x.shape[0]}")
+    h = torch.bmm(x, A.transpose(1, 2))  # (Bsz, T, d_in) @ (Bsz, d_in, r) -> (Bsz, T, r)
+    return torch.bmm(h, B.transpose(1, 2))  # (Bsz, T, r) @ (Bsz, r, d_out) -> (Bsz, T, d_out)
+
+
+class LoRALinear(nn.Module):
+    """A Linear with an optional LoRA. It holds the *same* weight and bias Parameters as the
+    nn.Linear it replaces (no copy, same state_dict keys, so model loading and PEFT names are
+    untouched); the adapter tensors are set from outside for each forward pass."""
+
+    def __init__(self, base: nn.Linear):
+        super().__init__()
+        self.in_features, self.out_features = base.in_features, base.out_features
+        self.weight = base.weight  # (d_out, d_in), frozen
+        self.bias = base.bias
+        self.lora_A = None  # (r, d_in) or (Bsz, r, d_in)
+        self.lora_B = None  # (d_out, r) or (Bsz, d_out, r)
+        self.scaling = 0.0
+
+    def forward(self, x):
+        y = F.linear(x, self.weight, self.bias)
+        if self.lora_A is None:
+            return y
+        return y + self.scaling * lora_delta(x.to(self.lora_A.dtype), self.lora_A, self.lora_B).to(y.dtype)
+
+    def extra_repr(self):
+        shape = None if self.lora_A is None else tuple(self.lora_A.shape)
+        return f"in={self.in_features}, out={self.out_features}, lora_A={shape}"
+
+
+def target_names(model, cfg: LoraConfig) -> list[str]:
+    """Module names LoRA adapts in this model, e.g. model.layers.0.self_attn.q_proj."""
+    n_layers = model.config.num_hidden_layers
+    layers = range(n_layers) if cfg.layers is None else cfg.layers
+    bad = [i for i in layers if not 0 <= i < n_layers]
+    if bad:
+        raise LoraError(f"LoRA layer {bad[0]} does not exist: the model has {n_layers} layers")
+    names = []
+    for i in layers:
+        for t in cfg.target_modules:
+            sub = "self_attn" if t in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
+            names.append(f"model.layers.{i}.{sub}.{t}")
+    return names
+
+
+def module_shapes(model, cfg: LoraConfig) -> dict[str, tuple[int, int]]:
+    """{module name: (d_in, d_out)} of every adapted Linear, read from the model config alone
+    (t2l.py uses this to size its heads without loading any weights)."""
+    c = model.config
+    q, kv = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
+    dims = {"q_proj": (c.hidden_size, q), "k_proj": (c.hidden_size, kv), "v_proj": (c.hidden_size, kv),
+            "o_proj": (q, c.hidden_size), "gate_proj": (c.hidden_size, c.intermediate_size),
+            "up_proj": (c.hidden_size, c.intermediate_size), "down_proj": (c.intermediate_size, c.hidden_size)}
+    return {n: dims[n.rsplit(".", 1)[1]] for n in target_names(model, cfg)}
+
+
+def inject(model, cfg: LoraConfig) -> list[str]:
+    """Replace each target nn.Linear by a LoRALinear sharing its weights. Idempotent."""
+    names = target_names(model, cfg)
+    for name in names:
+        parent_name, attr = name.rsplit(".", 1)
+        parent = model.get_submodule(parent_name)
+        mod = getattr(parent, attr)
+        if isinstance(mod, nn.Linear):
+            setattr(parent, attr, LoRALinear(mod))
+    return names
+
+
+def remove(model):
+    """Undo `inject`: put plain nn.Linear modules back (same Parameters)."""
+    for name, mod in list(model.named_modules()):
+        if isinstance(mod, LoRALinear):
+            parent_name, attr = name.rsplit(".", 1)
+            lin = nn.Linear(mod.in_features, mod.out_features, bias=mod.bias is not None, device="meta")
+            lin.weight, lin.bias = mod.weight, mod.bias
+            setattr(model.get_submodule(parent_name), attr, lin)
+
+
+def check_adapter(model, adapter: dict, source: str = "adapter"):
+    """Every adapter entry must name an adapted Linear and fit its (d_in, d_out)."""
+    for name, (A, B) in adapter.items():
+        try:
+            mod = model.get_submodule(name)
+        except AttributeError:
+            raise LoraError(f"{source}: target {name} does not exist in the {model.config.model_type} model") from None
+        if not isinstance(mod, (nn.Linear, LoRALinear)):
+            raise LoraError(f"{source}: target {name} is not a Linear layer")
+        r = A.shape[-2]
+        if A.shape[-1] != mod.in_features or B.shape[-2] != mod.out_features or B.shape[-1] != r:
+            raise LoraError(f"{source}: {name} has lora_A {tuple(A.shape)} and lora_B {tuple(B.shape)}, "
+                            f"expected ({r}, {mod.in_features}) and ({mod.out_features}, {r}) for this model")
+
+
+def set_adapter(model, adapter: dict | None, scaling: float):
+    """Point every adapted Linear at its (A, B) from `adapter` (others get none). None clears all."""
+    adapter = adapter or {}
+    for name, mod in model.named_modules():
+        if isinstance(mod, LoRALinear):
+            A, B = adapter.get(name, (None, None))
+            mod.lora_A, mod.lora_B, mod.scaling = A, B, scaling
+    missing = [n for n in adapter if not isinstance(model.get_submodule(n), LoRALinear)]
+    if missing:
+        raise LoraError(f"adapter target {missing[0]} was not injected; call lora.inject(model, cfg) with its target modules first")
+
+
+@contextmanager
+def use_adapter(model, adapter: dict | None, scaling: float):
+    """with use_adapter(model, adapter, s): ...  -- the adapter is cleared again on exit."""
+    set_adapter(model, adapter, scaling)
+    try:
+        yield model
+    finally:
+        set_adapter(model, None, 0.0)
+
+
+def stack(adapters: list[dict]) -> dict:
+    """[{name: (A, B)}] * Bsz -> {name: (A (Bsz, r, d_in), B (Bsz, d_out, r))}, one adapter per example."""
+    return {n: (torch.stack([a[n][0] for a in adapters]), torch.stack([a[n][1] for a in adapters])) for n in adapters[0]}
+
+
+# -----------------------------------------------------------------------------
+# Trainable LoRA (oracle per-task LoRAs, the multi-task LoRA baseline)
+
+
+class LoRA(nn.Module):
+    """The trainable A and B of one adapter. A starts like PEFT's (Kaiming-uniform, a = sqrt(5)),
+    B at zero, so the adapted model equals the base model at step 0."""
+
+    def __init__(self, model, cfg: LoraConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.names = target_names(model, cfg)
+        self.A = nn.ParameterDict()
+        self.B = nn.ParameterDict()
+        device = model.model.embed_tokens.weight.device
+        for name, (d_in, d_out) in module_shapes(model, cfg).items():
+            key = name.replace(".", "__")  # ParameterDict keys cannot hold dots
+            a = torch.empty(cfg.r, d_in, device=device)
+            nn.init.kaiming_uniform_(a, a=math.sqrt(5))
+            self.A[key] = nn.Parameter(a)
+            self.B[key] = nn.Parameter(torch.zeros(d_out, cfg.r, device=device))
+
+    def adapter(self) -> dict:
+        return {n: (self.A[n.replace(".", "__")], self.B[n.replace(".", "__")]) for n in self.names}
+
+
+# -----------------------------------------------------------------------------
+# Merge / unmerge (inference with a single adapter at zero extra cost)
+
+
+@torch.no_grad()
+def merge(model, adapter: dict, scaling: float):
+    """W <- W + s * B A, in place. Only for a shared (unbatched) adapter."""
+    check_adapter(model, adapter)
+    for name, (A, B) in adapter.items():
+        if A.dim() != 2:
+            raise LoraError(f"cannot merge a per-example adapter ({name} lora_A {tuple(A.shape)}); merge one example's adapter")
+        W = model.get_submodule(name).weight
+        W += (scaling * (B.float() @ A.float())).to(W.dtype)  # (d_out, r) @ (r, d_in) -> (d_out, d_in)
+
+
+@torch.no_grad()
+def unmerge(model, adapter: dict, scaling: float):
+    """Inverse of `merge` (exact up to floating-point rounding)."""
+    merge(model, {n: (A, -B) for n, (A, B) in adapter.items()}, scaling)
+
+
+# -----------------------------------------------------------------------------
+# PEFT-format files
+
+PEFT_PREFIX = "base_model.model."
+
+
+def save_peft(adapter: dict, cfg: LoraConfig, out_dir, base_model: str = "", extra: dict | None = None):
+    """Write adapter_config.json + adapter_model.safetensors with PEFT's key names, atomically
+    (into a temporary folder, then renamed), so a crash never leaves half an adapter.
+    `extra` (e.g. the task description) goes into the safetensors metadata."""
+    from safetensors.torch import save_file
+
+    out_dir = Path(out_dir)
+    tensors = {}
+    for name, (A, B) in adapter.items():
+        if A.dim() != 2:
+            raise LoraError(f"cannot save a per-example adapter ({name} lora_A {tuple(A.shape)}); save one example's")
+        tensors[f"{PEFT_PREFIX}{name}.lora_A.weight"] = A.detach().float().cpu().contiguous()
+        tensors[f"{PEFT_PREFIX}{name}.lora_B.weight"] = B.detach().float().cpu().contiguous()
+    config = {
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "base_model_name_or_path": str(base_model),
+        "r": cfg.r, "lora_alpha": cfg.alpha, "use_rslora": cfg.use_rslora, "target_modules": cfg.target_modules,
+        "layers_to_transform": cfg.layers, "layers_pattern": "layers" if cfg.layers is not None else None,
+        "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False, "inference_mode": True,
+        "init_lora_weights": True, "modules_to_save": None,
+    }
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-"))
+    try:
+        save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={k: str(v) for k, v in (extra or {}).items()})
+        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
+        tmp.chmod(0o755)
+        if out_dir.exists():
+            shutil.rmtree(out_dir)
+        os.replace(tmp, out_dir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return out_dir
+
+
+def load_peft(path, model=None, device="cpu") -> tuple[dict, LoraConfig]:
+    """Read a PEFT LoRA folder -> (adapter, LoraConfig). With `model`, every tensor is checked
+    against the module it targets."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    cfg_path, w_path = path / "adapter_config.json", path / "adapter_model.safetensors"
+    for f in (cfg_path, w_path):
+        if not f.is_file():
+            raise LoraError(f"{f}: not found (expected a PEFT LoRA folder with adapter_config.json and adapter_model.safetensors)")
+    try:
+        c = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as e:
+        raise LoraError(f"{cfg_path}: not valid JSON ({e.msg})") from None
+    if c.get("peft_type", "LORA") != "LORA":
+        raise LoraError(f"{cfg_path}: peft_type {c.get('peft_type')!r}, expected 'LORA'")
+    targets = c.get("target_modules") or []
+    if isinstance(targets, str):
+        raise LoraError(f"{cfg_path}: target_modules is a regex ({targets!r}); expected a list of module names")
+    layers = c.get("layers_to_transform")
+    cfg = LoraConfig(r=int(c["r"]), alpha=float(c["lora_alpha"]), target_modules=targets,
+                     layers=[layers] if isinstance(layers, int) else layers, use_rslora=bool(c.get("use_rslora", False)))
+    sd = load_file(str(w_path), device=device)
+    adapter = {}
+    for key in sd:
+        if not key.endswith(".lora_A.weight"):
+            continue
+        name = key[: -len(".lora_A.weight")]
+        name = name[len(PEFT_PREFIX):] if name.startswith(PEFT_PREFIX) else name
+        bkey = key.replace(".lora_A.weight", ".lora_B.weight")
+        if bkey not in sd:
+            raise LoraError(f"{w_path}: {key} has no matching lora_B")
+        adapter[name] = (sd[key], sd[bkey])
+    if not adapter:
+        raise LoraError(f"{w_path}: no lora_A/lora_B tensors found")
+    if model is not None:
+        check_adapter(model, adapter, str(path))
+    return adapter, cfg
