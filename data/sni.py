@@ -1,0 +1,93 @@
+"""
+data/sni.py: Super-Natural-Instructions tasks from local JSON files, as `Task`s.
+
+The original SNI schema (github.com/allenai/natural-instructions): each task file holds a
+"Definition" (a string, or a one-element list in some versions), "Positive Examples" and
+"Instances" [{"input": str, "output": [str, ...]}]. An optional descriptions.json maps task
+name -> list of generated descriptions (the paper trains on such descriptions, not on the raw
+definition). ../shared/data/sni/ holds 120 real tasks in this schema.
+
+Instances are split by position into train / val / test (the files hold the first N instances of
+each upstream task, so this is deterministic). The metric is ROUGE-L for free-text outputs and
+label accuracy when a task has at most 12 distinct outputs (a classification task).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from data.tasks import Example, Task
+
+DEFAULT_SNI_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sni"
+
+
+class TaskFileError(ValueError):
+    """A malformed task file; the message is one line naming the file and the problem."""
+
+
+def _definition(d, path):
+    if isinstance(d, list):
+        d = d[0] if d else None
+    if not isinstance(d, str) or not d.strip():
+        raise TaskFileError(f"{path}: 'Definition' must be a non-empty string or a list holding one")
+    return " ".join(d.split())
+
+
+def load_sni_task(path, descriptions: list | None = None, n_val: int = 5, frac_test: float = 0.2) -> Task:
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise TaskFileError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    if not isinstance(raw, dict):
+        raise TaskFileError(f"{path}: expected a JSON object with 'Definition' and 'Instances'")
+    if "Definition" not in raw:
+        raise TaskFileError(f"{path}: missing 'Definition'")
+    definition = _definition(raw["Definition"], path)
+    inst = raw.get("Instances")
+    if not isinstance(inst, list) or not inst:
+        raise TaskFileError(f"{path}: 'Instances' must be a non-empty list")
+    examples = []
+    for i, x in enumerate(inst):
+        if not isinstance(x, dict) or not isinstance(x.get("input"), str):
+            raise TaskFileError(f"{path}: instance {i} has no string 'input'")
+        out = x.get("output")
+        if isinstance(out, str):
+            out = [out]
+        if not isinstance(out, list) or not out or not all(isinstance(o, str) for o in out):
+            raise TaskFileError(f"{path}: instance {i} 'output' must be a non-empty list of strings")
+        examples.append(Example(x["input"], out[0], tuple(out) if len(out) > 1 else ()))
+    if len(examples) < 3:
+        raise TaskFileError(f"{path}: {len(examples)} instances, need at least 3 for train/val/test")
+    n_test = max(1, int(len(examples) * frac_test))
+    n_val = min(n_val, max(1, (len(examples) - n_test) // 4))
+    test, val = examples[-n_test:], examples[-n_test - n_val:-n_test]
+    held = {e.input for e in test + val}  # SNI files repeat some inputs: keep them out of train
+    fixed = {"test": test, "val": val, "train": [e for e in examples[:-n_test - n_val] if e.input not in held]}
+    outputs = {e.answer for e in examples}
+    metric = "label" if len(outputs) <= 12 and len(examples) >= 2 * len(outputs) else "rougeL"
+    descs = list(descriptions) if descriptions else [definition]
+    # The last 3 descriptions are kept for evaluation (as the built-in suite does), when there are enough.
+    train_d, eval_d = (descs[:-3], descs[-3:]) if len(descs) >= 6 else (descs, descs[:3])
+    return Task(name=path.stem, family="sni", metric=metric, train_descriptions=train_d, eval_descriptions=eval_d,
+                labels=tuple(sorted(outputs)) if metric == "label" else (), fixed=fixed, source="sni")
+
+
+def load_sni(folder=DEFAULT_SNI_DIR) -> dict[str, Task]:
+    """Every tasks/*.json under `folder` (or `folder` itself), with folder/descriptions.json if present."""
+    folder = Path(folder)
+    task_dir = folder / "tasks" if (folder / "tasks").is_dir() else folder
+    files = sorted(task_dir.glob("*.json"))
+    files = [f for f in files if f.name not in ("descriptions.json", "manifest.json")]
+    if not files:
+        raise TaskFileError(f"{task_dir}: no task .json files found (expected SNI task files)")
+    descs = {}
+    dpath = folder / "descriptions.json"
+    if dpath.is_file():
+        try:
+            descs = json.loads(dpath.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise TaskFileError(f"{dpath}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        if not isinstance(descs, dict):
+            raise TaskFileError(f"{dpath}: expected an object mapping task name -> list of descriptions")
+    return {f.stem: load_sni_task(f, descs.get(f.stem)) for f in files}

@@ -1,0 +1,136 @@
+"""data/: the built-in suite, the SNI loader, prompt formatting and metrics."""
+import json
+
+import pytest
+
+import model as M
+from data import format as fmt
+from data.metrics import score
+from data.sni import DEFAULT_SNI_DIR, TaskFileError, load_sni, load_sni_task
+from data.tasks import HELD_OUT_FAMILIES, builtin_tasks, splits
+
+
+@pytest.fixture(scope="module")
+def suite():
+    tasks = builtin_tasks()
+    return tasks, splits(tasks)
+
+
+def test_suite_size_and_shape(suite):
+    tasks, sp = suite
+    assert len(tasks) >= 200
+    assert len({t.family for t in tasks.values()}) >= 12
+    for t in tasks.values():
+        assert t.metric in ("exact", "label", "rougeL")
+        assert len(t.train_descriptions) >= 16 and len(t.eval_descriptions) == 3
+        assert not set(t.train_descriptions) & set(t.eval_descriptions), t.name
+        if t.metric == "label":
+            assert len(t.labels) >= 2 and all(e.answer in t.labels for e in t.examples("test"))
+    for fam in HELD_OUT_FAMILIES:
+        assert all(tasks[n].family != fam for n in sp["train"] + sp["val"])
+        assert any(tasks[n].family == fam for n in sp["test"])
+    assert len(sp["val"]) >= 10 and len(sp["test"]) >= 20
+
+
+def test_thousand_distinct_train_examples_without_leakage(suite):
+    tasks, _ = suite
+    for t in tasks.values():
+        train = t.examples("train")
+        held = {e.input for e in t.examples("val") + t.examples("test")}
+        assert len({e.input for e in train}) == 1000, t.name
+        assert not held & {e.input for e in train}, t.name
+
+
+def test_deterministic():
+    a, b = builtin_tasks(seed=0), builtin_tasks(seed=0)
+    for name in a:
+        assert a[name].examples("train", 50) == b[name].examples("train", 50)
+        assert a[name].examples("test") == b[name].examples("test")
+        assert a[name].train_descriptions == b[name].train_descriptions
+    c = builtin_tasks(seed=1)
+    assert any(a[n].examples("test") != c[n].examples("test") for n in a)
+
+
+def test_no_unseen_task_leaks_into_training(suite):
+    tasks, sp = suite
+    train, unseen = set(sp["train"]), set(sp["val"]) | set(sp["test"])
+    assert not train & unseen and train | unseen == set(tasks)
+    train_descs = {d for n in train for d in tasks[n].train_descriptions + tasks[n].eval_descriptions}
+    for n in unseen:
+        assert not set(tasks[n].train_descriptions + tasks[n].eval_descriptions) & train_descs, n
+    train_inputs = {(e.input, e.answer) for n in train for e in tasks[n].examples("train", 200)}
+    for n in unseen:  # the same input may occur in two tasks, but never with the same question+answer...
+        same = [e for e in tasks[n].examples("test") if (e.input, e.answer) in train_inputs]
+        assert len(same) < len(tasks[n].examples("test")) / 2, n  # ...for most of an unseen task
+
+
+def test_prompts_are_short(suite, default_model_dir):
+    tasks, _ = suite
+    tok = M.load_tokenizer(default_model_dir)
+    lens, ans = [], []
+    for t in tasks.values():
+        for ids, labels in fmt.encode_examples(tok, t.examples("test", 4))[0]:
+            lens.append(sum(l == -100 for l in labels))
+            ans.append(sum(l != -100 for l in labels))
+    lens.sort(), ans.sort()
+    assert lens[len(lens) // 2] <= 64 and ans[int(len(ans) * 0.9)] <= 16
+
+
+def test_labels_mask_all_but_answer(default_model_dir):
+    tok = M.load_tokenizer(default_model_dir)
+    ids, labels = fmt.encode(tok, fmt.messages_for("3, 1, 2"), "1, 2, 3")
+    ans = [t for t in labels if t != -100]
+    assert tok.decode(ans, skip_special_tokens=False) == "1, 2, 3<|im_end|>"
+    assert labels[:len(labels) - len(ans)] == [-100] * (len(labels) - len(ans))
+    assert ids[-len(ans):] == ans
+    # answers are never truncated: a too-long example is dropped and counted
+    from data.tasks import Example
+    enc, dropped = fmt.encode_examples(tok, [Example("a b", "c"), Example("x " * 300, "y")], max_len=64)
+    assert len(enc) == 1 and dropped == 1
+    # the baselines' prompts
+    d = fmt.messages_for("3, 1", mode="description", description="Sort the numbers.")
+    assert d[0]["content"] == "Sort the numbers.\n\n3, 1"
+    icl = fmt.messages_for("3, 1", mode="icl", shots=[Example("2, 1", "1, 2")] * 3)
+    assert [m["role"] for m in icl] == ["user", "assistant"] * 3 + ["user"]
+
+
+def test_sni_loader_reads_every_file():
+    tasks = load_sni(DEFAULT_SNI_DIR)
+    n_files = len(list((DEFAULT_SNI_DIR / "tasks").glob("*.json")))
+    assert len(tasks) == n_files == 120
+    for t in tasks.values():
+        assert t.examples("train") and t.examples("val") and t.examples("test")
+        assert len(t.train_descriptions) >= 16  # 32 generated descriptions, 3 kept for evaluation
+        tr = {e.input for e in t.examples("train")}
+        assert not tr & {e.input for e in t.examples("test") + t.examples("val")}
+
+
+@pytest.mark.parametrize("content,problem", [
+    ('{"Definition": "x", "Instances": [}', "not valid JSON"),
+    ('{"Instances": [{"input": "a", "output": ["b"]}]}', "missing 'Definition'"),
+    ('{"Definition": ["d"], "Instances": []}', "'Instances' must be a non-empty list"),
+    ('{"Definition": "d", "Instances": [{"input": "a", "output": 3}, {"input": "b", "output": ["c"]}]}', "instance 0 'output'"),
+])
+def test_sni_malformed_file(tmp_path, content, problem):
+    f = tmp_path / "task999_bad.json"
+    f.write_text(content)
+    with pytest.raises(TaskFileError) as e:
+        load_sni_task(f)
+    msg = str(e.value)
+    assert "\n" not in msg and str(f) in msg and problem in msg
+
+
+@pytest.mark.parametrize("metric,pred,gold,labels,want", [
+    ("exact", "42.", "42", (), 1), ("exact", " Paris ", "paris", (), 1), ("exact", "43", "42", (), 0),
+    ("exact", "word word", "word word.", (), 0),
+    ("label", "Yes, it is.", "yes", ("yes", "no"), 1), ("label", "no", "yes", ("yes", "no"), 0),
+    ("label", "not divisible", "divisible", ("divisible", "not divisible"), 0),
+    ("label", "divisible", "divisible", ("divisible", "not divisible"), 1), ("label", "yesterday", "yes", ("yes", "no"), 0),
+    ("rougeL", "the cat sat", "the cat sat", (), 1), ("rougeL", "dog", "the cat sat", (), 0),
+])
+def test_metrics(metric, pred, gold, labels, want):
+    assert score(metric, pred, gold, labels) == want
+
+
+def test_rouge_partial():
+    assert 0.5 < score("rougeL", "the cat sat down", "the cat sat") < 1
