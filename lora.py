@@ -171,7 +171,11 @@ def set_adapter(model, adapter: dict | None, scaling: float):
     for name, mod in model.named_modules():
         if isinstance(mod, LoRALinear):
             A, B = adapter.get(name, (None, None))
-            mod.lora_A, mod.lora_B, mod.scaling = A, B, scaling
+            # Plain attributes, not registered Parameters: the adapter belongs to whoever made it
+            # (a LoRA module, the hypernetwork), never to the model's parameters or state_dict.
+            object.__setattr__(mod, "lora_A", A)
+            object.__setattr__(mod, "lora_B", B)
+            mod.scaling = scaling
     missing = [n for n in adapter if not isinstance(model.get_submodule(n), LoRALinear)]
     if missing:
         raise LoraError(f"adapter target {missing[0]} was not injected; call lora.inject(model, cfg) with its target modules first")

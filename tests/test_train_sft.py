@@ -1,0 +1,65 @@
+"""train_sft.py with plain LoRAs, on the real default model (a few tiny steps)."""
+import json
+
+import torch
+
+import lora as L
+import model as M
+import train_sft as T
+
+FAST = ["--batch-size", "2", "--eval-examples", "2", "--max-len", "96"]
+
+
+def read_losses(path):
+    return [json.loads(l)["loss"] for l in path.read_text().splitlines()]
+
+
+def test_lora_run_writes_everything_and_resume_is_exact(tmp_path, default_model_dir):
+    full = tmp_path / "full"
+    T.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(full), "--ckpt-every", "3", *FAST])
+    run = full / "list_first"
+    for f in ("log.jsonl", "loss.png", "ckpt.pt", "config.json", "adapter/adapter_config.json",
+              "adapter/adapter_model.safetensors", "adapter/result.json"):
+        assert (run / f).is_file(), f
+    ref = read_losses(run / "log.jsonl")
+    assert len(ref) == 6 and all(l > 0 for l in ref)
+    assert json.loads((run / "config.json").read_text())["steps"] == 6  # settings saved with the run
+    assert torch.load(run / "ckpt.pt", weights_only=False)["config"]["task"] == "list_first"
+
+    part = tmp_path / "part"
+    T.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(part), "--stop-after", "4", *FAST])
+    assert not (part / "list_first" / "adapter").exists()
+    T.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(part), "--resume", *FAST])
+    assert read_losses(part / "list_first" / "log.jsonl") == ref  # bit-for-bit the same losses
+
+
+def test_only_lora_parameters_move(default_model_dir):
+    model = M.load_pretrained(default_model_dir)
+    tok = M.load_tokenizer(default_model_dir)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = T.TrainConfig(steps=3, batch_size=2, lr=1e-2, max_len=96)
+    lcfg = L.LoraConfig()
+    L.inject(model, lcfg)
+    tasks, sp = T.load_tasks(cfg)
+    import tempfile, pathlib
+    trainable, losses, _ = T.train_lora(model, tok, tasks, ["list_max"], cfg, pathlib.Path(tempfile.mkdtemp()), lcfg, torch.device("cpu"))
+    assert any(p.abs().sum() > 0 for n, p in trainable.named_parameters() if n.startswith("B."))  # B left zero: LoRA moved
+    after = model.state_dict()
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)  # base weights bitwise unchanged
+    assert not any(p.requires_grad for p in model.parameters())
+
+
+def test_lr_schedule():
+    cfg = T.TrainConfig(steps=100, lr=1.0, warmup_frac=0.2)
+    lrs = [T.get_lr(i, cfg) for i in range(100)]
+    assert lrs[0] == 1 / 20 and lrs[19] == 1.0 and max(lrs) == 1.0
+    assert all(a >= b for a, b in zip(lrs[19:], lrs[20:])) and lrs[-1] < 0.05
+
+
+def test_bad_task_and_variant(capsys):
+    import pytest
+    with pytest.raises(SystemExit, match="unknown task 'no_such_task'"):
+        T.main(["--variant", "lora", "--task", "no_such_task", *FAST])
+    with pytest.raises(SystemExit, match="--variant must be"):
+        T.main(["--variant", "XL"])
