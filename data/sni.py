@@ -56,7 +56,7 @@ def load_sni_task(path, descriptions: list | None = None, n_val: int = 5, frac_t
             out = [out]
         if not isinstance(out, list) or not out or not all(isinstance(o, str) for o in out):
             raise TaskFileError(f"{path}: instance {i} 'output' must be a non-empty list of strings")
-        examples.append(Example(x["input"], out[0], tuple(out) if len(out) > 1 else ()))
+        examples.append(Example(x["input"], out[0], alternatives=tuple(out[1:])))
     if len(examples) < 3:
         raise TaskFileError(f"{path}: {len(examples)} instances, need at least 3 for train/val/test")
     n_test = max(1, int(len(examples) * frac_test))

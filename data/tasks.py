@@ -36,6 +36,8 @@ class Example:
     input: str  # what the user turn holds (the task itself is carried by the adapter)
     answer: str  # the reference answer
     choices: tuple = ()  # answer options, for log-likelihood scoring (benchmarks); empty otherwise
+    contexts: tuple = ()  # per-choice contexts when they differ (Winogrande); empty otherwise
+    alternatives: tuple = ()  # other correct answers (SNI lists several outputs); the best match counts
 
 
 @dataclass

@@ -134,3 +134,28 @@ def test_metrics(metric, pred, gold, labels, want):
 
 def test_rouge_partial():
     assert 0.5 < score("rougeL", "the cat sat down", "the cat sat") < 1
+
+
+def test_benchmark_loaders():
+    """Needs the data script once: python -m data.benchmarks --fetch (the README's test command runs it)."""
+    from data.benchmarks import BENCHMARKS, BENCH_DIR, load_benchmark
+    if not (BENCH_DIR / "arc_easy" / "requests.jsonl.gz").is_file():
+        pytest.skip("benchmarks not fetched: run python -m data.benchmarks --fetch")
+    for name, (_, n) in BENCHMARKS.items():
+        t = load_benchmark(name)
+        ex = t.examples("test")
+        assert len(ex) == n, name
+        for e in ex[:200]:
+            assert e.input and e.answer
+            if t.metric == "choice":
+                assert len(e.choices) >= 2 and e.answer in e.choices
+                if e.contexts:
+                    assert len(e.contexts) == len(e.choices)
+    wg = load_benchmark("winogrande").examples("test")[0]
+    assert wg.contexts and wg.input == wg.contexts[wg.choices.index(wg.answer)]
+
+
+def test_benchmark_missing_file_message(tmp_path):
+    from data.benchmarks import load_benchmark
+    with pytest.raises(FileNotFoundError, match="python -m data.benchmarks --fetch"):
+        load_benchmark("piqa", tmp_path)
