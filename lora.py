@@ -269,12 +269,21 @@ def save_peft(adapter: dict, cfg: LoraConfig, out_dir, base_model: str = "", ext
         "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False, "inference_mode": True,
         "init_lora_weights": True, "modules_to_save": None,
     }
+    def write(tmp):
+        save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={k: str(v) for k, v in (extra or {}).items()})
+        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
+    return write_folder_atomically(out_dir, write)
+
+
+def write_folder_atomically(out_dir, write) -> Path:
+    """Call write(tmp) on a fresh temporary folder beside out_dir, then rename it over out_dir:
+    a crash midway never leaves half a folder (used for adapters and T2L checkpoints)."""
+    out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-"))
     try:
-        save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={k: str(v) for k, v in (extra or {}).items()})
-        (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
-        tmp.chmod(0o755)
+        write(tmp)
+        tmp.chmod(0o755)  # mkdtemp makes it private
         if out_dir.exists():
             shutil.rmtree(out_dir)
         os.replace(tmp, out_dir)

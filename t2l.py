@@ -29,7 +29,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -229,23 +228,14 @@ def n_params(net: nn.Module) -> int:
 
 def save(net: HyperNetwork, out_dir, extra: dict | None = None):
     """Atomic: written into a temporary folder, then renamed over out_dir."""
-    import shutil
     from safetensors.torch import save_file
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-"))
-    try:
+
+    def write(tmp):
         save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp / "hypernet.safetensors"))
         (tmp / "t2l_config.json").write_text(json.dumps(dataclasses.asdict(net.cfg), indent=2))
         for name, obj in (extra or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2))
-        tmp.chmod(0o755)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    return L.write_folder_atomically(out_dir, write)
 
 
 def load(ckpt_dir, device="cpu") -> HyperNetwork:
