@@ -69,7 +69,7 @@ class TaskEncoder:
         from sentence_transformers import SentenceTransformer
         self.model = SentenceTransformer(str(path), device=str(device), local_files_only=True)
         self.name = path.name if path.name != "model" else path.parent.name
-        self.dim = self.model.get_sentence_embedding_dimension()
+        self.dim = (getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension)()
         self.cache: dict[str, torch.Tensor] = {}
 
     @torch.no_grad()
@@ -273,6 +273,12 @@ def generate_lora(net: HyperNetwork, encoder: TaskEncoder, descriptions: list[st
     return net(encoder(descriptions).to(dev))
 
 
+@torch.no_grad()
+def adapter_for(net: HyperNetwork, encoder: TaskEncoder, description: str) -> dict:
+    """One description -> one shared adapter {name: (A (r, d_in), B (d_out, r))}."""
+    return {k: (A[0], B[0]) for k, (A, B) in generate_lora(net, encoder, [description]).items()}
+
+
 # -----------------------------------------------------------------------------
 # CLI
 
@@ -317,8 +323,7 @@ def main(argv=None):
         if encoder.dim != net.cfg.d_task:
             raise T2LError(f"{a.checkpoint}: trained with a {net.cfg.d_task}-dim task encoder ({net.cfg.encoder}), "
                            f"but the encoder given gives {encoder.dim} dims")
-        ad = generate_lora(net, encoder, [a.description])
-        one = {n: (A[0], B[0]) for n, (A, B) in ad.items()}
+        one = adapter_for(net, encoder, a.description)
         if a.out:
             L.save_peft(one, net.cfg.lora_config(), a.out, base_model=str(net.cfg.base_model.get("model_type", "")),
                         extra={"description": a.description, "t2l_checkpoint": str(a.checkpoint)})

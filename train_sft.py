@@ -295,6 +295,22 @@ def neftune_hook(alpha: float):
     return hook
 
 
+def t2l_loss(model, net, emb, ids, labels, mask, cfg: TrainConfig, scaling: float):
+    """Eq. (5) for one batch: the hypernetwork writes one adapter per example from its task
+    embedding, the frozen LLM is run under those adapters, cross-entropy on the answer tokens.
+    -> (loss to minimise, SFT loss, L2 of the generated A and B)."""
+    hook = model.model.embed_tokens.register_forward_hook(neftune_hook(cfg.neftune)) if cfg.neftune > 0 else None
+    try:
+        adapter = net(emb)  # every example its own adapter: A (B, r, d_in), B (B, d_out, r)
+        with L.use_adapter(model, adapter, scaling):
+            sft = model.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing)
+    finally:
+        if hook is not None:
+            hook.remove()
+    reg = sum(A.float().pow(2).mean() + B.float().pow(2).mean() for A, B in adapter.values()) / len(adapter)
+    return sft + cfg.reg_ab * reg, sft, reg
+
+
 @torch.no_grad()
 def validation_loss(model, net, encoder, tok, tasks, names, cfg, scaling, device):
     """Mean answer loss on unseen-validation tasks, each example under the adapter generated from each
@@ -316,33 +332,19 @@ def validation_loss(model, net, encoder, tok, tasks, names, cfg, scaling, device
     return total / max(1, n)
 
 
-def zero_shot_table(model, net, encoder, tok, tasks, names, cfg, scaling):
-    """Base model (input only) vs T2L (adapter from each of the 3 unseen evaluation descriptions,
-    scores averaged) on unseen test tasks. Returns rows and prints a markdown table."""
-    from eval import evaluate_task
+def zero_shot_table(model, net, encoder, tok, tasks, names, cfg, out: Path):
+    """The closing table: base model (input only) vs T2L (one adapter from each of the task's 3
+    unseen descriptions, scores averaged) on unseen test tasks; eval.py has every other column."""
+    import eval as E
     net.eval()
-    rows = []
-    for name in tqdm(names, desc="zero-shot", leave=False):
-        t = tasks[name]
-        base = evaluate_task(model, tok, t, "test", cfg.final_examples)
-        t2l = []
-        for d in t.eval_descriptions:
-            ad = generate_one(net, encoder, d)
-            t2l.append(evaluate_task(model, tok, t, "test", cfg.final_examples, adapter=ad, scaling=scaling))
-        rows.append({"task": name, "family": t.family, "base": base, "t2l": sum(t2l) / len(t2l)})
-    print("\n| unseen task | family | base (input only) | T2L |\n| --- | --- | --- | --- |")
-    for r in rows:
-        print(f"| {r['task']} | {r['family']} | {100 * r['base']:.1f} | {100 * r['t2l']:.1f} |")
-    mb, mt = (sum(r[k] for r in rows) / len(rows) for k in ("base", "t2l"))
-    print(f"| **mean** | | {100 * mb:.1f} | {100 * mt:.1f} |")
-    return rows
-
-
-@torch.no_grad()
-def generate_one(net, encoder, description):
-    """One description -> one shared adapter {name: (A (r, d_in), B (d_out, r))}."""
-    dev = next(net.parameters()).device
-    return {k: (A[0], B[0]) for k, (A, B) in net(encoder([description]).to(dev)).items()}
+    s = E.Setup(n=cfg.final_examples, t2l=[(f"T2L-{cfg.variant}", net)], encoder=encoder)
+    results = E.run_table(model, tok, tasks, names, ["base", "t2l"], s, desc="zero-shot")
+    table = E.markdown(results, tasks)
+    print("\n" + table)
+    (out / "zero_shot.json").write_text(json.dumps({"tasks": results, "means": E.means_of(results),
+                                                    "n_examples": cfg.final_examples}, indent=2))
+    E.bar_chart(results, out / "zero_shot.png", f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)")
+    return results
 
 
 def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, device):
@@ -368,6 +370,9 @@ def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, devic
         net.load_state_dict(state["params"])
         opt.load_state_dict(state["opt"])
         start, losses, best = state["step"], state["losses"], state.get("best", best)
+        torch.set_rng_state(state["rng"])  # dropout and NEFTune noise continue as if never stopped
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"])
         print(f"resumed {out} at step {start}", file=sys.stderr)
     print(f"T2L-{cfg.variant}: {H.n_params(net):,} parameters; {len(sp['train'])} training tasks, "
           f"{len(sp['val'])} unseen-validation, {len(sp['test'])} unseen-test", file=sys.stderr)
@@ -384,15 +389,8 @@ def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, devic
         ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
         for g in opt.param_groups:
             g["lr"] = get_lr(step, cfg)
-        hook = model.model.embed_tokens.register_forward_hook(neftune_hook(cfg.neftune)) if cfg.neftune > 0 else None
         with amp:
-            adapter = net(emb)  # every example its own adapter: A (B, r, d_in), B (B, d_out, r)
-            with L.use_adapter(model, adapter, lcfg.scaling):
-                sft = model.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing)  # eq. (5)
-            reg = sum(A.float().pow(2).mean() + B.float().pow(2).mean() for A, B in adapter.values()) / len(adapter)
-            loss = sft + cfg.reg_ab * reg
-        if hook is not None:
-            hook.remove()
+            loss, sft, reg = t2l_loss(model, net, emb, ids, labels, mask, cfg, lcfg.scaling)
         if not torch.isfinite(loss):
             raise SystemExit(f"error: loss is {loss.item()} at step {step}; the last good checkpoint is {ckpt}")
         opt.zero_grad(set_to_none=True)
@@ -400,7 +398,7 @@ def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, devic
         gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         losses.append(sft.item())
-        rec = {"step": step + 1, "loss": losses[-1], "reg": float(reg), "lr": get_lr(step, cfg), "grad_norm": float(gnorm),
+        rec = {"step": step + 1, "loss": losses[-1], "reg": reg.item(), "lr": get_lr(step, cfg), "grad_norm": float(gnorm),
                "tasks": rows, "step_s": time.perf_counter() - t0}
         if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
             rec["val_loss"] = validation_loss(model, net, encoder, tok, tasks, sp["val"], cfg, lcfg.scaling, device)
@@ -415,7 +413,8 @@ def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, devic
             log.flush()
             tmp = ckpt.with_suffix(".tmp")
             torch.save({"params": net.state_dict(), "opt": opt.state_dict(), "step": step + 1, "losses": losses,
-                        "best": best, "config": dataclasses.asdict(cfg)}, tmp)
+                        "best": best, "config": dataclasses.asdict(cfg), "rng": torch.get_rng_state(),
+                        **({"cuda_rng": torch.cuda.get_rng_state()} if device.type == "cuda" else {})}, tmp)
             tmp.replace(ckpt)
     log.close()
     plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT")
@@ -435,9 +434,8 @@ def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, devic
                 if i < len(by_fam[fam]) and len(names) < cfg.final_tasks:
                     names.append(by_fam[fam][i])
             i += 1
-    rows = zero_shot_table(model, best_net, encoder, tok, tasks, names, cfg, lcfg.scaling)
-    (out / "zero_shot.json").write_text(json.dumps(rows, indent=2))
-    print(f"\ncheckpoint: {out / 'best'}   log: {out / 'log.jsonl'}   plot: {out / 'loss.png'}")
+    zero_shot_table(model, best_net, encoder, tok, tasks, names, cfg, out)
+    print(f"\ncheckpoint: {out / 'best'}   log: {out / 'log.jsonl'}   plots: {out / 'loss.png'}, {out / 'zero_shot.png'}")
     return net
 
 

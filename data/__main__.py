@@ -3,6 +3,8 @@
     python -m data                 # the built-in suite
     python -m data --sni           # the SNI collection in ../shared/data/sni
     python -m data --show 3        # three formatted examples per split
+    python -m data --names test    # the names of one split, comma-separated (for scripts)
+    python -m data --names train --per-family 3   # at most 3 tasks of each family
 """
 import argparse
 import random
@@ -18,7 +20,18 @@ def main():
     p.add_argument("--sni", nargs="?", const="default", default=None, help="list an SNI folder instead (default: ../shared/data/sni)")
     p.add_argument("--show", type=int, default=2, help="formatted examples to print per split")
     p.add_argument("--model", default=None, help="model folder whose chat template formats the examples")
+    p.add_argument("--names", choices=["train", "val", "test"], help="print one split's task names, comma-separated, and exit")
+    p.add_argument("--per-family", type=int, default=0, help="with --names: at most this many tasks per family (0 = all)")
     a = p.parse_args()
+    if a.names:
+        tasks = builtin_tasks(a.seed)
+        names, seen = [], Counter()
+        for n in splits(tasks, a.seed)[a.names]:
+            seen[tasks[n].family] += 1
+            if not a.per_family or seen[tasks[n].family] <= a.per_family:
+                names.append(n)
+        print(",".join(names))
+        return
     if a.sni:
         from data.sni import DEFAULT_SNI_DIR, TaskFileError, load_sni
         try:

@@ -6,6 +6,11 @@ data/metrics.py: the three task metrics.
           (so "Yes, it is." counts as "yes"; with labels "divisible"/"not divisible" the longest
           matching label wins)
   rougeL  ROUGE-L F1 on lower-cased word tokens (longest common subsequence), as SNI evaluation does
+
+Before scoring, `extract_answer` takes the answer out of what a chat model writes: the first
+non-empty line, without lead-ins such as "Answer:", "The answer is", markdown bold or quotes.
+When the gold answer is a single number, a prediction holding exactly one number is compared by value, thousands
+separators and all ("1,000" = "1000", "The result is 10." = "10").
 """
 from __future__ import annotations
 
@@ -17,10 +22,44 @@ def normalise(s: str) -> str:
     return re.sub(r"\s+", " ", s.strip().lower())
 
 
+LEAD_INS = re.compile(r"^(?:(?:the\s+)?(?:final\s+|correct\s+)?answer(?:\s+is)?\s*[:=]?|output\s*:|a\s*:|result\s*:)\s*", re.I)
+NUMBER = re.compile(r"^[-+]?\d+(?:\.\d+)?$")
+NUMBERS = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d+(?:\.\d+)?")
+
+
+def extract_answer(text: str) -> str:
+    """The answer in a chat model's reply: first non-empty line, lead-in and decoration removed."""
+    lines = [l.strip() for l in text.strip().splitlines() if l.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    if LEAD_INS.sub("", line.strip("*_ ")) == "" and len(lines) > 1:  # "Answer:" alone on its line
+        line = lines[1]
+    line = line.strip()
+    for _ in range(2):  # "**Answer:** B" -> "Answer: B" -> "B"
+        line = LEAD_INS.sub("", line.replace("**", "").strip()).strip()
+    if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'`":
+        line = line[1:-1].strip()
+    return line
+
+
+def _number(s: str):
+    """The one number in s as a float ("1,000" -> 1000.0); None when s holds none or several
+    (a list "93, 12" must not pass for its first element)."""
+    found = NUMBERS.findall(s)
+    return float(found[0].replace(",", "")) if len(found) == 1 else None
+
+
 def exact(pred: str, gold: str) -> float:
-    """A trailing full stop the gold answer does not have is forgiven ("42." for "42")."""
+    """A trailing full stop the gold answer does not have is forgiven ("42." for "42"); a numeric
+    gold answer is compared by value with the prediction's only number."""
     p, g = normalise(pred), normalise(gold)
-    return float(p == g or (p.endswith(".") and not g.endswith(".") and p[:-1].rstrip() == g))
+    if p == g or (p.endswith(".") and not g.endswith(".") and p[:-1].rstrip() == g):
+        return 1.0
+    if NUMBER.match(g.replace(",", "")):
+        n = _number(p)
+        return float(n is not None and abs(n - float(g.replace(",", ""))) < 1e-9)
+    return 0.0
 
 
 def label(pred: str, gold: str, labels=()) -> float:

@@ -63,3 +63,25 @@ def test_bad_task_and_variant(capsys):
         T.main(["--variant", "lora", "--task", "no_such_task", *FAST])
     with pytest.raises(SystemExit, match="--variant must be"):
         T.main(["--variant", "XL"])
+
+
+T2L_FAST = ["--variant", "S", "--steps", "4", "--batch-size", "2", "--max-len", "96", "--val-every", "2", "--val-examples", "1",
+            "--final-tasks", "1", "--final-examples", "2", "--latent", "32", "--head-in", "64", "--ckpt-every", "2"]
+
+
+def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_dir):
+    full = tmp_path / "full"
+    T.main([*T2L_FAST, "--out", str(full)])
+    for f in ("log.jsonl", "loss.png", "ckpt.pt", "config.json", "zero_shot.json", "zero_shot.png",
+              "best/hypernet.safetensors", "best/t2l_config.json", "best/train_config.json", "final/hypernet.safetensors"):
+        assert (full / f).is_file(), f
+    log = [json.loads(l) for l in (full / "log.jsonl").read_text().splitlines()]
+    assert len(log) == 4 and "val_loss" in log[1] and len(log[0]["tasks"]) == 2
+    assert json.loads((full / "best" / "train_config.json").read_text())["variant"] == "S"
+    ref = [r["loss"] for r in log]
+
+    part = tmp_path / "part"
+    T.main([*T2L_FAST, "--out", str(part), "--stop-after", "2"])
+    assert not (part / "final").exists()
+    T.main([*T2L_FAST, "--out", str(part), "--resume"])
+    assert read_losses(part / "log.jsonl") == ref  # dropout's RNG state travels in the checkpoint too

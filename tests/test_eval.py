@@ -1,0 +1,91 @@
+"""eval.py and data/metrics.py: answer parsing, the LoRA average, controls, log-likelihood choice, the table."""
+import json
+
+import pytest
+import torch
+
+import eval as E
+import lora as L
+import model as M
+import t2l as H
+from data.metrics import extract_answer, score
+from data.tasks import Example, Task, builtin_tasks, splits
+
+
+@pytest.mark.parametrize("reply,gold,metric,labels,want", [
+    ("Answer: B", "B", "exact", (), 1.0),
+    ("**Answer:** B", "B", "exact", (), 1.0),
+    ("Answer:\nB", "B", "exact", (), 1.0),
+    ("10", "10", "exact", (), 1.0),
+    ("The answer is 10.", "10", "exact", (), 1.0),
+    ("1,000", "1000", "exact", (), 1.0),
+    ("1000", "1,000", "exact", (), 1.0),
+    ("No, not really", "no", "label", ("yes", "no"), 1.0),
+    ("No, not really", "yes", "label", ("yes", "no"), 0.0),
+    ('"positive"', "positive", "label", ("positive", "negative"), 1.0),
+    ("93, 12", "93", "exact", (), 0.0),  # a list does not pass for its first number
+    ("100", "10", "exact", (), 0.0),
+    ("Answer: C", "B", "exact", (), 0.0),
+    ("not divisible", "divisible", "label", ("divisible", "not divisible"), 0.0),
+])
+def test_answer_parsing(reply, gold, metric, labels, want):
+    assert score(metric, extract_answer(reply), gold, labels) == want
+
+
+def test_extract_answer_keeps_the_first_line_only():
+    assert extract_answer("\n  b, c, a \nBecause...") == "b, c, a"
+    assert extract_answer("") == ""
+
+
+def test_average_lora_is_the_mean_delta_w():
+    g = torch.Generator().manual_seed(0)
+    ads = [{"m": (torch.randn(4, 6, generator=g), torch.randn(5, 4, generator=g))} for _ in range(3)]
+    A, B = E.average_lora(ads)["m"]
+    assert A.shape == (12, 6) and B.shape == (5, 12)
+    torch.testing.assert_close(B @ A, sum(b @ a for a, b in (ad["m"] for ad in ads)) / 3)
+    naive = (sum(ad["m"][1] for ad in ads) / 3) @ (sum(ad["m"][0] for ad in ads) / 3)
+    assert not torch.allclose(B @ A, naive)  # averaging A and B separately is something else
+
+
+def test_controls_wrong_task_is_another_family_and_random_string_is_seeded():
+    tasks = builtin_tasks()
+    names = splits(tasks)["test"]
+    wrong = E.wrong_tasks(tasks, names)
+    assert all(tasks[wrong[n]].family != tasks[n].family for n in names)
+    d = tasks[names[0]].eval_descriptions[0]
+    r = E.random_description(names[0], d)
+    assert len(r) == len(d) and r == E.random_description(names[0], d) and r != E.random_description(names[1], d)
+    assert set(r) <= set("abcdefghijklmnopqrstuvwxyz ")
+
+
+def test_choice_loglik_picks_the_likely_answer(default_model_dir):
+    model = M.load_pretrained(default_model_dir)
+    tok = M.load_tokenizer(default_model_dir)
+    ex = [Example("What is the capital of France?", "Paris", ("London", "Paris", "Banana")),
+          Example("What is 2 + 2?", "4", ("4", "9", "x"))]
+    assert E.choice_loglik(model, tok, ex) == [1.0, 1.0]
+    wrong = [Example(e.input, e.choices[-1], e.choices) for e in ex]  # same questions, absurd gold
+    assert E.choice_loglik(model, tok, wrong) == [0.0, 0.0]
+    # per-character normalisation lets a long fluent choice beat a short right one; the raw sum does not
+    moon = [Example("What is 2 + 2?", "4", ("4", "the moon is made of cheese"))]
+    assert E.choice_loglik(model, tok, moon, norm="none") == [1.0]
+
+
+def test_table_with_an_untrained_t2l_equals_the_base_model(tmp_path, default_model_dir):
+    """At initialisation T2L writes Delta W = 0, so its column must equal the base column exactly;
+    the run writes the table, the JSON and the chart."""
+    cfg = H.T2LConfig.for_base(M.ModelConfig.from_json(default_model_dir / "config.json"), variant="S", latent=32, head_in=64)
+    ckpt = H.save(H.HyperNetwork(cfg), tmp_path / "t2l")
+    out = tmp_path / "eval"
+    E.main(["--tasks", "list_first,words_upper", "--n", "2", "--methods", "base,description,oracle,t2l,t2l_wrong,t2l_random",
+            "--t2l", str(ckpt), "--oracles", str(tmp_path / "none"), "--out", str(out)])
+    res = json.loads((out / "results.json").read_text())
+    assert set(res["means"]) == {"base", "description", "T2L-S", "t2l_wrong", "t2l_random"}  # oracle skipped: none found
+    for row in res["tasks"].values():
+        assert row["T2L-S"] == row["base"] == row["t2l_random"] == row["t2l_wrong"]
+    assert (out / "zero_shot.png").stat().st_size > 1000 and "| **mean** |" in (out / "table.md").read_text()
+
+
+def test_bad_method_is_an_error():
+    with pytest.raises(SystemExit, match="unknown method 'oracel'"):
+        E.main(["--methods", "base,oracel"])

@@ -1,0 +1,92 @@
+"""train_recon.py: a hypernetwork that compresses a library of LoRAs (paper eq. (4))."""
+from pathlib import Path
+
+import pytest
+import torch
+
+import lora as L
+import model as M
+import train_recon as R
+
+
+def random_library(mcfg, lcfg, n, seed=0):
+    """n random adapters (B non-zero, so Delta W is a real rank-r matrix) as library entries."""
+    g = torch.Generator().manual_seed(seed)
+    entries = []
+    for i in range(n):
+        ad = {k: (torch.randn(lcfg.r, d_in, generator=g) / d_in ** 0.5, torch.randn(d_out, lcfg.r, generator=g) * 0.1)
+              for k, (d_in, d_out) in L.module_shapes(mcfg, lcfg).items()}
+        entries.append(R.Entry(f"task{i}", Path(f"task{i}"), ad, [f"task {i}"]))
+    return entries
+
+
+def test_one_hot_reconstruction_of_four_adapters_is_tight_and_gives_the_oracle_logits(tiny_dirs, tmp_path):
+    folder = tiny_dirs["llama"][1]
+    mcfg = M.ModelConfig.from_json(folder / "config.json")
+    lcfg = L.LoraConfig(r=4, alpha=8.0, target_modules=["q_proj", "v_proj"])
+    entries = random_library(mcfg, lcfg, 4)
+    cfg = R.ReconConfig(variant="L", one_hot=True, steps=300, batch_size=4, lr=2e-3, latent=64, head_in=128, device="cpu")
+    net, losses, errs, condition = R.train(cfg, entries, lcfg, mcfg, tmp_path, torch.device("cpu"))
+    assert losses[-1] < 0.2 * losses[0]
+    assert max(errs.values()) < 0.05, errs  # relative L1 error of Delta W below 5% for every adapter
+
+    model = M.load_pretrained(folder)
+    L.inject(model, lcfg)
+    ids = torch.randint(3, mcfg.vocab_size, (2, 10))
+    with torch.no_grad():
+        base = model(ids)
+        for i, e in enumerate(entries):
+            rec = {k: (A[0], B[0]) for k, (A, B) in net(condition([i])).items()}
+            with L.use_adapter(model, e.adapter, lcfg.scaling):
+                want = model(ids)
+            with L.use_adapter(model, rec, lcfg.scaling):
+                got = model(ids)
+            moved = (want - base).abs().max()
+            assert moved > 1e-2  # the oracle adapter changes the logits ...
+            assert (got - want).abs().max() < 0.1 * moved  # ... and the reconstruction changes them the same way
+
+
+def test_standardised_ab_loss_also_fits(tiny_dirs, tmp_path):
+    mcfg = M.ModelConfig.from_json(tiny_dirs["mistral"][1] / "config.json")
+    lcfg = L.LoraConfig(r=2, target_modules=["v_proj"])
+    entries = random_library(mcfg, lcfg, 3, seed=1)
+    cfg = R.ReconConfig(variant="M", one_hot=True, loss="ab", steps=300, batch_size=3, lr=1e-2, latent=32, head_in=64)
+    _, losses, errs, _ = R.train(cfg, entries, lcfg, mcfg, tmp_path, torch.device("cpu"))
+    assert losses[-1] < 0.1 * losses[0] and max(errs.values()) < 0.2, (losses[-1], errs)  # measured: 1.4% of start, <= 11%
+
+
+def save(adapter, lcfg, path, base="tiny"):
+    return L.save_peft(adapter, lcfg, path, base_model=base, extra={"task": path.parent.name, "description": "Do the thing."})
+
+
+def test_library_that_disagrees_names_the_adapter(tiny_dirs, tmp_path):
+    mcfg = M.ModelConfig.from_json(tiny_dirs["llama"][1] / "config.json")
+    l4 = L.LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    a, b = random_library(mcfg, l4, 2)
+    save(a.adapter, l4, tmp_path / "lib" / "a" / "adapter")
+    save(b.adapter, l4, tmp_path / "lib" / "b" / "adapter")
+    entries, cfg = R.load_library(tmp_path / "lib", mcfg)
+    assert [e.name for e in entries] == ["a", "b"] and cfg.r == 4 and entries[0].descriptions == ["Do the thing."]
+
+    l2 = L.LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
+    lq = L.LoraConfig(r=4, target_modules=["q_proj"])
+    cases = [
+        ("rank", lambda p: save(random_library(mcfg, l2, 1)[0].adapter, l2, p)),
+        ("targets", lambda p: save(random_library(mcfg, lq, 1)[0].adapter, lq, p)),
+        ("base model", lambda p: save(b.adapter, l4, p, base="another-model")),
+    ]
+    for what, write in cases:
+        bad = tmp_path / f"lib_{what.replace(' ', '_')}"
+        save(a.adapter, l4, bad / "a" / "adapter")
+        write(bad / "z" / "adapter")
+        with pytest.raises(L.LoraError) as e:
+            R.load_library(bad, mcfg)
+        msg = str(e.value)
+        assert what in msg and str(bad / "z" / "adapter") in msg and "\n" not in msg, msg
+
+    other = M.ModelConfig.from_json(tiny_dirs["llama"][1] / "config.json")
+    other.num_hidden_layers = 2  # a base model with fewer layers: the library's layer-2 modules do not exist in it
+    with pytest.raises(L.LoraError, match="not in the base model"):
+        R.load_library(tmp_path / "lib", other)
+    with pytest.raises(L.LoraError, match="no PEFT adapters found"):
+        R.load_library(tmp_path / "empty", mcfg)

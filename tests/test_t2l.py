@@ -1,0 +1,190 @@
+"""t2l.py: the hypernetwork's init, sizes, shapes, training signal, CLI and errors."""
+import json
+
+import pytest
+import torch
+
+import lora as L
+import model as M
+import t2l as H
+import train_sft as T
+
+ALL = list(L.ALL_TARGETS)
+
+
+def tiny_cfg(tiny_dirs, family="mistral"):
+    return M.ModelConfig.from_json(tiny_dirs[family][1] / "config.json")
+
+
+def perturb(net, scale=0.05, seed=0):
+    """Give the zero-initialised heads some weight so that Delta W != 0 (a 'trained' hypernetwork)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * scale)
+    return net
+
+
+@pytest.mark.parametrize("variant", ["L", "M", "S"])
+def test_delta_w_is_exactly_zero_at_init(tiny_dirs, variant):
+    mcfg = tiny_cfg(tiny_dirs)
+    cfg = H.T2LConfig.for_base(mcfg, variant=variant, d_task=16, latent=32, head_in=64, rank=4, targets=ALL)
+    # gate_proj / up_proj have d_out (96) > d_in (48); o_proj has d_in (64) > d_out (48)
+    assert cfg.module_dims["gate_proj"] == [48, 96] and cfg.module_dims["o_proj"] == [64, 48]
+    net = H.HyperNetwork(cfg)
+    adapter = net(torch.randn(3, 16))
+    for name, (A, B) in adapter.items():
+        assert torch.count_nonzero(B @ A) == 0, name  # exactly zero, every variant, every module type
+        assert torch.count_nonzero(A) == A.numel(), name  # A itself is a normal LoRA init, not zero
+
+
+def mistral_7b_config(tmp_path):
+    cfg = {"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+           "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 32000, "rms_norm_eps": 1e-5,
+           "rope_theta": 1000000.0, "max_position_embeddings": 32768, "tie_word_embeddings": False}
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg))
+    return path
+
+
+@pytest.mark.parametrize("variant,reference", [("L", 55.4e6), ("M", 34.4e6), ("S", 5.0e6)])
+def test_mistral_7b_parameter_counts_match_the_reference(tmp_path, capsys, variant, reference):
+    path = mistral_7b_config(tmp_path)
+    H.main(["--count-params", "--base-config", str(path), "--variant", variant, "--d-task", "1024"])
+    out = capsys.readouterr().out
+    n = int(out.split(": ")[1].split(" parameters")[0].replace(",", ""))
+    assert abs(n - reference) / reference < 0.02, out
+    cfg = H.T2LConfig.for_base(M.ModelConfig.from_json(path), variant=variant, d_task=1024)
+    assert H.n_params(H.HyperNetwork(cfg)) == n
+
+
+@pytest.mark.parametrize("variant", ["L", "M", "S"])
+def test_one_pass_gives_every_layer_and_module_for_every_description(tiny_dirs, variant):
+    mcfg = tiny_cfg(tiny_dirs, "llama")
+    cfg = H.T2LConfig.for_base(mcfg, variant=variant, d_task=16, latent=32, head_in=64, rank=4, targets=["q_proj", "v_proj", "down_proj"])
+    net = perturb(H.HyperNetwork(cfg)).eval()  # no dropout: row i must not depend on its neighbours
+    emb = torch.randn(5, 16)
+    adapter = net(emb)
+    shapes = L.module_shapes(mcfg, cfg.lora_config())
+    assert set(adapter) == set(shapes) and len(adapter) == 3 * mcfg.num_hidden_layers
+    for name, (A, B) in adapter.items():
+        d_in, d_out = shapes[name]
+        assert A.shape == (5, 4, d_in) and B.shape == (5, d_out, 4), name
+    # row i of the batch is the adapter of description i alone
+    one = net(emb[2:3])
+    for name in adapter:
+        torch.testing.assert_close(adapter[name][1][2], one[name][1][0], rtol=1e-5, atol=1e-6)
+    # different descriptions, different adapters
+    A0, B0 = adapter["model.layers.0.self_attn.q_proj"]
+    assert not torch.allclose(B0[0] @ A0[0], B0[1] @ A0[1])
+
+
+def synthetic_batch(rng, n_tasks, B, T, vocab):
+    """Task k: whatever the prompt, answer with task k's own 4 tokens. Labels only on the answer."""
+    tasks = torch.randint(0, n_tasks, (B,), generator=rng)
+    prompt = torch.randint(3, vocab, (B, T), generator=rng)
+    ans = (3 + 4 * tasks[:, None] + torch.arange(4)) % vocab  # (B, 4)
+    ids = torch.cat([prompt, ans], 1)  # (B, 2T)
+    labels = torch.cat([torch.full_like(prompt, -100), ans], 1)
+    return tasks, ids, labels, torch.ones_like(ids)
+
+
+@pytest.fixture(scope="module")
+def plain_tiny_llama(tmp_path_factory):
+    """A tiny llama with transformers' own small init (std 0.02): near-uniform logits that an
+    adapter can move (the parity models' scaled-up weights make the loss a steep landscape)."""
+    import transformers as tf
+    from conftest import tiny_hf_config
+    torch.manual_seed(0)
+    hf = tf.AutoModelForCausalLM.from_config(tiny_hf_config("llama"))
+    d = tmp_path_factory.mktemp("plain_tiny_llama")
+    hf.save_pretrained(d, safe_serialization=True)
+    return d
+
+
+@pytest.mark.parametrize("variant", ["L", "S"])
+def test_sft_steps_on_a_tiny_model_reduce_the_loss_and_touch_only_the_hypernetwork(plain_tiny_llama, variant):
+    model = M.load_pretrained(plain_tiny_llama)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    cfg = T.TrainConfig(variant=variant, reg_ab=1e-3)
+    lcfg = L.LoraConfig(r=4, target_modules=ALL)
+    L.inject(model, lcfg)
+    torch.manual_seed(0)
+    hcfg = H.T2LConfig.for_base(model.config, variant=variant, d_task=8, latent=32, head_in=64, rank=4, targets=lcfg.target_modules)
+    net = H.HyperNetwork(hcfg).train()
+    task_emb = torch.randn(4, 8)  # 4 tasks, fixed embeddings
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    rng = torch.Generator().manual_seed(0)
+    losses = []
+    for step in range(30):
+        tasks, ids, labels, mask = synthetic_batch(rng, 4, 8, 6, model.config.vocab_size)
+        loss, sft, reg = T.t2l_loss(model, net, task_emb[tasks], ids, labels, mask, cfg, lcfg.scaling)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if step == 0:
+            assert all(p.grad is None for p in model.parameters())  # nothing flows into the frozen LLM
+            assert net.heads["q_proj"].weight.grad.abs().sum() > 0  # ... and the hypernetwork learns
+            assert net.task_proj[0].weight.grad is not None
+        opt.step()
+        losses.append(sft.item())
+    assert sum(losses[-5:]) / 5 < 0.95 * sum(losses[:5]) / 5, losses  # measured: -8% (S) to -9% (L)
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_cli_adapter_loads_in_peft_with_the_same_logits(tmp_path, tiny_dirs):
+    import peft
+    hf, folder = tiny_dirs["llama"]
+    model = M.load_pretrained(folder)
+    hcfg = H.T2LConfig.for_base(model.config, variant="M", d_task=384, latent=32, head_in=64, rank=4, alpha=8.0,
+                                targets=["q_proj", "v_proj", "gate_proj"])
+    ckpt = H.save(perturb(H.HyperNetwork(hcfg), 0.02), tmp_path / "ckpt")
+    desc = "Reverse the order of the words in the sentence."
+    H.main(["--checkpoint", str(ckpt), "--description", desc, "--out", str(tmp_path / "adapter")])
+    cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert cfg["r"] == 4 and cfg["lora_alpha"] == 8.0 and cfg["target_modules"] == ["q_proj", "v_proj", "gate_proj"]
+
+    net, enc = H.load(ckpt), H.TaskEncoder()
+    adapter = H.adapter_for(net, enc, desc)
+    ids = torch.randint(3, 128, (2, 9))
+    L.inject(model, hcfg.lora_config())
+    with torch.no_grad(), L.use_adapter(model, adapter, hcfg.lora_config().scaling):
+        ours = model(ids)
+    with torch.no_grad():
+        plain = model(ids)
+        theirs = peft.PeftModel.from_pretrained(hf, tmp_path / "adapter").eval()(ids).logits
+    assert (ours - plain).abs().max() > 1e-3  # the adapter does something
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def test_bad_inputs_give_one_line_errors(tmp_path, tiny_dirs, default_model_dir):
+    enc = H.TaskEncoder()
+    with pytest.raises(H.T2LError, match="description is empty"):
+        enc(["   "])
+    with pytest.raises(H.T2LError, match="not a sentence-transformers model folder"):
+        H.TaskEncoder(tmp_path / "no_encoder_here")
+    # a checkpoint made for the tiny llama, applied to SmolLM2
+    hcfg = H.T2LConfig.for_base(tiny_cfg(tiny_dirs, "llama"), variant="S", d_task=384, latent=32, head_in=64)
+    ckpt = H.save(H.HyperNetwork(hcfg), tmp_path / "ckpt")
+    for argv, msg in [
+        (["--checkpoint", str(ckpt), "--description", "", "--out", str(tmp_path / "a")], "description is empty"),
+        (["--checkpoint", str(ckpt), "--description", "Sort the list.", "--prompt", "3, 1, 2"], "made for base model"),
+        (["--checkpoint", str(tmp_path / "missing"), "--description", "Sort the list.", "--out", str(tmp_path / "a")], "not found"),
+        (["--checkpoint", str(ckpt), "--description", "Sort.", "--out", str(tmp_path / "a"), "--encoder", str(tmp_path / "nope")],
+         "not a sentence-transformers model folder"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            H.main(argv)
+        text = str(e.value)
+        assert msg in text and "\n" not in text, text
+
+
+def test_checkpoint_with_a_wrong_tensor_shape_is_refused(tmp_path, tiny_dirs):
+    from safetensors.torch import load_file, save_file
+    hcfg = H.T2LConfig.for_base(tiny_cfg(tiny_dirs), variant="L", d_task=16, latent=32, head_in=64)
+    ckpt = H.save(H.HyperNetwork(hcfg), tmp_path / "ckpt")
+    sd = load_file(str(ckpt / "hypernet.safetensors"))
+    sd["heads.q_proj.weight"] = sd["heads.q_proj.weight"][:, :10].contiguous()
+    save_file(sd, str(ckpt / "hypernet.safetensors"))
+    with pytest.raises(H.T2LError, match="heads.q_proj.weight has shape"):
+        H.load(ckpt)

@@ -1,0 +1,339 @@
+"""
+train_recon.py: reconstruction training (paper eq. (4)): T2L as a compressor of a LoRA library.
+
+    python train_recon.py --variant S                      # the oracle library of train_sft.py --variant lora --task all-train
+    python train_recon.py --variant L --one-hot            # condition on a one-hot task id instead of the description
+    python train_recon.py --library DIR --loss ab          # any folder of PEFT adapters of one base model; L1 on A and B
+    python train_recon.py --variant S --sweep 4,8,16,all   # error and score as the number of compressed tasks grows
+
+No LLM in the training loop: the hypernetwork h reads a task's description embedding (or its
+one-hot id) and must write that task's LoRA. Loss, per step, over a batch of library adapters:
+
+  --loss delta (default)   L1 between generated and library Delta W = B A of every adapted module,
+                           divided by the library's mean |Delta W| (one constant, computed once), so
+                           1.0 means "as far off as predicting Delta W = 0"; this is the relative
+                           L1 error the report shows.
+  --loss ab                L1 between generated and library A and B after per-element
+                           standardisation (each element's mean and std over the library); cheaper,
+                           but A and B of a LoRA are only defined up to an invertible r x r matrix.
+
+The checkpoint (<out>/final) has the format train_sft.py writes, so t2l.py and eval.py take
+either; eval.py labels its column "T2L-S recon". At the end, a report: relative L1 error per
+task and, unless --eval-n 0, the test score of each reconstructed adapter next to its oracle's.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+import lora as L
+import model as M
+import t2l as H
+from train_sft import get_lr, plot_losses
+
+ROOT = Path(__file__).resolve().parent
+
+
+@dataclass
+class ReconConfig:
+    variant: str = "S"  # L | M | S (paper section 3.3)
+    library: str = "runs/lora"  # folder of PEFT adapters (searched recursively for adapter_config.json)
+    model: str = ""  # base model folder (its config.json sizes the hypernetwork); "" = SmolLM2-135M-Instruct
+    one_hot: bool = False  # condition on a one-hot task id instead of the description embedding
+    loss: str = "delta"  # delta (L1 on B A, scaled; paper eq. (4)) | ab (L1 on standardised A and B)
+    steps: int = 2000  # optimisation steps
+    batch_size: int = 8  # library adapters per step
+    lr: float = 1e-3  # peak learning rate (warm-up then linear decay, as train_sft.py)
+    weight_decay: float = 0.01  # AdamW weight decay
+    warmup_frac: float = 0.1  # fraction of steps of linear warm-up
+    grad_clip: float = 1.0  # max global gradient norm
+    latent: int = 128  # trunk width D of the hypernetwork
+    head_in: int = 512  # head input width H
+    encoder: str = ""  # sentence-transformers folder; "" = all-MiniLM-L6-v2 from its wheel
+    eval_n: int = 32  # test examples per task for the score report (0 = no LLM evaluation)
+    sweep: str = ""  # e.g. "4,8,16,all": one run per library size, then a plot of error and relative score
+    seed: int = 0  # seeds the init, the order of the library and the batches
+    out: str = ""  # output folder; "" = runs/recon_<variant>
+    device: str = "auto"  # auto | cpu | cuda
+    objective: str = "recon"  # written into the checkpoint so eval.py can label the column
+
+
+def parse_args(argv=None) -> ReconConfig:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[1].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(ReconConfig):
+        if f.name == "objective":
+            continue
+        if f.type in ("bool", bool):
+            p.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=f"(default {f.default})")
+        else:
+            p.add_argument(f"--{f.name.replace('_', '-')}", type={"int": int, "float": float}.get(f.type, str), default=f.default, help=" ")
+    cfg = ReconConfig(**vars(p.parse_args(argv)))
+    if cfg.variant not in ("L", "M", "S"):
+        raise SystemExit(f"error: --variant must be L, M or S, got {cfg.variant!r}")
+    if cfg.loss not in ("delta", "ab"):
+        raise SystemExit(f"error: --loss must be delta or ab, got {cfg.loss!r}")
+    return cfg
+
+
+# -----------------------------------------------------------------------------
+# The library
+
+
+@dataclass
+class Entry:
+    name: str  # task name (the adapter's folder, or its "task" metadata)
+    path: Path  # the adapter folder
+    adapter: dict  # {module name: (A (r, d_in), B (d_out, r))}
+    descriptions: list  # what the hypernetwork may be conditioned on
+
+
+def load_library(folder, mcfg: M.ModelConfig) -> tuple[list[Entry], L.LoraConfig]:
+    """Every PEFT adapter under `folder`. All must share rank, alpha, targets, layers and base
+    model, and fit `mcfg`: otherwise a one-line error names the adapter that disagrees."""
+    from safetensors import safe_open
+    from data.tasks import builtin_tasks
+    folder = Path(folder)
+    paths = sorted(p.parent for p in folder.rglob("adapter_config.json")) if folder.is_dir() else []
+    if not paths:
+        raise L.LoraError(f"{folder}: no PEFT adapters found (expected <folder>/<task>/adapter/adapter_config.json; "
+                          f"train them with: python train_sft.py --variant lora --task all-train)")
+    builtin = builtin_tasks()
+    shapes = None
+    entries, ref, ref_path, ref_base = [], None, None, None
+    for path in paths:
+        adapter, lcfg = L.load_peft(path)
+        base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path", "")
+        with safe_open(str(path / "adapter_model.safetensors"), "pt") as f:
+            meta = f.metadata() or {}
+        name = meta.get("task") or (path.parent.name if path.name == "adapter" else path.name)
+        if ref is None:
+            ref, ref_path, ref_base = lcfg, path, base
+            shapes = L.module_shapes(mcfg, lcfg)
+        for what, mine, theirs in (("rank", lcfg.r, ref.r), ("alpha", lcfg.alpha, ref.alpha), ("targets", lcfg.target_modules, ref.target_modules),
+                                   ("layers", lcfg.layers, ref.layers), ("use_rslora", lcfg.use_rslora, ref.use_rslora), ("base model", base, ref_base)):
+            if mine != theirs:
+                raise L.LoraError(f"library adapter {path}: {what} {mine!r} differs from {theirs!r} of {ref_path}")
+        if set(adapter) != set(shapes):
+            odd = sorted(set(adapter) ^ set(shapes))[0]
+            raise L.LoraError(f"library adapter {path}: module {odd} is {'missing' if odd in shapes else 'not in the base model'}")
+        for mod, (A, B) in adapter.items():
+            d_in, d_out = shapes[mod]
+            if tuple(A.shape) != (lcfg.r, d_in) or tuple(B.shape) != (d_out, lcfg.r):
+                raise L.LoraError(f"library adapter {path}: {mod} has lora_A {tuple(A.shape)}, lora_B {tuple(B.shape)}; "
+                                  f"the base model needs ({lcfg.r}, {d_in}) and ({d_out}, {lcfg.r})")
+        descs = builtin[name].train_descriptions if name in builtin else [d for d in [meta.get("description", "")] if d.strip()]
+        if not descs:
+            raise L.LoraError(f"library adapter {path}: no task description (not a built-in task and no 'description' metadata)")
+        entries.append(Entry(name, path, adapter, descs))
+    names = [e.name for e in entries]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise L.LoraError(f"library {folder}: task {dup[0]} appears twice")
+    return entries, ref
+
+
+def stacked(entries: list[Entry], device) -> dict:
+    """{module: (A (N, r, d_in), B (N, d_out, r))} for the whole library."""
+    return {k: (torch.stack([e.adapter[k][0] for e in entries]).to(device), torch.stack([e.adapter[k][1] for e in entries]).to(device))
+            for k in entries[0].adapter}
+
+
+def delta(A, B):
+    """(n, r, d_in), (n, d_out, r) -> Delta W = B A, (n, d_out, d_in)."""
+    return torch.bmm(B, A)  # (n, d_out, r) @ (n, r, d_in)
+
+
+def recon_loss(gen: dict, target: dict, idx, cfg: ReconConfig, stats: dict):
+    """Eq. (4): mean over modules of the L1 distance, in the units documented at the top."""
+    total = 0.0
+    for k, (A, B) in gen.items():
+        tA, tB = target[k][0][idx], target[k][1][idx]  # (n, r, d_in), (n, d_out, r)
+        if cfg.loss == "delta":
+            total = total + (delta(A, B) - delta(tA, tB)).abs().mean() / stats["delta_scale"]
+        else:
+            mA, sA, mB, sB = stats[k]
+            total = total + ((A - mA) / sA - (tA - mA) / sA).abs().mean() + ((B - mB) / sB - (tB - mB) / sB).abs().mean()
+    return total / len(gen)
+
+
+@torch.no_grad()
+def relative_l1(gen: dict, target: dict, idx) -> torch.Tensor:
+    """Per adapter: sum |Delta W_gen - Delta W_lib| / sum |Delta W_lib| over all modules, (n,)."""
+    num = den = 0.0
+    for k, (A, B) in gen.items():
+        t = delta(target[k][0][idx], target[k][1][idx])  # (n, d_out, d_in)
+        num = num + (delta(A, B) - t).abs().sum((1, 2))
+        den = den + t.abs().sum((1, 2))
+    return num / den
+
+
+# -----------------------------------------------------------------------------
+# Training
+
+
+def make_conditioner(cfg: ReconConfig, entries: list[Entry], device, encoder=None):
+    """-> (d_task, condition, encoder name); condition(indices, rng) -> (n, d_task) embeddings of
+    a random description of each task (rng None: its first description), or one-hot task ids."""
+    if cfg.one_hot:
+        eye = torch.eye(len(entries), device=device)
+        return len(entries), (lambda idx, rng=None: eye[idx]), f"one-hot({len(entries)})"
+    pick = lambda i, rng: rng.choice(entries[i].descriptions) if rng else entries[i].descriptions[0]
+    return encoder.dim, (lambda idx, rng=None: encoder([pick(i, rng) for i in idx]).to(device)), encoder.name
+
+
+def train(cfg: ReconConfig, entries: list[Entry], lcfg: L.LoraConfig, mcfg: M.ModelConfig, out: Path, device, encoder=None):
+    """Fit one hypernetwork to the library; -> (net, losses, per-task relative L1 error, condition)."""
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    target = stacked(entries, device)
+    d_task, condition, enc_name = make_conditioner(cfg, entries, device, encoder)
+    hcfg = H.T2LConfig.for_base(mcfg, variant=cfg.variant, d_task=d_task, latent=cfg.latent, head_in=cfg.head_in,
+                                rank=lcfg.r, alpha=lcfg.alpha, use_rslora=lcfg.use_rslora, targets=lcfg.target_modules,
+                                encoder=enc_name, dropout=0.0)
+    if lcfg.layers is not None:
+        raise L.LoraError("reconstruction needs adapters on every layer (the hypernetwork writes all layers)")
+    net = H.HyperNetwork(hcfg).to(device).train()
+    stats = {"delta_scale": float(sum(delta(A, B).abs().mean() for A, B in target.values()) / len(target))}
+    for k, (A, B) in target.items():  # per-element mean / std over the library, for --loss ab
+        stats[k] = (A.mean(0), A.std(0, unbiased=False) + 1e-6, B.mean(0), B.std(0, unbiased=False) + 1e-6)
+    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
+    rng = random.Random(cfg.seed)
+    losses, log = [], open(out / "log.jsonl", "w")
+    bar = tqdm(range(cfg.steps), desc=f"recon T2L-{cfg.variant} ({len(entries)} adapters)", leave=False)
+    for step in bar:
+        t0 = time.perf_counter()
+        idx = rng.sample(range(len(entries)), min(cfg.batch_size, len(entries)))
+        for g in opt.param_groups:
+            g["lr"] = get_lr(step, cfg)
+        gen = net(condition(idx, rng))  # {module: (A (n, r, d_in), B (n, d_out, r))}
+        loss = recon_loss(gen, target, torch.tensor(idx, device=device), cfg, stats)
+        if not torch.isfinite(loss):
+            raise SystemExit(f"error: loss is {loss.item()} at step {step}")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+        opt.step()
+        losses.append(loss.item())
+        log.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": get_lr(step, cfg), "step_s": time.perf_counter() - t0}) + "\n")
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+    log.close()
+    net.eval()
+    errs = []
+    with torch.no_grad():  # error of the adapter written from each task's first description
+        for s in range(0, len(entries), 64):
+            idx = list(range(s, min(len(entries), s + 64)))
+            errs += relative_l1(net(condition(idx)), target, torch.tensor(idx, device=device)).tolist()
+    return net, losses, dict(zip([e.name for e in entries], errs)), condition
+
+
+@torch.no_grad()
+def scores(cfg: ReconConfig, net, entries: list[Entry], lcfg, device, model_and_tok, condition) -> dict:
+    """{task: (oracle score, reconstructed score)} on the task's test examples."""
+    from data.tasks import builtin_tasks
+    from eval import evaluate_task
+    model, tok = model_and_tok
+    tasks = builtin_tasks()
+    out = {}
+    for i, e in enumerate(tqdm(entries, desc="scoring", leave=False)):
+        if e.name not in tasks:
+            continue
+        rec = {k: (A[0], B[0]) for k, (A, B) in net(condition([i])).items()}
+        orc = {k: (A.to(device), B.to(device)) for k, (A, B) in e.adapter.items()}
+        out[e.name] = tuple(evaluate_task(model, tok, tasks[e.name], "test", cfg.eval_n, adapter=ad, scaling=lcfg.scaling)
+                            for ad in (orc, rec))
+    return out
+
+
+def report(errs: dict, sc: dict) -> str:
+    lines = ["| task | relative L1 error of Delta W | oracle score | reconstructed score |", "| --- | --- | --- | --- |"]
+    for name, err in errs.items():
+        o, r = sc.get(name, (None, None))
+        lines.append(f"| {name} | {100 * err:.1f}% | {'-' if o is None else f'{100 * o:.1f}'} | {'-' if r is None else f'{100 * r:.1f}'} |")
+    mean_err = sum(errs.values()) / len(errs)
+    tail = f"| **mean** | **{100 * mean_err:.1f}%** |"
+    if sc:
+        mo, mr = (sum(v[j] for v in sc.values()) / len(sc) for j in (0, 1))
+        tail += f" **{100 * mo:.1f}** | **{100 * mr:.1f}** ({100 * mr / max(mo, 1e-9):.0f}% of oracle) |"
+    else:
+        tail += " - | - |"
+    return "\n".join(lines + [tail])
+
+
+def main(argv=None):
+    cfg = parse_args(argv)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device))
+    try:
+        model_dir = Path(cfg.model) if cfg.model else M.default_model_dir()
+        mcfg = M.ModelConfig.from_json(model_dir / "config.json")
+        entries, lcfg = load_library(cfg.library, mcfg)
+    except (M.ModelError, L.LoraError, H.T2LError) as e:
+        raise SystemExit(f"error: {e}")
+    rng = random.Random(cfg.seed)
+    order = list(range(len(entries)))
+    rng.shuffle(order)  # the sweep compresses the first k of one fixed random order
+    entries = [entries[i] for i in order]
+    out = Path(cfg.out) if cfg.out else ROOT / "runs" / f"recon_{cfg.variant}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    print(f"library {cfg.library}: {len(entries)} adapters (r={lcfg.r}, {','.join(lcfg.target_modules)})", file=sys.stderr)
+    encoder = None if cfg.one_hot else H.TaskEncoder(cfg.encoder or None, device=device)
+    model_and_tok = None
+    if cfg.eval_n > 0:
+        model = M.load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
+        L.inject(model, lcfg)
+        model_and_tok = (model, M.load_tokenizer(model_dir))
+    sizes = [len(entries)]
+    if cfg.sweep:
+        sizes = sorted({len(entries) if s == "all" else min(int(s), len(entries)) for s in cfg.sweep.split(",")})
+    sweep = []
+    for k in sizes:
+        sub = out if k == len(entries) else out / f"sweep_{k}"
+        net, losses, errs, condition = train(cfg, entries[:k], lcfg, mcfg, sub, device, encoder)
+        plot_losses(losses, sub / "loss.png", f"reconstruction T2L-{cfg.variant}, {k} adapters")
+        H.save(net, sub / "final", {"train_config.json": dataclasses.asdict(cfg), "library.json": [e.name for e in entries[:k]]})
+        sc = scores(cfg, net, entries[:k], lcfg, device, model_and_tok, condition) if model_and_tok else {}
+        table = report(errs, sc)
+        (sub / "report.md").write_text(table + "\n")
+        (sub / "report.json").write_text(json.dumps({"relative_l1": errs, "scores": sc}, indent=2))
+        mo = sum(v[0] for v in sc.values()) / len(sc) if sc else None
+        mr = sum(v[1] for v in sc.values()) / len(sc) if sc else None
+        sweep.append({"n_tasks": k, "mean_relative_l1": sum(errs.values()) / k, "oracle": mo, "reconstructed": mr})
+        tqdm.write(f"{k} adapters: mean relative L1 error {100 * sweep[-1]['mean_relative_l1']:.1f}%"
+                   + (f", score {100 * mr:.1f} vs oracle {100 * mo:.1f}" if sc else ""))
+    print("\n" + table)
+    if len(sweep) > 1:
+        (out / "sweep.json").write_text(json.dumps(sweep, indent=2))
+        plot_sweep(sweep, out / "sweep.png", cfg.variant)
+    print(f"\ncheckpoint: {out / 'final'}   report: {out / 'report.md'}")
+
+
+def plot_sweep(sweep: list, path: Path, variant: str):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    ks = [s["n_tasks"] for s in sweep]
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    ax.plot(ks, [100 * s["mean_relative_l1"] for s in sweep], "o-", color="#c0392b", label="relative L1 error of Delta W")
+    ax.set_xscale("log", base=2), ax.set_xlabel("adapters compressed"), ax.set_ylabel("relative L1 error (%)")
+    if all(s["oracle"] for s in sweep):
+        ax2 = ax.twinx()
+        ax2.plot(ks, [100 * s["reconstructed"] / s["oracle"] for s in sweep], "s--", color="#2a7ab9", label="score / oracle score")
+        ax2.set_ylabel("reconstructed score / oracle (%)")
+        ax2.legend(loc="lower right")
+    ax.legend(loc="upper left"), ax.set_title(f"T2L-{variant} as a LoRA compressor")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
