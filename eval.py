@@ -102,7 +102,16 @@ def choice_loglik(model, tok, examples, adapter=None, scaling=0.0, mode="input",
     for (i, j, n_chars), ll in zip(owner, scores):
         if i not in best or ll / n_chars > best[i][1]:
             best[i] = (j, ll / n_chars)
-    return [float(examples[i].choices[best[i][0]] == examples[i].answer) for i in range(len(examples))]
+    return [float(best[i][0] == gold_index(ex)) for i, ex in enumerate(examples)]
+
+
+def gold_index(ex) -> int:
+    """Which choice is right: the one whose (context, continuation) is the example's own. By
+    index, not by text: Winogrande's choices share one continuation and differ in context."""
+    for j, choice in enumerate(ex.choices):
+        if choice == ex.answer and (not ex.contexts or ex.contexts[j] == ex.input):
+            return j
+    raise ValueError(f"example {ex.input[:40]!r}: its answer is not among its choices")
 
 
 def evaluate_task(model, tok, task, split="test", n=None, mode="input", adapter=None, scaling=0.0,

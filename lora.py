@@ -315,7 +315,7 @@ def load_peft(path, model=None, device="cpu") -> tuple[dict, LoraConfig]:
     layers = c.get("layers_to_transform")
     cfg = LoraConfig(r=int(c["r"]), alpha=float(c["lora_alpha"]), target_modules=targets,
                      layers=[layers] if isinstance(layers, int) else layers, use_rslora=bool(c.get("use_rslora", False)))
-    sd = load_file(str(w_path), device=device)
+    sd = load_file(str(w_path), device=str(device))  # safetensors wants "cuda:0", not torch.device
     adapter = {}
     for key in sd:
         if not key.endswith(".lora_A.weight"):

@@ -20,6 +20,9 @@ ORACLE_WORKERS=${ORACLE_WORKERS:-8}    # parallel processes training oracle LoRA
 ORACLE_TRAIN_PER_FAMILY=${ORACLE_TRAIN_PER_FAMILY:-3}  # training tasks per family in the oracle library
 RECON_STEPS=${RECON_STEPS:-3000}
 EVAL_N=${EVAL_N:-32}                   # test examples per task in the table
+EVAL_TASKS=${EVAL_TASKS:-test}         # tasks of the table: a split or comma-separated names
+BENCH_N=${BENCH_N:-200}                # questions per benchmark (log-likelihood scoring)
+ORACLE_TASKS=${ORACLE_TASKS:-}         # comma-separated; default: every unseen test task + the library tasks
 LIMIT=${LIMIT:-0}                      # seconds after which a training process is stopped (0 = none); it keeps its checkpoints
 export PYTHONUNBUFFERED=1
 mkdir -p runs/logs
@@ -34,7 +37,7 @@ if [ "$STAGE" = train ] || [ "$STAGE" = all ]; then
     test_tasks=$(python -m data --names test)
     train_tasks=$(python -m data --names train --per-family "$ORACLE_TRAIN_PER_FAMILY")
     # oracle LoRAs: the unseen test tasks first (the table's upper bound), then the library tasks
-    IFS=, read -ra all <<< "$test_tasks,$train_tasks"
+    IFS=, read -ra all <<< "${ORACLE_TASKS:-$test_tasks,$train_tasks}"
     for ((w = 0; w < ORACLE_WORKERS; w++)); do
         mine=()
         for ((i = w; i < ${#all[@]}; i += ORACLE_WORKERS)); do mine+=("${all[i]}"); done
@@ -58,9 +61,9 @@ if [ "$STAGE" = eval ] || [ "$STAGE" = all ]; then
     done
     python train_recon.py --variant "$VARIANT" --library runs/library --steps "$RECON_STEPS" --eval-n 16 --sweep 4,8,16,all
     ckpts=(--t2l "runs/t2l_$VARIANT/best" --t2l "runs/recon_$VARIANT/final")
-    python eval.py --tasks test --n "$EVAL_N" "${ckpts[@]}" --oracles runs/lora --mt-lora runs/mt_lora/adapter --out runs/eval_test
+    python eval.py --tasks "$EVAL_TASKS" --n "$EVAL_N" "${ckpts[@]}" --oracles runs/lora --mt-lora runs/mt_lora/adapter --out runs/eval_test
     python eval.py --tasks "$(python -m data --names train --per-family "$ORACLE_TRAIN_PER_FAMILY")" --n "$EVAL_N" \
         --methods base,description,oracle --oracles runs/lora --out runs/eval_oracles
-    python eval.py --benchmarks arc_easy,arc_challenge,boolq,hellaswag,openbookqa,piqa,winogrande --n 200 \
+    python eval.py --benchmarks arc_easy,arc_challenge,boolq,hellaswag,openbookqa,piqa,winogrande --n "$BENCH_N" \
         --methods base,description,mt_lora,t2l --t2l "runs/t2l_$VARIANT/best" --mt-lora runs/mt_lora/adapter --out runs/eval_bench
 fi

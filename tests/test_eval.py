@@ -66,6 +66,11 @@ def test_choice_loglik_picks_the_likely_answer(default_model_dir):
     assert E.choice_loglik(model, tok, ex) == [1.0, 1.0]
     wrong = [Example(e.input, e.choices[-1], e.choices) for e in ex]  # same questions, absurd gold
     assert E.choice_loglik(model, tok, wrong) == [0.0, 0.0]
+    # Winogrande-style: one shared continuation, the contexts differ; right only if the right context wins
+    wino = [Example("The trophy did not fit in the suitcase because the trophy", " was too big.", (" was too big.", " was too big."),
+                    ("The trophy did not fit in the suitcase because the trophy", "The trophy did not fit in the suitcase because the suitcase"))]
+    flipped = [Example(wino[0].contexts[1], wino[0].answer, wino[0].choices, wino[0].contexts)]
+    assert sorted(E.choice_loglik(model, tok, wino) + E.choice_loglik(model, tok, flipped)) == [0.0, 1.0]
     # per-character normalisation lets a long fluent choice beat a short right one; the raw sum does not
     moon = [Example("What is 2 + 2?", "4", ("4", "the moon is made of cheese"))]
     assert E.choice_loglik(model, tok, moon, norm="none") == [1.0]
