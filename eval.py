@@ -308,6 +308,7 @@ def main(argv=None):
     p.add_argument("--model", default=None, help="base model folder (default SmolLM2-135M-Instruct)")
     p.add_argument("--n", type=int, default=None, help="test examples per task (default: all)")
     p.add_argument("--shots", type=int, default=3, help="examples for icl")
+    p.add_argument("--descriptions", type=int, default=3, help="unseen descriptions per task for description / t2l / controls (paper: 3)")
     p.add_argument("--out", default="runs/eval", help="folder for results.json and zero_shot.png")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     a = p.parse_args(argv)
@@ -320,7 +321,7 @@ def main(argv=None):
         model = M.load_pretrained(a.model, device=a.device, dtype=torch.bfloat16 if a.device == "cuda" else torch.float32)
         tok = M.load_tokenizer(a.model)
         tasks, names = pick_tasks(a)
-        s = Setup(n=a.n, shots=a.shots)
+        s = Setup(n=a.n, shots=a.shots, n_desc=a.descriptions)
         if "oracle" in methods:
             s.oracles = load_oracles(a.oracles, model, names)
         if "avg_lora" in methods:

@@ -83,7 +83,7 @@ def test_table_with_an_untrained_t2l_equals_the_base_model(tmp_path, default_mod
     ckpt = H.save(H.HyperNetwork(cfg), tmp_path / "t2l")
     out = tmp_path / "eval"
     E.main(["--tasks", "list_first,words_upper", "--n", "2", "--methods", "base,description,oracle,t2l,t2l_wrong,t2l_random",
-            "--t2l", str(ckpt), "--oracles", str(tmp_path / "none"), "--out", str(out)])
+            "--t2l", str(ckpt), "--oracles", str(tmp_path / "none"), "--out", str(out), "--descriptions", "1"])
     res = json.loads((out / "results.json").read_text())
     assert set(res["means"]) == {"base", "description", "T2L-S", "t2l_wrong", "t2l_random"}  # oracle skipped: none found
     for row in res["tasks"].values():

@@ -1,6 +1,7 @@
 """train_sft.py with plain LoRAs, on the real default model (a few tiny steps)."""
 import json
 
+import pytest
 import torch
 
 import lora as L
@@ -58,7 +59,6 @@ def test_lr_schedule():
 
 
 def test_bad_task_and_variant(capsys):
-    import pytest
     with pytest.raises(SystemExit, match="unknown task 'no_such_task'"):
         T.main(["--variant", "lora", "--task", "no_such_task", *FAST])
     with pytest.raises(SystemExit, match="--variant must be"):
@@ -85,3 +85,19 @@ def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_d
     assert not (part / "final").exists()
     T.main([*T2L_FAST, "--out", str(part), "--resume"])
     assert read_losses(part / "log.jsonl") == ref  # dropout's RNG state travels in the checkpoint too
+
+
+def test_t2l_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, default_model_dir, monkeypatch):
+    real = T.t2l_loss
+    calls = []
+
+    def poisoned(*args, **kw):  # the third step's loss is NaN
+        loss, sft, reg = real(*args, **kw)
+        calls.append(1)
+        return (loss * float("nan"), sft, reg) if len(calls) == 3 else (loss, sft, reg)
+
+    monkeypatch.setattr(T, "t2l_loss", poisoned)
+    out = tmp_path / "nan"
+    with pytest.raises(SystemExit, match=r"loss is nan at step 2; the last good checkpoint is .*ckpt\.pt"):
+        T.main([*T2L_FAST, "--out", str(out)])
+    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 2  # saved after step 2, before the bad one
