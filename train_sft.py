@@ -164,6 +164,18 @@ def save_ckpt(path: Path, trainable: torch.nn.Module, opt, step: int, cfg: Train
     tmp.replace(path)  # atomic: a crash mid-save keeps the previous checkpoint
 
 
+def optimizer_step(loss, params, opt, cfg: TrainConfig, step: int, ckpt: Path) -> torch.Tensor:
+    """Stop on a NaN/inf loss (the checkpoint on disk is the last good state), else backward,
+    clip the global gradient norm, AdamW step. -> the gradient norm before clipping."""
+    if not torch.isfinite(loss):
+        raise SystemExit(f"error: loss is {loss.item()} at step {step}; the last good checkpoint is {ckpt}")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+    opt.step()
+    return gnorm
+
+
 def plot_losses(losses: list, path: Path, title: str):
     import matplotlib
     matplotlib.use("Agg")
@@ -209,13 +221,7 @@ def train_lora(model, tok, tasks, names, cfg: TrainConfig, out: Path, lcfg: L.Lo
             g["lr"] = get_lr(step, cfg)
         with amp, L.use_adapter(model, trainable.adapter(), lcfg.scaling):
             loss = model.loss(ids, labels, mask)
-        if not torch.isfinite(loss):
-            save_ckpt(ckpt, trainable, opt, step, cfg, losses)
-            raise SystemExit(f"error: loss is {loss.item()} at step {step}; last good state saved in {ckpt}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
+        gnorm = optimizer_step(loss, params, opt, cfg, step, ckpt)
         losses.append(loss.item())
         n_tok = int((labels != -100).sum())
         log.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": get_lr(step, cfg), "grad_norm": float(gnorm),
@@ -391,12 +397,7 @@ def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, devic
             g["lr"] = get_lr(step, cfg)
         with amp:
             loss, sft, reg = t2l_loss(model, net, emb, ids, labels, mask, cfg, lcfg.scaling)
-        if not torch.isfinite(loss):
-            raise SystemExit(f"error: loss is {loss.item()} at step {step}; the last good checkpoint is {ckpt}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-        opt.step()
+        gnorm = optimizer_step(loss, params, opt, cfg, step, ckpt)
         losses.append(sft.item())
         rec = {"step": step + 1, "loss": losses[-1], "reg": reg.item(), "lr": get_lr(step, cfg), "grad_norm": float(gnorm),
                "tasks": rows, "step_s": time.perf_counter() - t0}
