@@ -153,7 +153,9 @@ def delta(A, B):
 
 
 def recon_loss(gen: dict, target: dict, idx, cfg: ReconConfig, stats: dict):
-    """Eq. (4): mean over modules of the L1 distance, in the units documented at the top."""
+    """Eq. (4): mean over modules of the L1 distance, in the units documented at the top.
+    One module at a time on purpose: stacking all layers would materialise N x layers x d_out x
+    d_in at once (17 GB for 8 Mistral-7B q_proj stacks) and was 2.5x slower on the CPU."""
     total = 0.0
     for k, (A, B) in gen.items():
         tA, tB = target[k][0][idx], target[k][1][idx]  # (n, r, d_in), (n, d_out, r)
