@@ -23,6 +23,7 @@ Outputs: a markdown table, <out>/results.json (every score) and <out>/zero_shot.
         --t2l runs/t2l_S/best --t2l runs/recon_S/best --oracles runs/lora --mt-lora runs/mt_lora/adapter
     python eval.py --benchmarks arc_easy,boolq --n 200 --methods base,t2l --t2l runs/t2l_S/best
     python eval.py --tasks list_sort_asc --lora runs/lora/list_sort_asc/adapter --methods lora
+    python eval.py --merge runs/eval_a,runs/eval_b --out runs/eval        # join runs split over processes
 """
 from __future__ import annotations
 
@@ -251,20 +252,21 @@ def columns(methods, s: Setup):
     return cols
 
 
-def markdown(results: dict, tasks: dict) -> str:
-    cols = list(next(iter(results.values())))
+def markdown(results: dict, families: dict) -> str:
+    """results {task: {column: score}}, families {task: family} -> a markdown table with a mean row."""
+    cols = list(dict.fromkeys(c for row in results.values() for c in row))
     fmt_ = lambda v: "-" if v is None else f"{100 * v:.1f}"
     lines = ["| task | family | " + " | ".join(cols) + " |", "| --- | --- |" + " --- |" * len(cols)]
     for name, row in results.items():
-        lines.append(f"| {name} | {tasks[name].family} | " + " | ".join(fmt_(row[c]) for c in cols) + " |")
+        lines.append(f"| {name} | {families.get(name, '')} | " + " | ".join(fmt_(row.get(c)) for c in cols) + " |")
     means = means_of(results)
     lines.append("| **mean** | | " + " | ".join(f"**{fmt_(means[c])}**" for c in cols) + " |")
     return "\n".join(lines)
 
 
 def means_of(results: dict) -> dict:
-    cols = list(next(iter(results.values())))
-    return {c: _mean([row[c] for row in results.values()]) for c in cols}
+    cols = list(dict.fromkeys(c for row in results.values() for c in row))
+    return {c: _mean([row.get(c) for row in results.values()]) for c in cols}
 
 
 def bar_chart(results: dict, path: Path, title: str):
@@ -277,7 +279,7 @@ def bar_chart(results: dict, path: Path, title: str):
     fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2, 4))
     ax.bar(range(len(cols)), [100 * means[c] for c in cols], color=["#8c8c8c" if not c.startswith("T2L") and c != "t2l" else "#2a7ab9" for c in cols])
     for i, c in enumerate(cols):
-        vals = [100 * r[c] for r in results.values() if r[c] is not None]
+        vals = [100 * r[c] for r in results.values() if r.get(c) is not None]
         jit = [i + 0.25 * ((k * 0.618) % 1 - 0.5) for k in range(len(vals))]
         ax.scatter(jit, vals, s=6, color="black", alpha=0.35, zorder=3)
         ax.text(i, 100 * means[c] + 1.5, f"{100 * means[c]:.1f}", ha="center", fontsize=8)
@@ -311,7 +313,10 @@ def main(argv=None):
     p.add_argument("--descriptions", type=int, default=3, help="unseen descriptions per task for description / t2l / controls (paper: 3)")
     p.add_argument("--out", default="runs/eval", help="folder for results.json and zero_shot.png")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
+    p.add_argument("--merge", default="", help="comma-separated --out folders of earlier runs: join them into --out, run nothing")
     a = p.parse_args(argv)
+    if a.merge:
+        return merge(a.merge.split(","), Path(a.out))
     import t2l as H
     methods = [m.strip() for m in a.methods.split(",") if m.strip()]
     bad = [m for m in methods if m not in METHODS]
@@ -358,17 +363,37 @@ def main(argv=None):
         print(f"skipping {', '.join(skipped)}: no adapters / checkpoint given or found", file=sys.stderr)
     methods = [m for m in methods if m not in skipped]
     results = run_table(model, tok, tasks, names, methods, s)
-    table = markdown(results, tasks)
-    print(table)
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({
-        "tasks": results, "means": means_of(results), "n_examples": a.n, "methods": methods,
+    families = {n: tasks[n].family for n in names}
+    write_outputs(results, families, Path(a.out), f"zero-shot on {len(names)} unseen {'benchmarks' if a.benchmarks else 'tasks'}", {
+        "n_examples": a.n, "methods": methods,
         "t2l": {name: str(path) for (name, _), path in zip(s.t2l, a.t2l)}, "wrong_description_from": {n: o for n, (o, _) in s.wrong.items()},
-        "model": a.model or "SmolLM2-135M-Instruct", "device": a.device}, indent=2))
+        "model": a.model or "SmolLM2-135M-Instruct", "device": a.device})
+
+
+def write_outputs(results: dict, families: dict, out: Path, title: str, extra: dict):
+    """Print the table; write results.json, table.md and zero_shot.png into `out`."""
+    table = markdown(results, families)
+    print(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps({"tasks": results, "means": means_of(results), "families": families, **extra}, indent=2))
     (out / "table.md").write_text(table + "\n")
-    bar_chart(results, out / "zero_shot.png", f"zero-shot on {len(names)} unseen {'benchmarks' if a.benchmarks else 'tasks'}")
+    bar_chart(results, out / "zero_shot.png", title)
     print(f"\nwrote {out / 'results.json'}, {out / 'table.md'}, {out / 'zero_shot.png'}")
+
+
+def merge(folders: list, out: Path):
+    """Join eval runs split over processes or machines (by tasks, or by columns) into one table."""
+    results, families, sources = {}, {}, []
+    for f in folders:
+        path = Path(f) / "results.json"
+        if not path.is_file():
+            sys.exit(f"error: {path}: not found (expected the --out folder of an eval.py run)")
+        r = json.loads(path.read_text())
+        for name, row in r["tasks"].items():
+            results.setdefault(name, {}).update(row)
+        families.update(r.get("families", {}))
+        sources.append(str(f))
+    write_outputs(results, families, out, f"zero-shot on {len(results)} unseen tasks", {"merged_from": sources})
 
 
 def column_name(path, net) -> str:

@@ -59,11 +59,29 @@ if [ "$STAGE" = eval ] || [ "$STAGE" = all ]; then
         t=$(basename "$(dirname "$d")")
         if [[ ",$train_all," == *",$t,"* ]]; then mkdir -p "runs/library/$t" && cp -r "$d" "runs/library/$t/"; fi
     done
-    python train_recon.py --variant "$VARIANT" --library runs/library --steps "$RECON_STEPS" --eval-n 16 --sweep 4,8,16,all
-    ckpts=(--t2l "runs/t2l_$VARIANT/best" --t2l "runs/recon_$VARIANT/final")
-    python eval.py --tasks "$EVAL_TASKS" --n "$EVAL_N" "${ckpts[@]}" --oracles runs/lora --mt-lora runs/mt_lora/adapter --out runs/eval_test
-    python eval.py --tasks "$(python -m data --names train --per-family "$ORACLE_TRAIN_PER_FAMILY")" --n "$EVAL_N" \
-        --methods base,description,oracle --oracles runs/lora --out runs/eval_oracles
-    python eval.py --benchmarks arc_easy,arc_challenge,boolq,hellaswag,openbookqa,piqa,winogrande --n "$BENCH_N" \
-        --methods base,description,mt_lora,t2l --t2l "runs/t2l_$VARIANT/best" --mt-lora runs/mt_lora/adapter --out runs/eval_bench
+    # everything below is independent work for one GPU: parallel processes, then one merged table
+    for k in 4 8 16; do  # the library-size sweep (runs/recon_S/sweep_K)
+        run "recon_$k" python train_recon.py --variant "$VARIANT" --library runs/library --steps "$RECON_STEPS" \
+            --batch-size "$k" --eval-n 16 --sweep "$k" --out "runs/recon_$VARIANT"
+    done
+    run recon_all python train_recon.py --variant "$VARIANT" --library runs/library --steps "$RECON_STEPS" \
+        --batch-size 64 --eval-n 16 --out "runs/recon_$VARIANT"
+    IFS=, read -ra names <<< "$(python -m data --names "$EVAL_TASKS" 2>/dev/null || echo "$EVAL_TASKS")"
+    parts=()
+    for ((p = 0; p < 3; p++)); do  # the table, split over three processes by task
+        mine=(); for ((i = p; i < ${#names[@]}; i += 3)); do mine+=("${names[i]}"); done
+        [ ${#mine[@]} -eq 0 ] && continue
+        run "eval_test_$p" python eval.py --tasks "$(IFS=,; echo "${mine[*]}")" --n "$EVAL_N" --t2l "runs/t2l_$VARIANT/best" \
+            --oracles runs/lora --mt-lora runs/mt_lora/adapter --out "runs/eval_test_$p"
+        parts+=("runs/eval_test_$p")
+    done
+    run eval_oracles python eval.py --tasks "$(python -m data --names train --per-family "$ORACLE_TRAIN_PER_FAMILY")" \
+        --n "$EVAL_N" --methods base,description,oracle --oracles runs/lora --out runs/eval_oracles
+    run eval_bench python eval.py --benchmarks arc_easy,arc_challenge,boolq,hellaswag,openbookqa,piqa,winogrande \
+        --n "$BENCH_N" --methods base,description,mt_lora,t2l --t2l "runs/t2l_$VARIANT/best" --mt-lora runs/mt_lora/adapter \
+        --out runs/eval_bench
+    wait || true
+    # the reconstruction-trained T2L as one more column, then one table
+    python eval.py --tasks "$EVAL_TASKS" --n "$EVAL_N" --methods t2l --t2l "runs/recon_$VARIANT/final" --out runs/eval_test_recon
+    python eval.py --merge "$(IFS=,; echo "${parts[*]}"),runs/eval_test_recon" --out runs/eval_test
 fi

@@ -296,7 +296,6 @@ def main(argv=None):
     sizes = [len(entries)]
     if cfg.sweep:
         sizes = sorted({len(entries) if s == "all" else min(int(s), len(entries)) for s in cfg.sweep.split(",")})
-    sweep = []
     for k in sizes:
         sub = out if k == len(entries) else out / f"sweep_{k}"
         net, losses, errs, condition = train(cfg, entries[:k], lcfg, mcfg, sub, device, encoder)
@@ -308,10 +307,15 @@ def main(argv=None):
         (sub / "report.json").write_text(json.dumps({"relative_l1": errs, "scores": sc}, indent=2))
         mo = sum(v[0] for v in sc.values()) / len(sc) if sc else None
         mr = sum(v[1] for v in sc.values()) / len(sc) if sc else None
-        sweep.append({"n_tasks": k, "mean_relative_l1": sum(errs.values()) / k, "oracle": mo, "reconstructed": mr})
-        tqdm.write(f"{k} adapters: mean relative L1 error {100 * sweep[-1]['mean_relative_l1']:.1f}%"
+        (sub / "summary.json").write_text(json.dumps({"n_tasks": k, "mean_relative_l1": sum(errs.values()) / k,
+                                                      "oracle": mo, "reconstructed": mr, "steps": cfg.steps}))
+        tqdm.write(f"{k} adapters: mean relative L1 error {100 * sum(errs.values()) / k:.1f}%"
                    + (f", score {100 * mr:.1f} vs oracle {100 * mo:.1f}" if sc else ""))
     print("\n" + table)
+    # The sweep is read back from disk, so runs of different sizes made by separate processes
+    # (run_full.sh) end up in one plot: whichever finishes last draws it.
+    sweep = sorted((json.loads(p.read_text()) for p in [out / "summary.json", *out.glob("sweep_*/summary.json")] if p.is_file()),
+                   key=lambda r: r["n_tasks"])
     if len(sweep) > 1:
         (out / "sweep.json").write_text(json.dumps(sweep, indent=2))
         plot_sweep(sweep, out / "sweep.png", cfg.variant)

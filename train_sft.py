@@ -345,7 +345,7 @@ def zero_shot_table(model, net, encoder, tok, tasks, names, cfg, out: Path):
     net.eval()
     s = E.Setup(n=cfg.final_examples, t2l=[(f"T2L-{cfg.variant}", net)], encoder=encoder)
     results = E.run_table(model, tok, tasks, names, ["base", "t2l"], s, desc="zero-shot")
-    table = E.markdown(results, tasks)
+    table = E.markdown(results, {n: tasks[n].family for n in names})
     print("\n" + table)
     (out / "zero_shot.json").write_text(json.dumps({"tasks": results, "means": E.means_of(results),
                                                     "n_examples": cfg.final_examples}, indent=2))

@@ -76,19 +76,48 @@ def test_choice_loglik_picks_the_likely_answer(default_model_dir):
     assert E.choice_loglik(model, tok, moon, norm="none") == [1.0]
 
 
+def random_oracle(model_dir, folder, task, seed):
+    """A PEFT adapter with a non-zero B (so it changes answers), saved as <folder>/<task>/adapter."""
+    mcfg = M.ModelConfig.from_json(model_dir / "config.json")
+    lcfg = L.LoraConfig()
+    g = torch.Generator().manual_seed(seed)
+    ad = {k: (torch.randn(8, d_in, generator=g) * 0.05, torch.randn(d_out, 8, generator=g) * 0.05)
+          for k, (d_in, d_out) in L.module_shapes(mcfg, lcfg).items()}
+    L.save_peft(ad, lcfg, folder / task / "adapter", extra={"task": task})
+    return ad
+
+
 def test_table_with_an_untrained_t2l_equals_the_base_model(tmp_path, default_model_dir):
     """At initialisation T2L writes Delta W = 0, so its column must equal the base column exactly;
-    the run writes the table, the JSON and the chart."""
+    the oracle column appears only for the task that has one, the average LoRA is built from the
+    training-task oracles; the run writes the table, the JSON and the chart."""
     cfg = H.T2LConfig.for_base(M.ModelConfig.from_json(default_model_dir / "config.json"), variant="S", latent=32, head_in=64)
     ckpt = H.save(H.HyperNetwork(cfg), tmp_path / "t2l")
+    random_oracle(default_model_dir, tmp_path / "oracles", "list_first", 0)
+    random_oracle(default_model_dir, tmp_path / "oracles", "add_10", 1)  # a training task: the average's only member
     out = tmp_path / "eval"
-    E.main(["--tasks", "list_first,words_upper", "--n", "2", "--methods", "base,description,oracle,t2l,t2l_wrong,t2l_random",
-            "--t2l", str(ckpt), "--oracles", str(tmp_path / "none"), "--out", str(out), "--descriptions", "1"])
+    E.main(["--tasks", "list_first,words_upper", "--n", "2", "--methods", "base,oracle,avg_lora,t2l,t2l_wrong,t2l_random",
+            "--t2l", str(ckpt), "--oracles", str(tmp_path / "oracles"), "--out", str(out), "--descriptions", "1"])
     res = json.loads((out / "results.json").read_text())
-    assert set(res["means"]) == {"base", "description", "T2L-S", "t2l_wrong", "t2l_random"}  # oracle skipped: none found
+    assert list(res["means"]) == ["base", "oracle", "avg_lora", "T2L-S", "t2l_wrong", "t2l_random"]
     for row in res["tasks"].values():
         assert row["T2L-S"] == row["base"] == row["t2l_random"] == row["t2l_wrong"]
+    assert res["tasks"]["words_upper"]["oracle"] is None and res["tasks"]["list_first"]["oracle"] is not None
+    assert res["families"] == {"list_first": "list_pick", "words_upper": "word_ops"}
     assert (out / "zero_shot.png").stat().st_size > 1000 and "| **mean** |" in (out / "table.md").read_text()
+
+
+def test_merge_joins_runs_split_by_task_and_by_column(tmp_path):
+    for name, tasks in [("a", {"t1": {"base": 0.5, "T2L-S": 1.0}}), ("b", {"t2": {"base": 0.0, "T2L-S": 0.5}}),
+                        ("c", {"t1": {"T2L-S recon": 0.25}})]:
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps({"tasks": tasks, "families": {t: "fam" for t in tasks}}))
+    E.main(["--merge", ",".join(str(tmp_path / n) for n in "abc"), "--out", str(tmp_path / "all")])
+    res = json.loads((tmp_path / "all" / "results.json").read_text())
+    assert res["tasks"]["t1"] == {"base": 0.5, "T2L-S": 1.0, "T2L-S recon": 0.25}
+    assert res["means"] == {"base": 0.25, "T2L-S": 0.75, "T2L-S recon": 0.25}  # a missing cell is left out of the mean
+    with pytest.raises(SystemExit, match="results.json: not found"):
+        E.main(["--merge", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
 
 
 def test_bad_method_is_an_error():

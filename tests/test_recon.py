@@ -90,3 +90,23 @@ def test_library_that_disagrees_names_the_adapter(tiny_dirs, tmp_path):
         R.load_library(tmp_path / "lib", other)
     with pytest.raises(L.LoraError, match="no PEFT adapters found"):
         R.load_library(tmp_path / "empty", mcfg)
+
+
+def test_cli_writes_checkpoint_report_and_a_sweep_gathered_across_runs(tiny_dirs, tmp_path):
+    folder = tiny_dirs["llama"][1]
+    mcfg = M.ModelConfig.from_json(folder / "config.json")
+    lcfg = L.LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    for e in random_library(mcfg, lcfg, 4):
+        save(e.adapter, lcfg, tmp_path / "lib" / e.name / "adapter")
+    out = tmp_path / "recon"
+    common = ["--library", str(tmp_path / "lib"), "--model", str(folder), "--one-hot", "--steps", "20", "--eval-n", "0",
+              "--variant", "L", "--latent", "32", "--head-in", "64", "--out", str(out)]
+    R.main([*common, "--sweep", "2,all"])
+    for f in ("final/hypernet.safetensors", "final/t2l_config.json", "report.md", "report.json", "loss.png",
+              "sweep_2/report.md", "sweep.json", "sweep.png"):
+        assert (out / f).is_file(), f
+    import json
+    assert json.loads((out / "final" / "train_config.json").read_text())["objective"] == "recon"
+    assert [s["n_tasks"] for s in json.loads((out / "sweep.json").read_text())] == [2, 4]
+    R.main([*common, "--sweep", "3"])  # another process, another size: the sweep gathers all three
+    assert [s["n_tasks"] for s in json.loads((out / "sweep.json").read_text())] == [2, 3, 4]
