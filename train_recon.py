@@ -323,19 +323,26 @@ def main(argv=None):
 
 
 def plot_sweep(sweep: list, path: Path, variant: str):
+    """Relative L1 error of Delta W (left axis) and reconstructed / oracle score (right axis)
+    against the number of adapters compressed into one hypernetwork."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     ks = [s["n_tasks"] for s in sweep]
-    fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    ax.plot(ks, [100 * s["mean_relative_l1"] for s in sweep], "o-", color="#c0392b", label="relative L1 error of Delta W")
-    ax.set_xscale("log", base=2), ax.set_xlabel("adapters compressed"), ax.set_ylabel("relative L1 error (%)")
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    lines = ax.plot(ks, [100 * s["mean_relative_l1"] for s in sweep], "o-", color="#c0392b", label="relative L1 error of Delta W")
+    ax.set_xscale("log"), ax.set_xticks(ks, [str(k) for k in ks]), ax.minorticks_off()
+    ax.set_xlabel("adapters compressed"), ax.set_ylabel("relative L1 error (%)", color="#c0392b")
     if all(s["oracle"] for s in sweep):
         ax2 = ax.twinx()
-        ax2.plot(ks, [100 * s["reconstructed"] / s["oracle"] for s in sweep], "s--", color="#2a7ab9", label="score / oracle score")
-        ax2.set_ylabel("reconstructed score / oracle (%)")
-        ax2.legend(loc="lower right")
-    ax.legend(loc="upper left"), ax.set_title(f"T2L-{variant} as a LoRA compressor")
+        lines += ax2.plot(ks, [100 * s["reconstructed"] / s["oracle"] for s in sweep], "s--", color="#2a7ab9", label="score / oracle score")
+        ax2.set_ylabel("reconstructed / oracle score (%)", color="#2a7ab9"), ax2.set_ylim(0, 105)
+    for s in sweep:  # say when a point was trained for a different number of steps than the others
+        if s.get("steps") and len({x.get("steps") for x in sweep}) > 1:
+            ax.annotate(f"{s['steps']} steps", (s["n_tasks"], 100 * s["mean_relative_l1"]), textcoords="offset points",
+                        xytext=(6, -12), fontsize=7)
+    ax.legend(lines, [l.get_label() for l in lines], loc="center left", fontsize=8)
+    ax.set_title(f"T2L-{variant} as a LoRA compressor")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
