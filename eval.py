@@ -325,12 +325,12 @@ def main(argv=None):
     try:
         model = M.load_pretrained(a.model, device=a.device, dtype=torch.bfloat16 if a.device == "cuda" else torch.float32)
         tok = M.load_tokenizer(a.model)
-        tasks, names = pick_tasks(a)
+        tasks, names, train_names = pick_tasks(a)
         s = Setup(n=a.n, shots=a.shots, n_desc=a.descriptions)
         if "oracle" in methods:
             s.oracles = load_oracles(a.oracles, model, names)
         if "avg_lora" in methods:
-            train = [n for n in splits(builtin_tasks())["train"] if n not in names]
+            train = [n for n in train_names if n not in names]  # the library: training tasks only, never those scored
             lib = load_oracles(a.oracles, model, train)
             if lib:
                 scal = {sc for _, sc in lib.values()}
@@ -404,7 +404,7 @@ def column_name(path, net) -> str:
 
 
 def pick_tasks(a):
-    """-> (tasks by name, names to evaluate) for --tasks / --benchmarks / --data."""
+    """-> (tasks by name, names to evaluate, training-task names) for --tasks / --benchmarks / --data."""
     if a.benchmarks:
         from data.benchmarks import BENCHMARKS, load_benchmark
         names = [n for n in BENCHMARKS if BENCHMARKS[n][0].split("/")[0] not in ("codex_humaneval", "codex_mbpp")] \
@@ -412,7 +412,7 @@ def pick_tasks(a):
         code = [n for n in names if n in ("humaneval", "mbpp")]
         if code:
             raise ValueError(f"benchmark {code[0]} is scored by running code, which eval.py does not do")
-        return {n: load_benchmark(n) for n in names}, names
+        return {n: load_benchmark(n) for n in names}, names, splits(builtin_tasks())["train"]
     if a.data == "sni":
         from train_sft import TrainConfig, load_tasks
         tasks, sp = load_tasks(TrainConfig(data="sni"))
@@ -423,7 +423,7 @@ def pick_tasks(a):
     unknown = [n for n in names if n not in tasks]
     if unknown:
         raise ValueError(f"unknown task {unknown[0]!r} (python -m data lists them)")
-    return tasks, names
+    return tasks, names, sp["train"]
 
 
 if __name__ == "__main__":
