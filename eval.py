@@ -50,11 +50,6 @@ METHODS = ("base", "description", "icl", "oracle", "mt_lora", "avg_lora", "lora"
 # Generation and scoring
 
 
-def clean_answer(text: str) -> str:
-    """The model's answer: its first non-empty line, without an "Answer:"-style lead-in."""
-    return extract_answer(text)
-
-
 @torch.no_grad()
 def answer(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_new_tokens=32, batch_size=32):
     """Greedy answers for many prompts. `adapter` is one shared adapter, or a per-example adapter
@@ -72,7 +67,7 @@ def answer(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_
                                  eos_token_ids=tok.eos_token_ids, pad_token_id=tok.pad_token_id)
         for row in gen.tolist():
             row = [t for t in row if t not in tok.eos_token_ids and t != tok.pad_token_id]
-            out.append(clean_answer(tok.decode(row)))
+            out.append(extract_answer(tok.decode(row)))  # first line, lead-ins removed
     return out
 
 
@@ -96,9 +91,7 @@ def choice_loglik(model, tok, examples, adapter=None, scaling=0.0, mode="input",
     for s in range(0, len(pairs), batch_size):
         ids, labels, mask = (t.to(device) for t in fmt.collate(pairs[s:s + batch_size], tok.pad_token_id))
         with L.use_adapter(model, adapter, scaling):
-            mean_nll = model.loss(ids, labels, mask, reduction="per_example")  # (b,) mean over the choice tokens
-        n_tok = (labels[:, 1:] != -100).sum(1)  # (b,)
-        scores += (-mean_nll * n_tok).tolist()  # summed log-likelihood of each choice
+            scores += (-model.loss(ids, labels, mask, reduction="per_example_sum")).tolist()  # (b,) log-likelihood of each choice
     best = {}
     for (i, j, n_chars), ll in zip(owner, scores):
         if i not in best or ll / n_chars > best[i][1]:
@@ -162,17 +155,18 @@ def average_lora(adapters: list[dict]) -> dict:
             for k in adapters[0]}
 
 
+def load_adapter(path, model) -> tuple:
+    """A PEFT folder -> (adapter, scaling), its modules injected into `model` and checked against it."""
+    ad, cfg = L.load_peft(path, device=next(model.parameters()).device)
+    L.inject(model, cfg)
+    L.check_adapter(model, ad, str(path))
+    return ad, cfg.scaling
+
+
 def load_oracles(folder, model, names) -> dict:
     """{task: (adapter, scaling)} for every <folder>/<task>/adapter that exists."""
-    out = {}
-    for name in names:
-        path = Path(folder) / name / "adapter"
-        if (path / "adapter_config.json").is_file():
-            ad, cfg = L.load_peft(path, device=next(model.parameters()).device)
-            L.inject(model, cfg)
-            L.check_adapter(model, ad, str(path))
-            out[name] = (ad, cfg.scaling)
-    return out
+    paths = {name: Path(folder) / name / "adapter" for name in names}
+    return {name: load_adapter(p, model) for name, p in paths.items() if (p / "adapter_config.json").is_file()}
 
 
 def random_description(task_name: str, like: str) -> str:
@@ -340,10 +334,7 @@ def main(argv=None):
                 print(f"avg_lora: mean Delta W of {len(lib)} training-task oracle LoRAs", file=sys.stderr)
         for key, path in (("mt_lora", a.mt_lora), ("lora", a.lora)):
             if key in methods and path and (Path(path) / "adapter_config.json").is_file():
-                ad, cfg = L.load_peft(path, device=a.device)
-                L.inject(model, cfg)
-                L.check_adapter(model, ad, path)
-                setattr(s, key, (ad, cfg.scaling))
+                setattr(s, key, load_adapter(path, model))
             elif key == "lora" and key in methods:
                 sys.exit(f"error: --methods lora needs --lora PATH to a PEFT adapter folder (got {path})")
         if a.t2l:
@@ -370,15 +361,15 @@ def main(argv=None):
         "model": a.model or "SmolLM2-135M-Instruct", "device": a.device})
 
 
-def write_outputs(results: dict, families: dict, out: Path, title: str, extra: dict):
-    """Print the table; write results.json, table.md and zero_shot.png into `out`."""
+def write_outputs(results: dict, families: dict, out: Path, title: str, extra: dict, stem: str = "results"):
+    """Print the table; write <stem>.json, table.md and zero_shot.png into `out`."""
     table = markdown(results, families)
     print(table)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps({"tasks": results, "means": means_of(results), "families": families, **extra}, indent=2))
+    (out / f"{stem}.json").write_text(json.dumps({"tasks": results, "means": means_of(results), "families": families, **extra}, indent=2))
     (out / "table.md").write_text(table + "\n")
     bar_chart(results, out / "zero_shot.png", title)
-    print(f"\nwrote {out / 'results.json'}, {out / 'table.md'}, {out / 'zero_shot.png'}")
+    print(f"\nwrote {out / f'{stem}.json'}, {out / 'table.md'}, {out / 'zero_shot.png'}")
 
 
 def merge(folders: list, out: Path):

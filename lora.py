@@ -26,7 +26,7 @@ import os
 import shutil
 import tempfile
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -109,12 +109,13 @@ def target_names(model, cfg: LoraConfig) -> list[str]:
     bad = [i for i in layers if not 0 <= i < n_layers]
     if bad:
         raise LoraError(f"LoRA layer {bad[0]} does not exist: the model has {n_layers} layers")
-    names = []
-    for i in layers:
-        for t in cfg.target_modules:
-            sub = "self_attn" if t in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
-            names.append(f"model.layers.{i}.{sub}.{t}")
-    return names
+    return [module_name(i, t) for i in layers for t in cfg.target_modules]
+
+
+def module_name(layer: int, target: str) -> str:
+    """(3, "q_proj") -> "model.layers.3.self_attn.q_proj": the Hugging Face / PEFT name."""
+    sub = "self_attn" if target in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
+    return f"model.layers.{layer}.{sub}.{target}"
 
 
 def module_shapes(model, cfg: LoraConfig) -> dict[str, tuple[int, int]]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -397,11 +396,11 @@ class Transformer(nn.Module):
         target = labels[:, 1:]  # (B, T-1)
         keep = target != -100  # (B, T-1)
         logits = self.logits_from_hidden(h[:, :-1][keep])  # (N, vocab)
-        if reduction == "per_example":  # mean loss of each example, (B,)
+        if reduction in ("per_example", "per_example_sum"):  # mean (or summed) loss of each example, (B,)
             tok = F.cross_entropy(logits.float(), target[keep], reduction="none")  # (N,)
             ex = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(keep)[keep]  # (N,)
             sums = torch.zeros(labels.shape[0], device=labels.device).index_add_(0, ex, tok)
-            return sums / keep.sum(1).clamp(min=1)
+            return sums if reduction == "per_example_sum" else sums / keep.sum(1).clamp(min=1)
         return F.cross_entropy(logits.float(), target[keep], reduction=reduction, label_smoothing=label_smoothing)
 
     @torch.no_grad()

@@ -116,7 +116,7 @@ class T2LConfig:
         lcfg = cfg.lora_config()
         cfg.targets = lcfg.target_modules
         shapes = L.module_shapes(mcfg, lcfg)
-        cfg.module_dims = {t: list(shapes[f"model.layers.0.{'self_attn' if t.endswith(('q_proj', 'k_proj', 'v_proj', 'o_proj')) else 'mlp'}.{t}"]) for t in cfg.targets}
+        cfg.module_dims = {t: list(shapes[L.module_name(0, t)]) for t in cfg.targets}
         cfg.n_layers = mcfg.num_hidden_layers
         cfg.base_model = {"model_type": mcfg.model_type, "hidden_size": mcfg.hidden_size, "num_hidden_layers": mcfg.num_hidden_layers}
         return cfg
@@ -212,9 +212,8 @@ class HyperNetwork(nn.Module):
                 A = out[:, :, 0, :, :d_in]  # (n, nL, r, d_in)
                 B = out[:, :, 1, :, :d_out].transpose(-1, -2)  # (n, nL, d_out, r)
             A = A + self.offsets[t]  # (n, nL, r, d_in)
-            sub = "self_attn" if t in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
             for li in range(nL):
-                adapter[f"model.layers.{li}.{sub}.{t}"] = (A[:, li], B[:, li])
+                adapter[L.module_name(li, t)] = (A[:, li], B[:, li])
         return adapter
 
 

@@ -23,7 +23,6 @@ task and, unless --eval-n 0, the test score of each reconstructed adapter next t
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import random
@@ -38,7 +37,7 @@ from tqdm import tqdm
 import lora as L
 import model as M
 import t2l as H
-from train_sft import get_lr, plot_losses
+from train_sft import config_from_args, get_lr, plot_losses
 
 ROOT = Path(__file__).resolve().parent
 
@@ -68,15 +67,7 @@ class ReconConfig:
 
 
 def parse_args(argv=None) -> ReconConfig:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[1].strip(), formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(ReconConfig):
-        if f.name == "objective":
-            continue
-        if f.type in ("bool", bool):
-            p.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=f"(default {f.default})")
-        else:
-            p.add_argument(f"--{f.name.replace('_', '-')}", type={"int": int, "float": float}.get(f.type, str), default=f.default, help=" ")
-    cfg = ReconConfig(**vars(p.parse_args(argv)))
+    cfg = config_from_args(ReconConfig, argv, __doc__.split("\n\n")[1].strip(), skip=("objective",))
     if cfg.variant not in ("L", "M", "S"):
         raise SystemExit(f"error: --variant must be L, M or S, got {cfg.variant!r}")
     if cfg.loss not in ("delta", "ab"):

@@ -79,15 +79,23 @@ class TrainConfig:
     final_examples: int = 16  # examples per task in that table
 
 
-def parse_args(argv=None) -> TrainConfig:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    for f in dataclasses.fields(TrainConfig):
+def config_from_args(cls, argv, description: str, skip=()):
+    """A settings dataclass from the command line: one --flag per field (--help lists the
+    defaults), booleans as switches. train_recon.py uses it too."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         if f.type in ("bool", bool):
             p.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=f"(default {f.default})")
         else:
             typ = {"int": int, "float": float}.get(f.type, str)
             p.add_argument(f"--{f.name.replace('_', '-')}", type=typ, default=f.default, help=" ")
-    cfg = TrainConfig(**vars(p.parse_args(argv)))
+    return cls(**vars(p.parse_args(argv)))
+
+
+def parse_args(argv=None) -> TrainConfig:
+    cfg = config_from_args(TrainConfig, argv, __doc__.split("\n\n")[0])
     if cfg.lr == 0.0:
         cfg.lr = 5e-4 if cfg.variant in ("L", "M", "S") else 1e-3
     return cfg
@@ -157,11 +165,26 @@ class Batches:
 # The loop
 
 
-def save_ckpt(path: Path, trainable: torch.nn.Module, opt, step: int, cfg: TrainConfig, losses: list):
+def save_ckpt(path: Path, trainable: torch.nn.Module, opt, step: int, cfg: TrainConfig, losses: list, **extra):
+    """Everything --resume needs, the RNG state included (dropout and NEFTune noise then continue
+    as if never stopped). Atomic: a crash mid-save keeps the previous checkpoint."""
     tmp = path.with_suffix(".tmp")
+    rng = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_available() else {})}
     torch.save({"params": trainable.state_dict(), "opt": opt.state_dict(), "step": step,
-                "config": dataclasses.asdict(cfg), "losses": losses}, tmp)
-    tmp.replace(path)  # atomic: a crash mid-save keeps the previous checkpoint
+                "config": dataclasses.asdict(cfg), "losses": losses, **rng, **extra}, tmp)
+    tmp.replace(path)
+
+
+def load_ckpt(path: Path, trainable: torch.nn.Module, opt, device) -> dict:
+    """Restore what save_ckpt wrote into `trainable` and `opt`, and the RNG state; -> the saved dict."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    trainable.load_state_dict(state["params"])
+    opt.load_state_dict(state["opt"])
+    torch.set_rng_state(state["rng"].cpu())
+    if torch.cuda.is_available() and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu())
+    print(f"resumed {path.parent} at step {state['step']}", file=sys.stderr)
+    return state
 
 
 def optimizer_step(loss, params, opt, cfg: TrainConfig, step: int, ckpt: Path) -> torch.Tensor:
@@ -203,11 +226,8 @@ def train_lora(model, tok, tasks, names, cfg: TrainConfig, out: Path, lcfg: L.Lo
     start, losses = 0, []
     ckpt = out / "ckpt.pt"
     if cfg.resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        trainable.load_state_dict(state["params"])
-        opt.load_state_dict(state["opt"])
+        state = load_ckpt(ckpt, trainable, opt, device)
         start, losses = state["step"], state["losses"]
-        print(f"resumed {out} at step {start}", file=sys.stderr)
     batches = Batches(tok, tasks, names, cfg)
     log = open(out / "log.jsonl", "a" if start else "w")
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
@@ -317,20 +337,27 @@ def t2l_loss(model, net, emb, ids, labels, mask, cfg: TrainConfig, scaling: floa
     return sft + cfg.reg_ab * reg, sft, reg
 
 
+def validation_set(tok, tasks, names, cfg: TrainConfig, device) -> list:
+    """[(input_ids, labels, mask, the task's 3 evaluation descriptions)] per unseen-validation task,
+    encoded once for the whole run."""
+    out = []
+    for name in names:
+        enc, _ = fmt.encode_examples(tok, tasks[name].examples("val", cfg.val_examples), cfg.max_len)
+        if enc:
+            out.append((*(t.to(device) for t in fmt.collate(enc, tok.pad_token_id)), tasks[name].eval_descriptions))
+    return out
+
+
 @torch.no_grad()
-def validation_loss(model, net, encoder, tok, tasks, names, cfg, scaling, device):
+def validation_loss(model, net, encoder, val_set, scaling, device):
     """Mean answer loss on unseen-validation tasks, each example under the adapter generated from each
     of the task's 3 evaluation descriptions: cheap, and it ranks checkpoints as zero-shot scores do."""
     net.eval()
     total, n = 0.0, 0
-    for name in names:
-        enc, _ = fmt.encode_examples(tok, tasks[name].examples("val", cfg.val_examples), cfg.max_len)
-        if not enc:
-            continue
-        ids, labels, mask = (t.to(device) for t in fmt.collate(enc, tok.pad_token_id))
-        for d in tasks[name].eval_descriptions:
-            one = net(encoder([d]).to(device))
-            adapter = {k: (A.expand(len(enc), -1, -1), B.expand(len(enc), -1, -1)) for k, (A, B) in one.items()}
+    for ids, labels, mask, descs in val_set:
+        adapters = net(encoder(descs).to(device))  # all descriptions of the task in one pass: A (n_desc, r, d_in)
+        for j in range(len(descs)):
+            adapter = {k: (A[j].expand(len(ids), -1, -1), B[j].expand(len(ids), -1, -1)) for k, (A, B) in adapters.items()}
             with L.use_adapter(model, adapter, scaling):
                 total += model.loss(ids, labels, mask).item()
             n += 1
@@ -345,11 +372,9 @@ def zero_shot_table(model, net, encoder, tok, tasks, names, cfg, out: Path):
     net.eval()
     s = E.Setup(n=cfg.final_examples, t2l=[(f"T2L-{cfg.variant}", net)], encoder=encoder)
     results = E.run_table(model, tok, tasks, names, ["base", "t2l"], s, desc="zero-shot")
-    table = E.markdown(results, {n: tasks[n].family for n in names})
-    print("\n" + table)
-    (out / "zero_shot.json").write_text(json.dumps({"tasks": results, "means": E.means_of(results),
-                                                    "n_examples": cfg.final_examples}, indent=2))
-    E.bar_chart(results, out / "zero_shot.png", f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)")
+    print()
+    E.write_outputs(results, {n: tasks[n].family for n in names}, out, f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)",
+                    {"n_examples": cfg.final_examples}, stem="zero_shot")
     return results
 
 
@@ -372,17 +397,12 @@ def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, devic
     start, losses, best = 0, [], float("inf")
     ckpt = out / "ckpt.pt"
     if cfg.resume and ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
-        net.load_state_dict(state["params"])
-        opt.load_state_dict(state["opt"])
+        state = load_ckpt(ckpt, net, opt, device)
         start, losses, best = state["step"], state["losses"], state.get("best", best)
-        torch.set_rng_state(state["rng"])  # dropout and NEFTune noise continue as if never stopped
-        if device.type == "cuda" and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"])
-        print(f"resumed {out} at step {start}", file=sys.stderr)
     print(f"T2L-{cfg.variant}: {H.n_params(net):,} parameters; {len(sp['train'])} training tasks, "
           f"{len(sp['val'])} unseen-validation, {len(sp['test'])} unseen-test", file=sys.stderr)
     batches = Batches(tok, tasks, sp["train"], cfg)
+    val_set = validation_set(tok, tasks, sp["val"], cfg, device)
     log = open(out / "log.jsonl", "a" if start else "w")
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     end = min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
@@ -402,7 +422,7 @@ def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, devic
         rec = {"step": step + 1, "loss": losses[-1], "reg": reg.item(), "lr": get_lr(step, cfg), "grad_norm": float(gnorm),
                "tasks": rows, "step_s": time.perf_counter() - t0}
         if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
-            rec["val_loss"] = validation_loss(model, net, encoder, tok, tasks, sp["val"], cfg, lcfg.scaling, device)
+            rec["val_loss"] = validation_loss(model, net, encoder, val_set, lcfg.scaling, device)
             if rec["val_loss"] < best:
                 best = rec["val_loss"]
                 H.save(net, out / "best", {**extra, "val.json": {"step": step + 1, "val_loss": best}})
@@ -412,11 +432,7 @@ def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, devic
         log.write(json.dumps(rec) + "\n")
         if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
             log.flush()
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save({"params": net.state_dict(), "opt": opt.state_dict(), "step": step + 1, "losses": losses,
-                        "best": best, "config": dataclasses.asdict(cfg), "rng": torch.get_rng_state(),
-                        **({"cuda_rng": torch.cuda.get_rng_state()} if device.type == "cuda" else {})}, tmp)
-            tmp.replace(ckpt)
+            save_ckpt(ckpt, net, opt, step + 1, cfg, losses, best=best)
     log.close()
     plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT")
     if end < cfg.steps:

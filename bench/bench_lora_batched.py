@@ -60,7 +60,7 @@ def main():
         rows.append((B, res["shared"], res["per-example"]))
         print(f"B={B}: shared {res['shared'] * 1e3:.1f} ms, per-example {res['per-example'] * 1e3:.1f} ms", flush=True)
     dev = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"\n| batch x tokens | device | dtype | shared adapter | per-example adapters | cost |\n| --- | --- | --- | --- | --- | --- |")
+    print("\n| batch x tokens | device | dtype | shared adapter | per-example adapters | cost |\n| --- | --- | --- | --- | --- | --- |")
     for B, s, pe in rows:
         print(f"| {B} x {a.seq} | {dev} | {a.dtype} | {s * 1e3:.0f} ms | {pe * 1e3:.0f} ms | {pe / s:.2f}x |")
 

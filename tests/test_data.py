@@ -1,5 +1,4 @@
 """data/: the built-in suite, the SNI loader, prompt formatting and metrics."""
-import json
 
 import pytest
 

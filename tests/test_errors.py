@@ -1,6 +1,5 @@
 """Bad input gets one line naming the file or tensor, never a traceback from inside torch."""
 import json
-import shutil
 import subprocess
 import sys
 

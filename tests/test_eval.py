@@ -9,7 +9,7 @@ import lora as L
 import model as M
 import t2l as H
 from data.metrics import extract_answer, score
-from data.tasks import Example, Task, builtin_tasks, splits
+from data.tasks import Example, builtin_tasks, splits
 
 
 @pytest.mark.parametrize("reply,gold,metric,labels,want", [

@@ -1,5 +1,4 @@
 """lora.py: per-example batched LoRA equals merged weights; PEFT reads our files identically."""
-import json
 
 import pytest
 import torch
