@@ -212,8 +212,11 @@ class HyperNetwork(nn.Module):
                 A = out[:, :, 0, :, :d_in]  # (n, nL, r, d_in)
                 B = out[:, :, 1, :, :d_out].transpose(-1, -2)  # (n, nL, d_out, r)
             A = A + self.offsets[t]  # (n, nL, r, d_in)
-            for li in range(nL):
-                adapter[L.module_name(li, t)] = (A[:, li], B[:, li])
+            # unbind, not A[:, li] in a loop: the backward of each index op writes a zero tensor
+            # of the full (n, nL, ...) size, which made the backward quadratic in the layer count
+            # (20 s of a 21 s reconstruction step on the CPU); unbind's backward is one stack.
+            for li, (a, b) in enumerate(zip(A.unbind(1), B.unbind(1))):
+                adapter[L.module_name(li, t)] = (a, b)  # (n, r, d_in), (n, d_out, r)
         return adapter
 
 

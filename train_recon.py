@@ -143,6 +143,12 @@ def delta(A, B):
     return torch.bmm(B, A)  # (n, d_out, r) @ (n, r, d_in)
 
 
+def delta_diff(A, B, tA, tB):
+    """B A - tB tA as one rank-2r product [B, -tB] [A; tA]: one bmm and no separate subtraction
+    pass over the (n, d_out, d_in) result (about half the time of two products and a sub)."""
+    return torch.bmm(torch.cat([B, -tB], dim=-1), torch.cat([A, tA], dim=-2))  # (n, d_out, 2r) @ (n, 2r, d_in)
+
+
 def recon_loss(gen: dict, target: dict, idx, cfg: ReconConfig, stats: dict):
     """Eq. (4): mean over modules of the L1 distance, in the units documented at the top.
     One module at a time on purpose: stacking all layers would materialise N x layers x d_out x
@@ -151,7 +157,7 @@ def recon_loss(gen: dict, target: dict, idx, cfg: ReconConfig, stats: dict):
     for k, (A, B) in gen.items():
         tA, tB = target[k][0][idx], target[k][1][idx]  # (n, r, d_in), (n, d_out, r)
         if cfg.loss == "delta":
-            total = total + (delta(A, B) - delta(tA, tB)).abs().mean() / stats["delta_scale"]
+            total = total + delta_diff(A, B, tA, tB).abs().mean() / stats["delta_scale"]
         else:
             mA, sA, mB, sB = stats[k]
             total = total + ((A - mA) / sA - (tA - mA) / sA).abs().mean() + ((B - mB) / sB - (tB - mB) / sB).abs().mean()
@@ -163,9 +169,9 @@ def relative_l1(gen: dict, target: dict, idx) -> torch.Tensor:
     """Per adapter: sum |Delta W_gen - Delta W_lib| / sum |Delta W_lib| over all modules, (n,)."""
     num = den = 0.0
     for k, (A, B) in gen.items():
-        t = delta(target[k][0][idx], target[k][1][idx])  # (n, d_out, d_in)
-        num = num + (delta(A, B) - t).abs().sum((1, 2))
-        den = den + t.abs().sum((1, 2))
+        tA, tB = target[k][0][idx], target[k][1][idx]  # (n, r, d_in), (n, d_out, r)
+        num = num + delta_diff(A, B, tA, tB).abs().sum((1, 2))
+        den = den + delta(tA, tB).abs().sum((1, 2))
     return num / den
 
 

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
 import json
 import math
 import random
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -79,18 +81,26 @@ class TrainConfig:
     final_examples: int = 16  # examples per task in that table
 
 
+def field_comments(cls) -> dict:
+    """{field: its end-of-line comment} read from the dataclass source, so --help says what the
+    code says (one place to document a setting)."""
+    return dict(re.findall(r"^\s+(\w+):[^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
+
+
 def config_from_args(cls, argv, description: str, skip=()):
-    """A settings dataclass from the command line: one --flag per field (--help lists the
-    defaults), booleans as switches. train_recon.py uses it too."""
+    """A settings dataclass from the command line: one --flag per field, booleans as switches;
+    --help lists every flag with its comment and default. train_recon.py uses it too."""
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
+        flag, text = f"--{f.name.replace('_', '-')}", comments.get(f.name, f.name).replace("%", "%%")
         if f.type in ("bool", bool):
-            p.add_argument(f"--{f.name.replace('_', '-')}", action="store_true", help=f"(default {f.default})")
+            p.add_argument(flag, action="store_true", help=text)
         else:
             typ = {"int": int, "float": float}.get(f.type, str)
-            p.add_argument(f"--{f.name.replace('_', '-')}", type=typ, default=f.default, help=" ")
+            p.add_argument(flag, type=typ, default=f.default, help=text)
     return cls(**vars(p.parse_args(argv)))
 
 

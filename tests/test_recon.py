@@ -110,3 +110,29 @@ def test_cli_writes_checkpoint_report_and_a_sweep_gathered_across_runs(tiny_dirs
     assert [s["n_tasks"] for s in json.loads((out / "sweep.json").read_text())] == [2, 4]
     R.main([*common, "--sweep", "3"])  # another process, another size: the sweep gathers all three
     assert [s["n_tasks"] for s in json.loads((out / "sweep.json").read_text())] == [2, 3, 4]
+
+
+def test_delta_diff_is_the_difference_of_the_two_products():
+    """The loss computes B A - tB tA as one rank-2r product; it must equal the two products apart."""
+    g = torch.Generator().manual_seed(0)
+    A, tA = torch.randn(3, 4, 20, generator=g), torch.randn(3, 4, 20, generator=g)  # (n, r, d_in)
+    B, tB = torch.randn(3, 12, 4, generator=g), torch.randn(3, 12, 4, generator=g)  # (n, d_out, r)
+    torch.testing.assert_close(R.delta_diff(A, B, tA, tB), B @ A - tB @ tA, rtol=1e-5, atol=1e-5)
+
+
+def test_generated_adapter_backward_is_correct(tiny_dirs):
+    """HyperNetwork.forward hands out per-layer views with unbind (a linear-time backward, see
+    t2l.py); its gradients must match finite differences, with a different weight on every layer
+    of every module so that every view's gradient path counts."""
+    import t2l as H
+    mcfg = M.ModelConfig.from_json(tiny_dirs["llama"][1] / "config.json")
+    hcfg = H.T2LConfig.for_base(mcfg, variant="S", d_task=6, latent=16, head_in=8, rank=2, alpha=4.0,
+                                use_rslora=False, targets=["q_proj", "v_proj"], encoder="x", dropout=0.0)
+    net = H.HyperNetwork(hcfg).double()
+    for p in net.heads.parameters():  # non-zero heads, so B depends on the input
+        torch.nn.init.normal_(p, std=0.1)
+    assert len(net(torch.randn(1, 6, dtype=torch.float64))) == 2 * mcfg.num_hidden_layers
+
+    def f(emb):
+        return sum((A * (i + 1)).sum() + (B ** 2).sum() * (i + 2) for i, (A, B) in enumerate(net(emb).values()))
+    assert torch.autograd.gradcheck(f, (torch.randn(3, 6, dtype=torch.float64, requires_grad=True),))

@@ -101,3 +101,26 @@ def test_t2l_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_pa
     with pytest.raises(SystemExit, match=r"loss is nan at step 2; the last good checkpoint is .*ckpt\.pt"):
         T.main([*T2L_FAST, "--out", str(out)])
     assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 2  # saved after step 2, before the bad one
+
+
+@pytest.mark.parametrize("script", ["train_sft", "train_recon"])
+def test_help_lists_every_setting_with_its_comment_and_default(script, capsys):
+    """The training settings are documented once, as comments on the config dataclass; --help must
+    show each of them with its default, so `python train_sft.py --help` is the settings reference."""
+    import dataclasses
+    import re
+    import train_recon
+    mod = {"train_sft": T, "train_recon": train_recon}[script]
+    cls = {"train_sft": T.TrainConfig, "train_recon": train_recon.ReconConfig}[script]
+    with pytest.raises(SystemExit):
+        mod.parse_args(["--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines; compare word streams
+    comments = T.field_comments(cls)
+    for f in dataclasses.fields(cls):
+        if f.name == "objective":  # train_recon writes it itself; not a flag
+            continue
+        assert f.name in comments, f"{cls.__name__}.{f.name} has no comment"
+        flag = f"--{f.name.replace('_', '-')}"
+        first_words = " ".join(comments[f.name].split()[:4])
+        assert re.search(re.escape(flag) + r" (\S+ )?" + re.escape(first_words), text), f"{flag}: comment missing from --help"
+        assert f"(default: {f.default})" in text
