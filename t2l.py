@@ -214,7 +214,7 @@ class HyperNetwork(nn.Module):
             A = A + self.offsets[t]  # (n, nL, r, d_in)
             # unbind, not A[:, li] in a loop: the backward of each index op writes a zero tensor
             # of the full (n, nL, ...) size, which made the backward quadratic in the layer count
-            # (20 s of a 21 s reconstruction step on the CPU); unbind's backward is one stack.
+            # (a 39-adapter reconstruction step on 2 shared CPU cores: 20 s before, 4.4 s after); unbind's backward is one stack.
             for li, (a, b) in enumerate(zip(A.unbind(1), B.unbind(1))):
                 adapter[L.module_name(li, t)] = (a, b)  # (n, r, d_in), (n, d_out, r)
         return adapter
