@@ -60,7 +60,7 @@ def test_factored_squared_error_loss_is_exact_and_fits(tiny_dirs, tmp_path):
     g = torch.Generator().manual_seed(0)
     A, tA = torch.randn(3, 4, 20, generator=g), torch.randn(3, 4, 20, generator=g)  # (n, r, d_in)
     B, tB = torch.randn(3, 12, 4, generator=g), torch.randn(3, 12, 4, generator=g)  # (n, d_out, r)
-    torch.testing.assert_close(R.delta_sq_norm(A, B, tA, tB), ((B @ A - tB @ tA) ** 2).sum((1, 2)), rtol=1e-4, atol=1e-3)
+    torch.testing.assert_close(R.delta_sq_norm(*R.lora_difference(A, B, tA, tB)), ((B @ A - tB @ tA) ** 2).sum((1, 2)), rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(R.delta_sq_norm(A, B), ((B @ A) ** 2).sum((1, 2)), rtol=1e-4, atol=1e-3)
     mcfg = M.ModelConfig.from_json(tiny_dirs["mistral"][1] / "config.json")
     lcfg = L.LoraConfig(r=2, target_modules=["q_proj", "v_proj"])
@@ -126,12 +126,12 @@ def test_cli_writes_checkpoint_report_and_a_sweep_gathered_across_runs(tiny_dirs
     assert [s["n_tasks"] for s in json.loads((out / "sweep.json").read_text())] == [2, 3, 4]
 
 
-def test_delta_diff_is_the_difference_of_the_two_products():
+def test_lora_difference_is_the_difference_of_the_two_products():
     """The loss computes B A - tB tA as one rank-2r product; it must equal the two products apart."""
     g = torch.Generator().manual_seed(0)
     A, tA = torch.randn(3, 4, 20, generator=g), torch.randn(3, 4, 20, generator=g)  # (n, r, d_in)
     B, tB = torch.randn(3, 12, 4, generator=g), torch.randn(3, 12, 4, generator=g)  # (n, d_out, r)
-    torch.testing.assert_close(R.delta_diff(A, B, tA, tB), B @ A - tB @ tA, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(R.delta(*R.lora_difference(A, B, tA, tB)), B @ A - tB @ tA, rtol=1e-5, atol=1e-5)
 
 
 def test_generated_adapter_backward_is_correct(tiny_dirs):
