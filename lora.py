@@ -32,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 ALL_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -90,12 +91,14 @@ class LoRALinear(nn.Module):
         self.lora_A = None  # (r, d_in) or (Bsz, r, d_in)
         self.lora_B = None  # (d_out, r) or (Bsz, d_out, r)
         self.scaling = 0.0
+        self.dropout = 0.0  # dropout on the LoRA input during training (reference: 0.05); 0 at evaluation
 
     def forward(self, x):
         y = F.linear(x, self.weight, self.bias)
         if self.lora_A is None:
             return y
-        return y + self.scaling * lora_delta(x.to(self.lora_A.dtype), self.lora_A, self.lora_B).to(y.dtype)
+        xa = F.dropout(x, self.dropout) if self.dropout > 0 else x  # only the LoRA path sees the dropout
+        return y + self.scaling * lora_delta(xa.to(self.lora_A.dtype), self.lora_A, self.lora_B).to(y.dtype)
 
     def extra_repr(self):
         shape = None if self.lora_A is None else tuple(self.lora_A.shape)
@@ -166,8 +169,9 @@ def check_adapter(model, adapter: dict, source: str = "adapter"):
                             f"expected ({r}, {mod.in_features}) and ({mod.out_features}, {r}) for this model")
 
 
-def set_adapter(model, adapter: dict | None, scaling: float):
-    """Point every adapted Linear at its (A, B) from `adapter` (others get none). None clears all."""
+def set_adapter(model, adapter: dict | None, scaling: float, dropout: float = 0.0):
+    """Point every adapted Linear at its (A, B) from `adapter` (others get none). None clears all.
+    dropout > 0 (training only) drops elements of the LoRA input x before x A^T."""
     adapter = adapter or {}
     for name, mod in model.named_modules():
         if isinstance(mod, LoRALinear):
@@ -176,16 +180,16 @@ def set_adapter(model, adapter: dict | None, scaling: float):
             # (a LoRA module, the hypernetwork), never to the model's parameters or state_dict.
             object.__setattr__(mod, "lora_A", A)
             object.__setattr__(mod, "lora_B", B)
-            mod.scaling = scaling
+            mod.scaling, mod.dropout = scaling, dropout
     missing = [n for n in adapter if not isinstance(model.get_submodule(n), LoRALinear)]
     if missing:
         raise LoraError(f"adapter target {missing[0]} was not injected; call lora.inject(model, cfg) with its target modules first")
 
 
 @contextmanager
-def use_adapter(model, adapter: dict | None, scaling: float):
+def use_adapter(model, adapter: dict | None, scaling: float, dropout: float = 0.0):
     """with use_adapter(model, adapter, s): ...  -- the adapter is cleared again on exit."""
-    set_adapter(model, adapter, scaling)
+    set_adapter(model, adapter, scaling, dropout)
     try:
         yield model
     finally:
@@ -250,12 +254,11 @@ def unmerge(model, adapter: dict, scaling: float):
 PEFT_PREFIX = "base_model.model."
 
 
-def save_peft(adapter: dict, cfg: LoraConfig, out_dir, base_model: str = "", extra: dict | None = None):
+def save_peft(adapter: dict, cfg: LoraConfig, out_dir, base_model: str = "", extra: dict | None = None,
+              force: bool = False, inputs=(), more: dict | None = None):
     """Write adapter_config.json + adapter_model.safetensors with PEFT's key names, atomically
-    (into a temporary folder, then renamed), so a crash never leaves half an adapter.
-    `extra` (e.g. the task description) goes into the safetensors metadata."""
-    from safetensors.torch import save_file
-
+    (write_folder_atomically), so a crash never leaves half an adapter. `extra` (e.g. the task
+    description) goes into the safetensors metadata; `more` {file name: JSON object} beside."""
     out_dir = Path(out_dir)
     tensors = {}
     for name, (A, B) in adapter.items():
@@ -270,53 +273,138 @@ def save_peft(adapter: dict, cfg: LoraConfig, out_dir, base_model: str = "", ext
         "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False, "inference_mode": True,
         "init_lora_weights": True, "modules_to_save": None,
     }
+    bad = [k for k, t in tensors.items() if not torch.isfinite(t).all()]
+    if bad:
+        raise LoraError(f"{out_dir}: refusing to save an adapter with NaN or inf values (first: {bad[0]})")
+
     def write(tmp):
         save_file(tensors, str(tmp / "adapter_model.safetensors"), metadata={k: str(v) for k, v in (extra or {}).items()})
         (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
-    return write_folder_atomically(out_dir, write)
+        for name, obj in (more or {}).items():
+            (tmp / name).write_text(json.dumps(obj, indent=2))
+    return write_folder_atomically(out_dir, write, ADAPTER_FILES, force, inputs)
 
 
-def write_folder_atomically(out_dir, write) -> Path:
-    """Call write(tmp) on a fresh temporary folder beside out_dir, then rename it over out_dir:
-    a crash midway never leaves half a folder (used for adapters and T2L checkpoints)."""
-    out_dir = Path(out_dir)
+class OutputError(ValueError):
+    """An output path the command must not write (a folder it did not write, the current
+    directory, the input being read): one line naming it."""
+
+
+# Files a PEFT adapter folder written by this project may hold (save_peft, plus train_sft's score).
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "result.json")
+
+
+def check_output(out_dir, owned: tuple, force: bool = False, inputs=()) -> Path:
+    """May a command (re)place the folder `out_dir`? Yes when it does not exist, is empty, or is a
+    folder this project wrote: owned[0] (its marker file) present and every entry among `owned`.
+    Anything else is a one-line OutputError (--force for a user who means it). Never, not even
+    with --force: the current directory or one of its parents, a path that is a file, or a folder
+    that holds (or is inside) one of `inputs`, the files the command is reading."""
+    out = Path(out_dir)
+    res, cwd = out.resolve(), Path.cwd().resolve()
+    if res == cwd or res in cwd.parents:
+        raise OutputError(f"{out_dir}: refusing to replace the current directory or one of its parents; give a new folder")
+    for src in inputs:
+        s = Path(src).resolve()
+        if s == res or res in s.parents or s in res.parents:
+            raise OutputError(f"{out_dir}: is (or holds) the input {src} being read; write somewhere else")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out_dir}: exists and is a file, expected a folder (or a new path)")
+    if out.is_dir() and not force:
+        entries = sorted(p.name for p in out.iterdir())
+        ours = lambda e: any(e == o or (o.endswith("*") and e.startswith(o[:-1])) for o in owned)  # "sweep_*"
+        if entries and (owned[0] not in entries or not all(ours(e) for e in entries)):
+            odd = next((e for e in entries if not ours(e)), owned[0] + " missing")
+            raise OutputError(f"{out_dir}: exists and is not a folder this command wrote (it holds {odd}); "
+                              "give a new folder, or --force to replace it")
+    return out
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0  # -100: AT_FDCWD
+    except (OSError, AttributeError):
+        return False
+
+
+def _normal_permissions(folder: Path):
+    """mkdtemp makes a private folder and safetensors writes 0600 files: give both the modes any
+    ordinary file gets (0666 / 0777 minus the umask)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    folder.chmod(0o777 & ~umask)
+    for f in folder.rglob("*"):
+        f.chmod((0o777 if f.is_dir() else 0o666) & ~umask)
+
+
+def write_folder_atomically(out_dir, write, owned: tuple, force: bool = False, inputs=()) -> Path:
+    """Call write(tmp) on a fresh folder beside out_dir, then put it in place so that a kill at
+    ANY instant leaves a loadable folder at out_dir (the old one or the new one), never half of
+    one and never none: the old folder and the new are swapped in one atomic rename
+    (RENAME_EXCHANGE), then the old is removed. Without that syscall: the old folder is renamed
+    aside, the new renamed in, the old removed; `recover_folder` undoes a kill between the two.
+    Only folders `check_output` allows are replaced. Used for adapters and T2L checkpoints."""
+    out_dir = check_output(out_dir, owned, force, inputs)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    recover_folder(out_dir)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-"))
     try:
         write(tmp)
-        tmp.chmod(0o755)  # mkdtemp makes it private
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        _normal_permissions(tmp)
+        if not out_dir.exists():
+            os.replace(tmp, out_dir)
+        elif _exchange(tmp, out_dir):  # out_dir now holds the new files, tmp the old ones
+            shutil.rmtree(tmp)
+        else:
+            aside = out_dir.parent / f".old-{out_dir.name}"
+            os.replace(out_dir, aside)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(aside)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
     return out_dir
 
 
+def recover_folder(out_dir: Path):
+    """After a kill between the two renames of the fallback path: put the old folder back."""
+    aside = out_dir.parent / f".old-{out_dir.name}"
+    if aside.is_dir() and not out_dir.exists():
+        os.replace(aside, out_dir)
+
+
 def load_peft(path, model=None, device="cpu") -> tuple[dict, LoraConfig]:
     """Read a PEFT LoRA folder -> (adapter, LoraConfig). With `model`, every tensor is checked
     against the module it targets."""
-    from safetensors.torch import load_file
-
     path = Path(path)
     cfg_path, w_path = path / "adapter_config.json", path / "adapter_model.safetensors"
     for f in (cfg_path, w_path):
         if not f.is_file():
             raise LoraError(f"{f}: not found (expected a PEFT LoRA folder with adapter_config.json and adapter_model.safetensors)")
     try:
-        c = json.loads(cfg_path.read_text())
-    except json.JSONDecodeError as e:
-        raise LoraError(f"{cfg_path}: not valid JSON ({e.msg})") from None
+        c = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise LoraError(f"{cfg_path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    if not isinstance(c, dict):
+        raise LoraError(f"{cfg_path}: expected a JSON object (PEFT's LoraConfig), got a {type(c).__name__}")
     if c.get("peft_type", "LORA") != "LORA":
         raise LoraError(f"{cfg_path}: peft_type {c.get('peft_type')!r}, expected 'LORA'")
     targets = c.get("target_modules") or []
     if isinstance(targets, str):
         raise LoraError(f"{cfg_path}: target_modules is a regex ({targets!r}); expected a list of module names")
     layers = c.get("layers_to_transform")
-    cfg = LoraConfig(r=int(c["r"]), alpha=float(c["lora_alpha"]), target_modules=targets,
+    r, alpha = c.get("r"), c.get("lora_alpha")
+    if not isinstance(r, int) or isinstance(r, bool) or r < 1 or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
+        raise LoraError(f"{cfg_path}: expected a positive integer 'r' and a number 'lora_alpha', got r={r!r}, lora_alpha={alpha!r}")
+    cfg = LoraConfig(r=r, alpha=float(alpha), target_modules=targets,
                      layers=[layers] if isinstance(layers, int) else layers, use_rslora=bool(c.get("use_rslora", False)))
-    sd = load_file(str(w_path), device=str(device))  # safetensors wants "cuda:0", not torch.device
+    try:
+        sd = load_file(str(w_path), device=str(device))  # safetensors wants "cuda:0", not torch.device
+    except Exception as e:  # SafetensorError on a truncated or garbled file
+        raise LoraError(f"{w_path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
     adapter = {}
     for key in sd:
         if not key.endswith(".lora_A.weight"):
@@ -326,7 +414,12 @@ def load_peft(path, model=None, device="cpu") -> tuple[dict, LoraConfig]:
         bkey = key.replace(".lora_A.weight", ".lora_B.weight")
         if bkey not in sd:
             raise LoraError(f"{w_path}: {key} has no matching lora_B")
-        adapter[name] = (sd[key], sd[bkey])
+        A, B = sd[key], sd[bkey]
+        if A.dim() != 2 or B.dim() != 2 or A.shape[0] != B.shape[1]:
+            raise LoraError(f"{w_path}: {name} has lora_A {tuple(A.shape)} and lora_B {tuple(B.shape)}; expected (r, d_in) and (d_out, r)")
+        if not (torch.isfinite(A).all() and torch.isfinite(B).all()):
+            raise LoraError(f"{w_path}: {name} holds NaN or inf values (a corrupted adapter?)")
+        adapter[name] = (A, B)
     if not adapter:
         raise LoraError(f"{w_path}: no lora_A/lora_B tensors found")
     if model is not None:

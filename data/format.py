@@ -1,10 +1,18 @@
 """
 data/format.py: turn (task input, answer) into chat-formatted token ids and answer-only labels.
 
-T2L's setting (paper section 4): the user turn holds only the task input; the *adapter* carries
-the task. The baselines change only the user turn:
-  mode "input"        user = input                                  (base model, LoRAs, T2L)
-  mode "description"  user = description + blank line + input       (base + task description)
+The user turn, as the reference builds it for a Super-Natural-Instructions task
+(utils/preprocessing.py, tasks/lol_*/metadata.yaml), with an empty system message:
+
+    "{definition} Please complete the task without any explanation.\n\n{input}"
+
+plus "\nThe answer should be a comma-separated list of possible completions." after the first
+sentence when the instance has several outputs. The LLM always sees the task's definition; T2L's
+hypernetwork reads a description in addition (paper section 4). With definition=None ("--prompt
+bare", the earlier protocol of this project) the user turn is the input alone and the adapter must
+carry the whole task: a harder ablation. The baselines change only the user turn:
+  mode "input"        the user turn above                                  (base model, LoRAs, T2L)
+  mode "description"  description + blank line + the user turn above       (base + task description)
   mode "icl"          k solved examples as earlier chat turns, then the input   (k-shot ICL)
 
 Labels are -100 everywhere except the answer tokens and the end-of-turn token that closes them,
@@ -18,20 +26,36 @@ import torch
 
 from data.tasks import Example
 
+NO_EXPLANATION = " Please complete the task without any explanation."
+LIST_ANSWER = "\nThe answer should be a comma-separated list of possible completions."
 
-def messages_for(inp: str, mode: str = "input", description: str | None = None, shots=()) -> list[dict]:
+
+def user_turn(inp: str, definition: str | None = None, several: bool = False) -> str:
+    """The reference's SNI user turn (definition=None: the input alone)."""
+    if definition is None:
+        return inp
+    return f"{definition}{NO_EXPLANATION}{LIST_ANSWER if several else ''}\n\n{inp}"
+
+
+def messages_for(inp: str, mode: str = "input", description: str | None = None, shots=(), definition=None,
+                 several: bool = False) -> list[dict]:
+    """Chat messages for one example. With a definition, an empty system message leads, as in the
+    reference's evaluation and training (it also keeps a chat template's default system prompt out)."""
+    system = [{"role": "system", "content": ""}] if definition is not None else []
+    user = user_turn(inp, definition, several)
     if mode == "input":
-        return [{"role": "user", "content": inp}]
+        return system + [{"role": "user", "content": user}]
     if mode == "description":
         if not description:
             raise ValueError("mode 'description' needs a description")
-        return [{"role": "user", "content": f"{description}\n\n{inp}"}]
+        return system + [{"role": "user", "content": f"{description}\n\n{user}"}]
     if mode == "icl":
-        msgs = []
+        msgs = list(system)
         for i, ex in enumerate(shots):
-            user = f"{description}\n\n{ex.input}" if (description and i == 0) else ex.input
-            msgs += [{"role": "user", "content": user}, {"role": "assistant", "content": ex.answer}]
-        return msgs + [{"role": "user", "content": inp}]
+            shot = user_turn(ex.input, definition, ex.several)
+            msgs += [{"role": "user", "content": f"{description}\n\n{shot}" if (description and i == 0) else shot},
+                     {"role": "assistant", "content": ex.answer}]
+        return msgs + [{"role": "user", "content": user}]
     raise ValueError(f"unknown prompt mode {mode!r} (expected input, description or icl)")
 
 
@@ -53,11 +77,12 @@ def encode(tok, messages: list[dict], answer: str, max_len: int = 256):
     return prompt + ans, [-100] * len(prompt) + ans
 
 
-def encode_examples(tok, examples: list[Example], max_len: int = 256, mode: str = "input", description=None, shots=()):
+def encode_examples(tok, examples: list[Example], max_len: int = 256, mode: str = "input", description=None, shots=(),
+                    definition=None):
     """Encode many examples; returns (encoded list, number dropped for length)."""
     out, dropped = [], 0
     for ex in examples:
-        enc = encode(tok, messages_for(ex.input, mode, description, shots), ex.answer, max_len)
+        enc = encode(tok, messages_for(ex.input, mode, description, shots, definition, ex.several), ex.answer, max_len)
         if enc is None:
             dropped += 1
         else:
@@ -79,6 +104,6 @@ def collate(encoded: list[tuple[list, list]], pad_id: int):
     return ids, labels, mask
 
 
-def prompt_ids(tok, inp: str, mode: str = "input", description=None, shots=()) -> list[int]:
+def prompt_ids(tok, inp: str, mode: str = "input", description=None, shots=(), definition=None, several=False) -> list[int]:
     """Token ids of the prompt alone (for generation at evaluation)."""
-    return tok.apply_chat_template(messages_for(inp, mode, description, shots), add_generation_prompt=True)
+    return tok.apply_chat_template(messages_for(inp, mode, description, shots, definition, several), add_generation_prompt=True)

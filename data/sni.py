@@ -5,7 +5,12 @@ The original SNI schema (github.com/allenai/natural-instructions): each task fil
 "Definition" (a string, or a one-element list in some versions), "Positive Examples" and
 "Instances" [{"input": str, "output": [str, ...]}]. An optional descriptions.json maps task
 name -> list of generated descriptions (the paper trains on such descriptions, not on the raw
-definition). ../shared/data/sni/ holds 120 real tasks in this schema.
+definition). data/sni120/ holds 120 real tasks in this schema (copied with its README, sources
+and licence notes), so a fresh clone has them; data/collection.py reads it as `--data sni`.
+
+Each instance becomes Example(input, answer=", ".join(outputs), several=len(outputs) > 1), the
+reference's target (utils/preprocessing.py); data/format.py builds the user turn from the
+task's Definition as the reference does.
 
 Instances are split by position into train / val / test (the files hold the first N instances of
 each upstream task, so this is deterministic). The metric is ROUGE-L for free-text outputs and
@@ -16,29 +21,28 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from data import DataError
 from data.tasks import Example, Task
 
-DEFAULT_SNI_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "sni"
+DEFAULT_SNI_DIR = Path(__file__).resolve().parent / "sni120"
 
 
-class TaskFileError(ValueError):
+class TaskFileError(DataError):
     """A malformed task file; the message is one line naming the file and the problem."""
 
 
 def _definition(d, path):
+    """SNI's Definition, verbatim (the reference copies it untouched into the user turn)."""
     if isinstance(d, list):
         d = d[0] if d else None
     if not isinstance(d, str) or not d.strip():
         raise TaskFileError(f"{path}: 'Definition' must be a non-empty string or a list holding one")
-    return " ".join(d.split())
+    return d
 
 
 def load_sni_task(path, descriptions: list | None = None, n_val: int = 5, frac_test: float = 0.2) -> Task:
     path = Path(path)
-    try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise TaskFileError(f"{path}: not valid JSON ({e.msg} at line {e.lineno})") from None
+    raw = read_json(path)
     if not isinstance(raw, dict):
         raise TaskFileError(f"{path}: expected a JSON object with 'Definition' and 'Instances'")
     if "Definition" not in raw:
@@ -56,7 +60,8 @@ def load_sni_task(path, descriptions: list | None = None, n_val: int = 5, frac_t
             out = [out]
         if not isinstance(out, list) or not out or not all(isinstance(o, str) for o in out):
             raise TaskFileError(f"{path}: instance {i} 'output' must be a non-empty list of strings")
-        examples.append(Example(x["input"], out[0], alternatives=tuple(out[1:])))
+        # The reference's target: every output, joined with ", " (and the prompt then asks for a list).
+        examples.append(Example(x["input"], ", ".join(out), several=len(out) > 1))
     if len(examples) < 3:
         raise TaskFileError(f"{path}: {len(examples)} instances, need at least 3 for train/val/test")
     n_test = max(1, int(len(examples) * frac_test))
@@ -70,6 +75,7 @@ def load_sni_task(path, descriptions: list | None = None, n_val: int = 5, frac_t
     # The last 3 descriptions are kept for evaluation (as the built-in suite does), when there are enough.
     train_d, eval_d = (descs[:-3], descs[-3:]) if len(descs) >= 6 else (descs, descs[:3])
     return Task(name=path.stem, family="sni", metric=metric, train_descriptions=train_d, eval_descriptions=eval_d,
+                definition=definition,
                 labels=tuple(sorted(outputs)) if metric == "label" else (), fixed=fixed, source="sni")
 
 
@@ -84,10 +90,19 @@ def load_sni(folder=DEFAULT_SNI_DIR) -> dict[str, Task]:
     descs = {}
     dpath = folder / "descriptions.json"
     if dpath.is_file():
-        try:
-            descs = json.loads(dpath.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise TaskFileError(f"{dpath}: not valid JSON ({e.msg} at line {e.lineno})") from None
+        descs = read_json(dpath)
         if not isinstance(descs, dict):
             raise TaskFileError(f"{dpath}: expected an object mapping task name -> list of descriptions")
+        bad = [k for k, v in descs.items() if not isinstance(v, list) or not all(isinstance(d, str) and d.strip() for d in v)]
+        if bad:
+            raise TaskFileError(f"{dpath}: descriptions of {bad[0]!r} must be a list of non-empty strings")
     return {f.stem: load_sni_task(f, descs.get(f.stem)) for f in files}
+
+
+def read_json(path: Path):
+    """Parse one JSON file; bad bytes or bad JSON -> one TaskFileError line naming the file."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        where = f" at line {e.lineno}" if isinstance(e, json.JSONDecodeError) else ""
+        raise TaskFileError(f"{path}: not valid JSON ({getattr(e, 'msg', e)}{where})") from None

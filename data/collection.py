@@ -1,0 +1,90 @@
+"""
+data/collection.py: one entry point for every task collection, and its split by task.
+
+    load_collection("builtin")        the offline built-in suite (data/tasks.py)
+    load_collection("sni")            the 120 Super-Natural-Instructions tasks shipped in data/sni120/
+    load_collection("path/to/folder") any folder in SNI's own layout
+
+T2L is trained on some tasks and judged on tasks it never saw (paper section 4), so a collection
+is split by *task*: "train" (the hypernetwork sees them), "val" (unseen, to choose checkpoints)
+and "test" (unseen, for the final table).
+
+An SNI-format folder holds `tasks/*.json` (or the *.json files directly), optionally
+`descriptions.json` ({task: [descriptions]}), and optionally the allenai/natural-instructions
+split files `splits/default/train_tasks.txt` and `test_tasks.txt` (one task name per line). With
+split files, their test tasks are the unseen test split and a seeded tenth of their train tasks
+the validation split; without them, a seeded shuffle gives 80% / 10% / 10%.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from data import DataError
+from data.sni import DEFAULT_SNI_DIR, load_sni
+from data.tasks import SEED, Task, builtin_tasks, splits
+
+NAMED = ("builtin", "sni")
+
+
+@dataclass
+class Collection:
+    name: str  # "builtin", "sni", or the folder it was read from
+    tasks: dict  # task name -> Task
+    splits: dict  # "train" | "val" | "test" -> sorted task names, disjoint
+
+
+def load_collection(name_or_path: str = "builtin", seed: int = SEED) -> Collection:
+    """-> the collection's tasks and their train / unseen-validation / unseen-test split."""
+    if name_or_path == "builtin":
+        tasks = builtin_tasks(seed)
+        return Collection("builtin", tasks, splits(tasks, seed))
+    folder = DEFAULT_SNI_DIR if name_or_path == "sni" else Path(name_or_path)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder (expected --data builtin, sni, or a folder of SNI task files)")
+    tasks = load_sni(folder)
+    return Collection(name_or_path, tasks, sni_splits(folder, tasks, seed))
+
+
+def sni_splits(folder: Path, tasks: dict[str, Task], seed: int) -> dict[str, list[str]]:
+    """The split of an SNI-format folder: its own split files when it has them, else seeded."""
+    split_dir = folder / "splits" / "default"
+    if (split_dir / "test_tasks.txt").is_file():
+        listed = {k: read_names(split_dir / f"{k}_tasks.txt") for k in ("train", "test")
+                  if (split_dir / f"{k}_tasks.txt").is_file()}
+        test = [n for n in listed["test"] if n in tasks]
+        train = [n for n in listed.get("train", sorted(set(tasks) - set(test))) if n in tasks and n not in test]
+        rng = random.Random(seed)
+        rng.shuffle(train)
+        k = max(1, len(train) // 10) if len(train) > 1 else 0
+        out = {"val": sorted(train[:k]), "test": sorted(test), "train": sorted(train[k:])}
+    else:
+        names = sorted(tasks)
+        random.Random(seed).shuffle(names)
+        k = max(1, len(names) // 10)
+        out = {"val": sorted(names[:k]), "test": sorted(names[k:2 * k]), "train": sorted(names[2 * k:])}
+    return out  # a split may be empty for a tiny folder; whoever needs it says so
+
+
+def read_names(path: Path) -> list[str]:
+    """One task name per line; blank lines and # comments skipped."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file of task names") from None
+    return [s.strip() for s in lines if s.strip() and not s.startswith("#")]
+
+
+def resolve_names(coll: Collection, spec: str) -> list[str]:
+    """--tasks value -> task names: a split (train | val | test), 'all', or comma-separated names."""
+    if spec in coll.splits:
+        return list(coll.splits[spec])
+    if spec == "all":
+        return sorted(coll.tasks)
+    names = [n.strip() for n in spec.split(",") if n.strip()]
+    unknown = [n for n in names if n not in coll.tasks]
+    if unknown or not names:
+        hint = "python -m data lists them" if coll.name == "builtin" else f"see {coll.name}"
+        raise DataError(f"unknown task {unknown[0] if unknown else spec!r} in collection {coll.name} ({hint})")
+    return names
