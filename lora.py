@@ -296,7 +296,7 @@ ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "result.jso
 
 def check_output(out_dir, owned: tuple, force: bool = False, inputs=()) -> Path:
     """May a command (re)place the folder `out_dir`? Yes when it does not exist, is empty, or is a
-    folder this project wrote: owned[0] (its marker file) present and every entry among `owned`.
+    folder this project wrote: every entry in it is among `owned` ("name*": any name so starting).
     Anything else is a one-line OutputError (--force for a user who means it). Never, not even
     with --force: the current directory or one of its parents, a path that is a file, or a folder
     that holds (or is inside) one of `inputs`, the files the command is reading."""
@@ -313,8 +313,8 @@ def check_output(out_dir, owned: tuple, force: bool = False, inputs=()) -> Path:
     if out.is_dir() and not force:
         entries = sorted(p.name for p in out.iterdir())
         ours = lambda e: any(e == o or (o.endswith("*") and e.startswith(o[:-1])) for o in owned)  # "sweep_*"
-        if entries and (owned[0] not in entries or not all(ours(e) for e in entries)):
-            odd = next((e for e in entries if not ours(e)), owned[0] + " missing")
+        odd = next((e for e in entries if not ours(e)), None)
+        if odd is not None:
             raise OutputError(f"{out_dir}: exists and is not a folder this command wrote (it holds {odd}); "
                               "give a new folder, or --force to replace it")
     return out

@@ -307,7 +307,7 @@ def open_run(out: Path, cfg, inputs=()) -> tuple[dict | None, object]:
         kept = [line for line in read_log(out / "log.jsonl") if line["step"] <= state["step"]]
         write_text_atomically(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         return state, open(out / "log.jsonl", "a")
-    if out.is_dir() and any(out.iterdir()) and not cfg.force:
+    if any((out / f).exists() for f in ("config.json", "log.jsonl", "ckpt.pt")) and not cfg.force:
         raise L.OutputError(f"{out}: holds an earlier run; --resume to continue it, --force to start over, or another --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "ckpt.pt").unlink(missing_ok=True)  # a stale checkpoint of the earlier run must not be resumed

@@ -43,7 +43,7 @@ class Example:
     choices: tuple = ()  # answer options, for log-likelihood scoring (benchmarks); empty otherwise
     contexts: tuple = ()  # per-choice contexts when they differ (Winogrande); empty otherwise
     alternatives: tuple = ()  # other correct answers; the best match counts
-    several: bool = False  # SNI: the instance has several outputs, `answer` joins them with ", " (reference)
+    several: bool = False  # SNI: several outputs; `answer` joins them with ", " (the reference)
 
 
 @dataclass

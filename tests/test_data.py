@@ -3,6 +3,7 @@
 import pytest
 
 import model as M
+from data import DataError
 from data import format as fmt
 from data.metrics import score
 from data.sni import DEFAULT_SNI_DIR, TaskFileError, load_sni, load_sni_task
@@ -157,5 +158,5 @@ def test_benchmark_loaders():
 
 def test_benchmark_missing_file_message(tmp_path):
     from data.benchmarks import load_benchmark
-    with pytest.raises(FileNotFoundError, match="python -m data.benchmarks --fetch"):
+    with pytest.raises(DataError, match="python -m data.benchmarks --fetch"):
         load_benchmark("piqa", tmp_path)

@@ -47,15 +47,18 @@ def test_average_lora_is_the_mean_delta_w():
     assert not torch.allclose(B @ A, naive)  # averaging A and B separately is something else
 
 
-def test_controls_wrong_task_is_another_family_and_random_string_is_seeded():
+def test_wrong_description_control_draws_other_training_tasks_as_the_reference():
     tasks = builtin_tasks()
-    names = splits(tasks)["test"]
-    wrong = E.wrong_tasks(tasks, names)
-    assert all(tasks[wrong[n]].family != tasks[n].family for n in names)
-    d = tasks[names[0]].eval_descriptions[0]
-    r = E.random_description(names[0], d)
-    assert len(r) == len(d) and r == E.random_description(names[0], d) and r != E.random_description(names[1], d)
-    assert set(r) <= set("abcdefghijklmnopqrstuvwxyz ")
+    sp = splits(tasks)
+    for name in sp["test"][:10]:
+        picked = E.wrong_descriptions(tasks, name, sp["train"], 3)
+        assert len(picked) == 3 and len({t for t, _ in picked}) == 3  # three different tasks
+        for other, desc in picked:
+            assert other in sp["train"] and tasks[other].family != tasks[name].family
+            assert desc in tasks[other].train_descriptions
+        assert picked == E.wrong_descriptions(tasks, name, sp["train"], 3)  # seeded: the same every run
+    assert E.wrong_descriptions(tasks, sp["test"][0], sp["train"]) != E.wrong_descriptions(tasks, sp["test"][1], sp["train"])
+    assert E.RANDOM_STRINGS[0] == "dogs;cats;bananas;"  # the reference's random strings
 
 
 def test_choice_loglik_picks_the_likely_answer(default_model_dir):

@@ -121,8 +121,7 @@ def test_save_is_atomic(tiny_dirs, tmp_path, monkeypatch):
     cfg = L.LoraConfig()
     good = random_adapter(m, cfg)
     L.save_peft(good, cfg, tmp_path / "ad")
-    import safetensors.torch as st
-    monkeypatch.setattr(st, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
+    monkeypatch.setattr(L, "save_file", lambda *a, **k: (_ for _ in ()).throw(OSError("disk full")))
     with pytest.raises(OSError):
         L.save_peft(random_adapter(m, cfg, seed=5), cfg, tmp_path / "ad")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ad"]

@@ -7,6 +7,7 @@ import torch
 import lora as L
 import model as M
 import train_sft as T
+from data.collection import load_collection
 
 FAST = ["--batch-size", "2", "--eval-examples", "2", "--max-len", "96"]
 
@@ -25,7 +26,7 @@ def test_lora_run_writes_everything_and_resume_is_exact(tmp_path, default_model_
     ref = read_losses(run / "log.jsonl")
     assert len(ref) == 6 and all(l > 0 for l in ref)
     assert json.loads((run / "config.json").read_text())["steps"] == 6  # settings saved with the run
-    assert torch.load(run / "ckpt.pt", weights_only=False)["config"]["task"] == "list_first"
+    assert torch.load(run / "ckpt.pt", weights_only=True)["config"]["task"] == "list_first"
 
     part = tmp_path / "part"
     T.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(part), "--stop-after", "4", *FAST])
@@ -41,9 +42,10 @@ def test_only_lora_parameters_move(default_model_dir):
     cfg = T.TrainConfig(steps=3, batch_size=2, lr=1e-2, max_len=96)
     lcfg = L.LoraConfig()
     L.inject(model, lcfg)
-    tasks, sp = T.load_tasks(cfg)
+    coll = load_collection("builtin")
     import tempfile, pathlib
-    trainable, losses, _ = T.train_lora(model, tok, tasks, ["list_max"], cfg, pathlib.Path(tempfile.mkdtemp()), lcfg, torch.device("cpu"))
+    trainable, losses, _ = T.train(model, tok, coll.tasks, ["list_max"], [], cfg, lcfg, pathlib.Path(tempfile.mkdtemp()) / "run",
+                                   torch.device("cpu"))
     assert any(p.abs().sum() > 0 for n, p in trainable.named_parameters() if n.startswith("B."))  # B left zero: LoRA moved
     after = model.state_dict()
     assert before.keys() == after.keys()
@@ -88,19 +90,19 @@ def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_d
 
 
 def test_t2l_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, default_model_dir, monkeypatch):
-    real = T.t2l_loss
+    real = T.sft_loss
     calls = []
 
     def poisoned(*args, **kw):  # the third step's loss is NaN
-        loss, sft, reg = real(*args, **kw)
         calls.append(1)
-        return (loss * float("nan"), sft, reg) if len(calls) == 3 else (loss, sft, reg)
+        loss = real(*args, **kw)
+        return loss * float("nan") if len(calls) == 3 else loss
 
-    monkeypatch.setattr(T, "t2l_loss", poisoned)
+    monkeypatch.setattr(T, "sft_loss", poisoned)
     out = tmp_path / "nan"
-    with pytest.raises(SystemExit, match=r"loss is nan at step 2; the last good checkpoint is .*ckpt\.pt"):
+    with pytest.raises(SystemExit, match=r"loss is nan at step 3; the last good checkpoint is .*ckpt\.pt"):
         T.main([*T2L_FAST, "--out", str(out)])
-    assert torch.load(out / "ckpt.pt", weights_only=False)["step"] == 2  # saved after step 2, before the bad one
+    assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == 2  # saved after step 2, before the bad one
 
 
 @pytest.mark.parametrize("script", ["train_sft", "train_recon"])
