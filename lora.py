@@ -20,6 +20,7 @@ but evaluates with alpha / r, a silent 2.8x mismatch that this file cannot make)
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import math
 import os
@@ -323,7 +324,6 @@ def check_output(out_dir, owned: tuple, force: bool = False, inputs=()) -> Path:
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
     try:
-        import ctypes
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0  # -100: AT_FDCWD
     except (OSError, AttributeError):
@@ -380,6 +380,7 @@ def load_peft(path, model=None, device="cpu") -> tuple[dict, LoraConfig]:
     """Read a PEFT LoRA folder -> (adapter, LoraConfig). With `model`, every tensor is checked
     against the module it targets."""
     path = Path(path)
+    recover_folder(path)  # a writer killed between its two fallback renames left the old folder aside
     cfg_path, w_path = path / "adapter_config.json", path / "adapter_model.safetensors"
     for f in (cfg_path, w_path):
         if not f.is_file():

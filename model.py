@@ -35,6 +35,8 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from safetensors import safe_open
+from tokenizers import Tokenizer as HFTok
 
 SUPPORTED_MODEL_TYPES = ("mistral", "llama", "gemma2", "qwen2")
 # Where `python -m data.prepare_model` writes the default base model (git-ignored). model.py only
@@ -479,7 +481,6 @@ class KVCache:
 
 def _safe_open(path: Path):
     """safetensors' reader, with a truncated or garbled file reported as one line naming it."""
-    from safetensors import safe_open
     try:
         return safe_open(str(path), framework="pt", device="cpu")
     except Exception as e:  # safetensors raises its own SafetensorError (and OSError) on bad bytes
@@ -583,8 +584,6 @@ class Tokenizer:
     """tokenizer.json (via `tokenizers`) + the chat template of tokenizer_config.json (via jinja2)."""
 
     def __init__(self, model_dir):
-        from tokenizers import Tokenizer as HFTok
-
         model_dir = Path(model_dir)
         tj = model_dir / "tokenizer.json"
         if not tj.is_file():

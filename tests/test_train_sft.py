@@ -1,8 +1,10 @@
 """train_sft.py with plain LoRAs, on the real default model (a few tiny steps)."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import lora as L
 import model as M
@@ -67,8 +69,8 @@ def test_bad_task_and_variant(capsys):
         T.main(["--variant", "XL"])
 
 
-T2L_FAST = ["--variant", "S", "--steps", "4", "--batch-size", "2", "--max-len", "96", "--val-every", "2", "--val-examples", "1",
-            "--final-tasks", "1", "--final-examples", "2", "--latent", "32", "--head-in", "64", "--ckpt-every", "2"]
+T2L_FAST = ["--variant", "S", "--steps", "6", "--batch-size", "4", "--max-len", "96", "--val-every", "2", "--val-examples", "1",
+            "--final-tasks", "1", "--final-examples", "2", "--latent", "32", "--head-in", "64", "--ckpt-every", "3"]
 
 
 def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_dir):
@@ -78,15 +80,31 @@ def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_d
               "best/hypernet.safetensors", "best/t2l_config.json", "best/train_config.json", "final/hypernet.safetensors"):
         assert (full / f).is_file(), f
     log = [json.loads(l) for l in (full / "log.jsonl").read_text().splitlines()]
-    assert len(log) == 4 and "val_loss" in log[1] and len(log[0]["tasks"]) == 2
+    assert len(log) == 6 and "val_loss" in log[1] and len(log[0]["tasks"]) == 4
     assert json.loads((full / "best" / "train_config.json").read_text())["variant"] == "S"
     ref = [r["loss"] for r in log]
 
     part = tmp_path / "part"
-    T.main([*T2L_FAST, "--out", str(part), "--stop-after", "2"])
+    T.main([*T2L_FAST, "--out", str(part), "--stop-after", "3"])
     assert not (part / "final").exists()
+    with open(part / "log.jsonl", "a") as f:  # a kill after step 4 logged but before its checkpoint
+        f.write(json.dumps({**log[3], "loss": -1.0}) + "\n")
     T.main([*T2L_FAST, "--out", str(part), "--resume"])
-    assert read_losses(part / "log.jsonl") == ref  # dropout's RNG state travels in the checkpoint too
+    assert read_losses(part / "log.jsonl") == ref  # cut back to the checkpoint, then the same losses
+    a, b = (load_file(d / "final" / "hypernet.safetensors") for d in (full, part))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise the same hypernetwork
+
+
+def test_an_embedding_depends_on_its_text_alone_not_on_what_was_encoded_before():
+    """Why a resumed T2L run is bitwise equal: the encoder cache is not in the checkpoint, so a
+    resumed run encodes in another order and other company; each text is encoded alone."""
+    import t2l as H
+    texts = ["Sort the numbers from smallest to largest.", "Say yes or no", "Reverse the word, letter by letter."]
+    a = H.TaskEncoder()(texts)
+    enc = H.TaskEncoder()
+    enc([texts[2]])
+    enc(["Something else entirely, and much longer than the others, to change any padding."])
+    assert torch.equal(enc(texts), a)
 
 
 def test_t2l_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, default_model_dir, monkeypatch):
@@ -101,7 +119,7 @@ def test_t2l_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_pa
     monkeypatch.setattr(T, "sft_loss", poisoned)
     out = tmp_path / "nan"
     with pytest.raises(SystemExit, match=r"loss is nan at step 3; the last good checkpoint is .*ckpt\.pt"):
-        T.main([*T2L_FAST, "--out", str(out)])
+        T.main([*T2L_FAST, "--out", str(out), "--ckpt-every", "2"])
     assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == 2  # saved after step 2, before the bad one
 
 
@@ -126,3 +144,17 @@ def test_help_lists_every_setting_with_its_comment_and_default(script, capsys):
         first_words = " ".join(comments[f.name].split()[:4])
         assert re.search(re.escape(flag) + r" (\S+ )?" + re.escape(first_words), text), f"{flag}: comment missing from --help"
         assert f"(default: {f.default})" in text
+
+
+def test_a_crafted_pickle_checkpoint_is_refused_without_running(tmp_path):
+    import pickle
+
+    class Boom:
+        def __reduce__(self):
+            return (Path.touch, (tmp_path / "PWNED",))
+    (tmp_path / "ckpt.pt").write_bytes(pickle.dumps({"params": {}, "x": Boom()}))
+    with pytest.raises(T.TrainError, match="refused, nothing was run"):
+        T.read_ckpt(tmp_path / "ckpt.pt")
+    assert not (tmp_path / "PWNED").exists()
+    pickle.loads((tmp_path / "ckpt.pt").read_bytes())  # the file really is armed: plain pickle runs it
+    assert (tmp_path / "PWNED").exists()
