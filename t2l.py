@@ -122,6 +122,16 @@ class TaskEncoder:
             self.cache[t] = e[0] * math.sqrt(self.dim)  # (dim,)
         return torch.stack([self.cache[t] for t in texts])  # (n, dim)
 
+    @torch.no_grad()
+    def encode_batch(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:
+        """Throughput path for many descriptions at once (serving, benchmarks): padded batches,
+        nothing cached. Equal to __call__ up to the last bits of float rounding. -> (n, dim)."""
+        if any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise T2LError("task description is empty (expected a sentence saying what the task is)")
+        e = self.model.encode([self.prepare(t) for t in texts], convert_to_tensor=True, normalize_embeddings=True,
+                              batch_size=batch_size).float().cpu()
+        return e * math.sqrt(self.dim)  # (n, dim)
+
 
 # -----------------------------------------------------------------------------
 # Configuration: everything needed to rebuild the hypernetwork, and to check it fits a base model

@@ -43,7 +43,8 @@ def build(impl: str, arch: str, device: str, dtype, lora: bool = False):
     ('hf' = transformers, plus PEFT with --lora)."""
     import model as M
     if arch == "smollm2":
-        d = M.default_model_dir()
+        from data import prepare_model
+        d = prepare_model.model_dir()
         if impl == "ours":
             m = M.load_pretrained(d, device=device, dtype=dtype)
         else:

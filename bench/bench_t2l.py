@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import model as M  # noqa: E402
 import t2l as H  # noqa: E402
+from data import prepare_model  # noqa: E402
 
 WORDS = "sort reverse count the words letters numbers list sentence answer with only a single digit reply uppercase".split()
 
@@ -62,7 +63,7 @@ def bench(net, enc, device, reps: int, batch: int, chunk: int) -> dict:
     enc.cache.clear()
     many = descriptions(batch, seed=2)
     t0 = time.perf_counter()
-    emb = enc(many).to(device)  # (batch, d_task)
+    emb = enc.encode_batch(many).to(device)  # (batch, d_task), padded batches of 128
     sync(device)
     t_enc = time.perf_counter() - t0
     for s in range(0, batch, chunk):
@@ -88,7 +89,7 @@ def main():
     p.add_argument("--json", default=None, help="append the results here, one JSON line each")
     a = p.parse_args()
     device = torch.device(a.device)
-    cfg_path = Path(a.base_config) if a.base_config else M.default_model_dir() / "config.json"
+    cfg_path = Path(a.base_config) if a.base_config else prepare_model.model_dir() / "config.json"
     mcfg = M.ModelConfig.from_json(cfg_path)
     enc = H.TaskEncoder(a.encoder, device=device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
