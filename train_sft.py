@@ -587,6 +587,7 @@ def run(cfg: TrainConfig):
     for out, names, job in tqdm(jobs, desc="tasks", disable=len(jobs) == 1):
         if job.resume and (out / "adapter" / "result.json").is_file():  # finished in an earlier invocation
             summary.append(json.loads((out / "adapter" / "result.json").read_text()))
+            tqdm.write(f"{out.name}: finished in an earlier run ({out / 'adapter'})")
             continue
         val_names = names if cfg.variant == "lora" else coll.splits["val"]
         name = out.name if cfg.variant == "lora" else "mt_lora"

@@ -160,3 +160,41 @@ def test_benchmark_missing_file_message(tmp_path):
     from data.benchmarks import load_benchmark
     with pytest.raises(DataError, match="python -m data.benchmarks --fetch"):
         load_benchmark("piqa", tmp_path)
+
+
+def test_sni_collection_ships_with_the_repository():
+    from data.collection import load_collection
+    from data.sni import DEFAULT_SNI_DIR
+    from conftest import ROOT
+    assert DEFAULT_SNI_DIR.parent == ROOT / "data"  # inside the repo, not beside it
+    coll = load_collection("sni")
+    assert len(coll.tasks) == 120 and (DEFAULT_SNI_DIR / "README.md").is_file()
+    sp = coll.splits
+    assert len(sp["val"]) == len(sp["test"]) == 12 and len(sp["train"]) == 96
+    assert not set(sp["train"]) & set(sp["val"] + sp["test"]) and not set(sp["val"]) & set(sp["test"])
+    t = coll.tasks[sp["train"][0]]
+    assert t.definition and len(t.train_descriptions) == 29 and len(t.eval_descriptions) == 3
+
+
+def test_a_folder_in_sni_layout_with_its_own_split_files(tmp_path):
+    import json
+    import shutil
+    from data.collection import load_collection, resolve_names
+    from data.sni import DEFAULT_SNI_DIR
+    names = sorted(p.stem for p in (DEFAULT_SNI_DIR / "tasks").glob("*.json"))[:5]
+    (tmp_path / "tasks").mkdir()
+    for n in names:
+        shutil.copy(DEFAULT_SNI_DIR / "tasks" / f"{n}.json", tmp_path / "tasks")
+    coll = load_collection(str(tmp_path))  # no descriptions.json: the definition is the description
+    assert sorted(coll.tasks) == names and coll.tasks[names[0]].train_descriptions == [coll.tasks[names[0]].definition]
+    (tmp_path / "splits" / "default").mkdir(parents=True)
+    (tmp_path / "splits" / "default" / "train_tasks.txt").write_text("\n".join(names[:3]) + "\n# a comment\n")
+    (tmp_path / "splits" / "default" / "test_tasks.txt").write_text("\n".join(names[3:]) + "\nnot_here\n")
+    sp = load_collection(str(tmp_path)).splits
+    assert sp["test"] == names[3:] and sorted(sp["train"] + sp["val"]) == names[:3] and len(sp["val"]) == 1
+    assert resolve_names(coll, "all") == names
+    with pytest.raises(DataError, match="unknown task 'nope'"):
+        resolve_names(coll, "nope")
+    (tmp_path / "descriptions.json").write_text(json.dumps({names[0]: ["ok", ""]}))
+    with pytest.raises(DataError, match="descriptions.json"):
+        load_collection(str(tmp_path))

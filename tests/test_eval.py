@@ -126,3 +126,20 @@ def test_merge_joins_runs_split_by_task_and_by_column(tmp_path):
 def test_bad_method_is_an_error():
     with pytest.raises(SystemExit, match="unknown method 'oracel'"):
         E.main(["--methods", "base,oracel"])
+
+
+@pytest.mark.parametrize("data", ["sni", "folder"])
+def test_eval_runs_on_the_shipped_sni_collection_and_on_any_sni_folder(tmp_path, default_model_dir, data):
+    import json
+    import shutil
+    from data.sni import DEFAULT_SNI_DIR
+    if data == "folder":
+        src = tmp_path / "my_sni" / "tasks"
+        src.mkdir(parents=True)
+        for p in sorted((DEFAULT_SNI_DIR / "tasks").glob("*.json"))[:3]:
+            shutil.copy(p, src)
+        data = str(src.parent)
+    E.main(["--data", data, "--tasks", "val" if data == "sni" else "all", "--methods", "base", "--n", "1",
+            "--out", str(tmp_path / "out")])
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(res["tasks"]) == (12 if data == "sni" else 3) and all("base" in r for r in res["tasks"].values())
