@@ -46,10 +46,10 @@ import eval as E
 import lora as L
 import model as M
 import t2l as H
-from data import DataError, prepare_model
+from data import prepare_model
 from data.collection import load_collection
 from data.tasks import stable_seed
-from train_sft import (FINITE_POSITIVE, POSITIVE, SHARED_RULES, TrainError, check_run, check_settings, config_from_args,
+from train_sft import (ERRORS, FINITE_POSITIVE, SHARED_RULES, check_run, check_settings, config_from_args,
                        get_lr, open_run, optimizer_step, pick_device, plot_losses, restore, save_ckpt)
 
 ROOT = Path(__file__).resolve().parent
@@ -333,7 +333,7 @@ def report(errs: dict, sc: dict) -> str:
 def main(argv=None):
     try:
         run(parse_args(argv))
-    except (TrainError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, E.EvalError, OSError) as e:
+    except ERRORS as e:  # the project's error types: one `error: ...` line
         sys.exit(f"error: {e}")
 
 

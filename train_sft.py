@@ -547,10 +547,14 @@ def run_folders(cfg: TrainConfig, coll) -> list[tuple[Path, list[str], TrainConf
             for n in names]
 
 
+# The project's error types (and OS errors on paths): a CLI turns them into one `error: ...` line.
+ERRORS = (TrainError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, E.EvalError, OSError)
+
+
 def main(argv=None):
     try:
         run(parse_args(argv))
-    except (TrainError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, E.EvalError, OSError) as e:
+    except ERRORS as e:
         sys.exit(f"error: {e}")
 
 

@@ -109,7 +109,7 @@ def test_m_and_s_conditioning_enters_before_mlp2_as_the_reference():
 def test_per_example_loss_is_the_mean_of_each_examples_mean():
     """Two examples, answers of 1 and 3 tokens: the reference's equally_weight_sample."""
     torch.manual_seed(0)
-    vocab, logits = 7, torch.randn(2, 5, 7)
+    logits = torch.randn(2, 5, 7)  # (B, T, vocab)
 
     class Fake(nn.Module):  # a model whose loss is cross-entropy on fixed logits, as Transformer.loss computes it
         def loss(self, ids, labels, mask, reduction="mean", label_smoothing=0.0):

@@ -192,3 +192,13 @@ def test_checkpoint_with_a_wrong_tensor_shape_is_refused(tmp_path, tiny_dirs):
     save_file(sd, str(ckpt / "hypernet.safetensors"))
     with pytest.raises(H.T2LError, match="heads.q_proj.weight has shape"):
         H.load(ckpt)
+
+
+def test_a_description_longer_than_the_encoder_reads_gets_a_warning(capsys):
+    enc = H.TaskEncoder()
+    enc(["Sort the numbers."])
+    assert "warning" not in capsys.readouterr().err
+    long = "Sort the numbers from smallest to largest. " * 200
+    enc([long])
+    err = capsys.readouterr().err
+    assert "warning: description of" in err and "reads only the first 256" in err
