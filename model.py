@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
+from torch.utils.checkpoint import checkpoint
 from tokenizers import Tokenizer as HFTok
 
 SUPPORTED_MODEL_TYPES = ("mistral", "llama", "gemma2", "qwen2")
@@ -340,6 +341,9 @@ class Transformer(nn.Module):
         self.model = Inner(cfg)
         self.lm_head = None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.register_buffer("inv_freq", rope_inv_freq(cfg), persistent=False)
+        # Memory savers for training (train_sft.py --grad-checkpoint / --ce-chunk), off by default:
+        self.grad_checkpoint = False  # keep only each block's input; recompute the block in the backward
+        self.ce_chunk = 0  # answer positions per chunk of the vocabulary head in `loss` (0 = all at once)
 
     # -- pieces ---------------------------------------------------------------
     def head_weight(self):
@@ -384,8 +388,12 @@ class Transformer(nn.Module):
         if cfg.is_gemma2:  # Gemma scales embeddings by sqrt(d), rounded to the activation dtype as HF does
             x = x * torch.tensor(cfg.hidden_size**0.5, dtype=x.dtype)
         cos, sin = rope_cos_sin(self.inv_freq, positions, x.dtype)  # (B, T, hd) each
+        recompute = self.grad_checkpoint and torch.is_grad_enabled() and cache is None
         for blk in self.model.layers:
-            x = blk(x, cos, sin, masks[blk.self_attn.window], cache)
+            if recompute:  # activation checkpointing: the block runs again in the backward (RNG state kept)
+                x = checkpoint(blk, x, cos, sin, masks[blk.self_attn.window], use_reentrant=False)
+            else:
+                x = blk(x, cos, sin, masks[blk.self_attn.window], cache)
         if cache is not None:
             cache.length = S
         return self.model.norm(x)
@@ -403,17 +411,32 @@ class Transformer(nn.Module):
         """Next-token cross-entropy on the positions whose label is not -100 (the answer tokens).
 
         labels (B, T) are aligned with input_ids: labels[t] is the token at t, predicted from
-        position t-1. The lm_head runs only on the N predicting positions: (N, d) @ (d, vocab)."""
+        position t-1. The lm_head runs only on the N predicting positions: (N, d) @ (d, vocab).
+        reduction: "mean" (over all N tokens), "sum", "per_example" (each example's mean, (B,)) or
+        "per_example_sum". With ce_chunk > 0 the (N, vocab) logits are never held at once: each
+        chunk of positions is a checkpoint whose logits are recomputed in the backward (a 256k
+        vocabulary, Gemma-2, at 8 x 512 answer tokens would otherwise take 4 GiB in fp32)."""
         h = self.hidden_states(input_ids, attention_mask)  # (B, T, d)
         target = labels[:, 1:]  # (B, T-1)
         keep = target != -100  # (B, T-1)
-        logits = self.logits_from_hidden(h[:, :-1][keep])  # (N, vocab)
+        h, y = h[:, :-1][keep], target[keep]  # (N, d), (N,)
+        n = self.ce_chunk if self.ce_chunk > 0 else max(1, len(y))
+        per_tok = []  # (N,) cross-entropy of every answer token, chunk by chunk
+        for s in range(0, len(y), n):
+            if self.ce_chunk > 0 and torch.is_grad_enabled():
+                per_tok.append(checkpoint(self._token_ce, h[s:s + n], y[s:s + n], label_smoothing, use_reentrant=False))
+            else:
+                per_tok.append(self._token_ce(h[s:s + n], y[s:s + n], label_smoothing))
+        tok = torch.cat(per_tok) if per_tok else h.new_zeros(0, dtype=torch.float32)  # (N,)
         if reduction in ("per_example", "per_example_sum"):  # mean (or summed) loss of each example, (B,)
-            tok = F.cross_entropy(logits.float(), target[keep], reduction="none", label_smoothing=label_smoothing)  # (N,)
             ex = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(keep)[keep]  # (N,)
             sums = torch.zeros(labels.shape[0], device=labels.device).index_add_(0, ex, tok)
             return sums if reduction == "per_example_sum" else sums / keep.sum(1).clamp(min=1)
-        return F.cross_entropy(logits.float(), target[keep], reduction=reduction, label_smoothing=label_smoothing)
+        return tok.sum() if reduction == "sum" else tok.mean()
+
+    def _token_ce(self, h, y, label_smoothing):
+        """(n, d) hidden states, (n,) targets -> (n,) cross-entropy, logits in fp32."""
+        return F.cross_entropy(self.logits_from_hidden(h).float(), y, reduction="none", label_smoothing=label_smoothing)
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens=64, temperature=0.0, top_p=1.0,

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from safetensors import safe_open
 from tqdm import tqdm
 
@@ -49,8 +50,9 @@ import t2l as H
 from data import prepare_model
 from data.collection import load_collection
 from data.tasks import stable_seed
-from train_sft import (ERRORS, FINITE_POSITIVE, SHARED_RULES, check_run, check_settings, config_from_args,
-                       get_lr, open_run, optimizer_step, pick_device, plot_losses, restore, save_ckpt)
+import train_sft as T
+from train_sft import (ERRORS, FINITE_POSITIVE, SHARED_RULES, backward, check_run, check_settings, config_from_args,
+                       get_lr, my_slice, open_run, optimizer_step, plot_losses, restore, save_ckpt, start_processes)
 
 ROOT = Path(__file__).resolve().parent
 
@@ -260,12 +262,15 @@ def train(cfg: ReconConfig, entries: list[Entry], lcfg: L.LoraConfig, mcfg: M.Mo
     params = list(net.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     start, losses = 0, []
+    if T.DIST.world > 1:
+        torch.manual_seed(cfg.seed + 1000 * T.DIST.rank)
     if state is not None:
         restore(state, net, opt, cfg)
         start, losses = state["step"], list(state["losses"])
     ckpt, end = out / "ckpt.pt", min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
+    mine = my_slice(min(cfg.batch_size, len(entries)))  # this process's share of every batch
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=f"recon T2L-{cfg.variant} ({len(entries)} adapters)",
-               leave=False)
+               leave=False, disable=not T.DIST.main)
     try:
         for step in bar:
             t0 = time.perf_counter()
@@ -275,14 +280,16 @@ def train(cfg: ReconConfig, entries: list[Entry], lcfg: L.LoraConfig, mcfg: M.Mo
             lr = get_lr(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
-            # 2. write their adapters, eq. (3)
-            gen = net(condition(idx, rng))  # {module: (A (n, r, d_in), B (n, d_out, r))}
+            # 2. write their adapters, eq. (3); with several processes (torchrun) each writes its slice
+            emb = condition(idx, rng)[mine]  # (n, d_task): the global batch's conditioning, this process's rows
+            gen = net(emb)  # {module: (A (n, r, d_in), B (n, d_out, r))}
             # 3. the loss, eq. (4): distance to the library's adapters (no LLM in the loop)
-            loss = recon_loss(gen, target, torch.tensor(idx, device=device), cfg, stats)
-            # 4. backward, clip, AdamW step (train_sft.optimizer_step)
-            optimizer_step(loss, params, opt, cfg, step, ckpt)
+            loss = recon_loss(gen, target, torch.tensor(idx[mine], device=device), cfg, stats)
+            # 4. backward (gradients averaged over processes), clip, AdamW step: train_sft's
+            backward(loss, params, cfg, step, ckpt)
+            optimizer_step(params, opt, cfg)
             # 5. log and checkpoint
-            losses.append(loss.item())
+            losses.append(T.DIST.mean(loss.detach()).item())
             log.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": lr, "step_s": time.perf_counter() - t0}) + "\n")
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
@@ -332,13 +339,16 @@ def report(errs: dict, sc: dict) -> str:
 
 def main(argv=None):
     try:
-        run(parse_args(argv))
+        cfg = parse_args(argv)
+        run(cfg, start_processes(cfg.device))  # one process, or one of torchrun's
     except ERRORS as e:  # the project's error types: one `error: ...` line
         sys.exit(f"error: {e}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
-def run(cfg: ReconConfig):
-    device = pick_device(cfg.device)
+def run(cfg: ReconConfig, device):
     model_dir = prepare_model.model_dir(cfg.model or None)
     mcfg = M.ModelConfig.from_json(model_dir / "config.json")
     tasks = load_collection(cfg.data, cfg.seed).tasks
@@ -351,20 +361,22 @@ def run(cfg: ReconConfig):
     if cfg.sweep:
         sizes = sorted({len(entries) if s == "all" else min(int(s), len(entries)) for s in cfg.sweep.split(",")})
     folders = {k: out if k == len(entries) else out / f"sweep_{k}" for k in sizes}
-    for sub in folders.values():  # refuse a bad --out before any slow work
+    for sub in folders.values() if T.DIST.main else ():  # refuse a bad --out before any slow work
         check_run(sub, cfg, inputs=[cfg.library] + [p for p in (cfg.model, cfg.encoder) if p])
     print(f"library {cfg.library}: {len(entries)} adapters (r={lcfg.r}, {','.join(lcfg.target_modules)})", file=sys.stderr)
     encoder = None if cfg.one_hot else H.TaskEncoder(cfg.encoder or None, device=device, trust_remote_code=cfg.trust_remote_code)
     model_and_tok = None
-    if cfg.eval_n > 0:
+    if cfg.eval_n > 0 and T.DIST.main:
         model = M.load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
         L.inject(model, lcfg)
         model_and_tok = (model, M.load_tokenizer(model_dir))
     for k, sub in folders.items():
         net, losses, errs, condition, finished = train(cfg, entries[:k], lcfg, mcfg, sub, device, encoder)
         if not finished:
-            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr)
+            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr) if T.DIST.main else None
             return
+        if not T.DIST.main:  # rank 0 writes the checkpoint, the report and the plots
+            continue
         plot_losses(losses, sub / "loss.png", f"reconstruction T2L-{cfg.variant}, {k} adapters")
         H.save(net, sub / "final", {"train_config.json": {**dataclasses.asdict(cfg), "objective": "recon"},
                                     "library.json": [e.name for e in entries[:k]]}, force=True)
@@ -378,6 +390,8 @@ def run(cfg: ReconConfig):
                                                       "oracle": mo, "reconstructed": mr, "steps": cfg.steps}))
         tqdm.write(f"{k} adapters: mean relative L1 error {100 * sum(errs.values()) / k:.1f}%"
                    + (f", score {100 * mr:.1f} vs oracle {100 * mo:.1f}" if sc else ""))
+    if not T.DIST.main:
+        return
     print("\n" + table)
     # The sweep is read back from disk, so runs of different sizes made by separate processes
     # (run_full.sh) end up in one plot: whichever finishes last draws it.

