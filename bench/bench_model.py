@@ -38,7 +38,54 @@ GEMMA2_2B = dict(model_type="gemma2", vocab_size=256000, hidden_size=2304, inter
                  eos_token_id=1, pad_token_id=0)
 
 
-def build(impl: str, arch: str, device: str, dtype, lora: bool = False):
+# Mistral-7B-v0.2's published config.json shape, used with random weights.
+MISTRAL_7B = dict(model_type="mistral", vocab_size=32000, hidden_size=4096, intermediate_size=14336,
+                  num_hidden_layers=32, num_attention_heads=32, num_key_value_heads=8, head_dim=128,
+                  rms_norm_eps=1e-5, rope_theta=1e6, max_position_embeddings=32768, sliding_window=None,
+                  tie_word_embeddings=False, bos_token_id=1, eos_token_id=2)
+SHAPES = {"gemma2-2b": GEMMA2_2B, "mistral-7b": MISTRAL_7B}
+
+
+def t2l_step(impl, m, device, dtype):
+    """A T2L SFT step: a T2L-S hypernetwork writes one rank-8 q/v adapter per example from a task
+    embedding, the frozen LLM runs under them, only the hypernetwork gets gradients. Ours: lora.py's
+    batched per-example LoRALinear. transformers: forward hooks on q_proj / v_proj that add the
+    per-example bmm deltas, the way the reference implementation applies generated LoRAs (hooks.py)."""
+    import lora as L
+    import t2l as H
+    import model as M
+    m.requires_grad_(False)
+    cfg = L.LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj"])
+    mcfg = m.config if impl == "ours" else M.ModelConfig.from_dict(m.config.to_dict())
+    net = H.HyperNetwork(H.T2LConfig.for_base(mcfg, variant="S", d_task=384)).to(device=device, dtype=dtype).train()
+    for head in net.heads.values():  # non-zero heads, so B != 0 and every gradient path is exercised
+        torch.nn.init.normal_(head.weight, std=0.01)
+    if impl == "ours":
+        L.inject(m, cfg)
+
+        def step(ids, labels):
+            adapter = net(torch.randn(ids.shape[0], 384, device=device, dtype=dtype))
+            with L.use_adapter(m, adapter, cfg.scaling):
+                return m.loss(ids, labels)
+        return net, step, m
+    current = {}
+
+    def hook(name):
+        def add_delta(module, inputs, out):
+            A, B = current[name]  # (Bsz, r, d_in), (Bsz, d_out, r)
+            return out + cfg.scaling * torch.bmm(torch.bmm(inputs[0], A.transpose(1, 2)), B.transpose(1, 2))
+        return add_delta
+    for name, mod in m.named_modules():
+        if name.endswith(("self_attn.q_proj", "self_attn.v_proj")):
+            mod.register_forward_hook(hook(name))
+
+    def step(ids, labels):
+        current.update(net(torch.randn(ids.shape[0], 384, device=device, dtype=dtype)))
+        return m(input_ids=ids, labels=labels).loss
+    return net, step, m
+
+
+def build(impl: str, arch: str, device: str, dtype, lora: bool = False, t2l: bool = False):
     """Returns (module whose parameters get gradients, step_fn(ids, labels) -> loss) for 'ours' or 'hf'
     ('hf' = transformers, plus PEFT with --lora)."""
     import model as M
@@ -52,17 +99,21 @@ def build(impl: str, arch: str, device: str, dtype, lora: bool = False):
             m = tf.AutoModelForCausalLM.from_pretrained(d, dtype=dtype, attn_implementation="sdpa").to(device)
     else:
         import transformers as tf
-        cfg = tf.Gemma2Config(**GEMMA2_2B)
+        shape = SHAPES[arch]
+        cfg = (tf.Gemma2Config if shape["model_type"] == "gemma2" else tf.MistralConfig)(**shape)
         torch.manual_seed(0)
+        attn = "eager" if shape["model_type"] == "gemma2" else "sdpa"  # Gemma-2 soft-capping: eager in both
         if impl == "ours":
             with torch.device(device):
                 m = M.Transformer(M.ModelConfig.from_dict(cfg.to_dict())).to(dtype)
         else:
             with torch.device(device):
-                m = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation="eager", dtype=dtype)
+                m = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation=attn, dtype=dtype)
+    if t2l:
+        return t2l_step(impl, m, device, dtype)
     if not lora:
         m.requires_grad_(True).train()
-        return m, (lambda ids, labels: m.loss(ids, labels)) if impl == "ours" else (lambda ids, labels: m(input_ids=ids, labels=labels).loss)
+        return m, ((lambda ids, labels: m.loss(ids, labels)) if impl == "ours" else (lambda ids, labels: m(input_ids=ids, labels=labels).loss)), m
     # LoRA training: frozen base, rank-8 adapters on q_proj and v_proj, only A and B get gradients.
     m.requires_grad_(False)
     if impl == "ours":
@@ -76,20 +127,24 @@ def build(impl: str, arch: str, device: str, dtype, lora: bool = False):
         def step(ids, labels):
             with L.use_adapter(m, trainable.adapter(), cfg.scaling):
                 return m.loss(ids, labels)
-        return trainable, step
+        return trainable, step, m
     import peft
     pm = peft.get_peft_model(m, peft.LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], lora_dropout=0.0))
     for n, p in pm.named_parameters():
         if "lora_B" in n:
             torch.nn.init.normal_(p, std=0.01)
-    return pm, (lambda ids, labels: pm(input_ids=ids, labels=labels).loss)
+    return pm, (lambda ids, labels: pm(input_ids=ids, labels=labels).loss), pm
 
 
 def worker(a):
     dtype = getattr(torch, a.dtype)
     torch.manual_seed(0)
-    m, step = build(a.impl, a.arch, a.device, dtype, a.lora)
-    vocab = 49152 if a.arch == "smollm2" else GEMMA2_2B["vocab_size"]
+    m, step, llm = build(a.impl, a.arch, a.device, dtype, a.lora, a.t2l)
+    if a.impl == "ours":  # the memory savers of train_sft.py --grad-checkpoint / --ce-chunk
+        llm.grad_checkpoint, llm.ce_chunk = a.grad_checkpoint, a.ce_chunk
+    elif a.grad_checkpoint:  # transformers' own activation checkpointing: its best memory setting
+        llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    vocab = 49152 if a.arch == "smollm2" else SHAPES[a.arch]["vocab_size"]
     ids = torch.randint(3, vocab, (a.batch, a.seq), device=a.device)
     labels = torch.full_like(ids, -100)
     labels[:, -a.answer:] = ids[:, -a.answer:]
@@ -119,7 +174,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", help="float32 or bfloat16")
-    p.add_argument("--arch", default="smollm2", choices=["smollm2", "gemma2-2b"], help="real SmolLM2 weights, or Gemma-2-2B shape with random weights")
+    p.add_argument("--arch", default="smollm2", choices=["smollm2", *SHAPES],
+                   help="real SmolLM2 weights, or the Gemma-2-2B / Mistral-7B shape with random weights")
     p.add_argument("--batch", type=int, default=8, help="sequences per step")
     p.add_argument("--seq", type=int, default=128, help="tokens per sequence")
     p.add_argument("--answer", type=int, default=16, help="labelled (answer) tokens at the end of each sequence")
@@ -127,6 +183,9 @@ def main():
     p.add_argument("--warmup", type=int, default=1, help="untimed steps first")
     p.add_argument("--repeats", type=int, default=2, help="alternating runs of each implementation")
     p.add_argument("--lora", action="store_true", help="LoRA training (frozen base; ours: lora.py, reference: PEFT)")
+    p.add_argument("--t2l", action="store_true", help="T2L-S SFT step (ours: lora.py; reference: hooks adding per-example deltas)")
+    p.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing on both sides")
+    p.add_argument("--ce-chunk", type=int, default=0, help="ours: answer positions per chunk of the vocabulary head")
     p.add_argument("--impl", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.impl:
@@ -135,8 +194,10 @@ def main():
     results = {"ours": [], "hf": []}
     for r in range(a.repeats):
         for impl in ("hf", "ours"):
-            cmd = [sys.executable, __file__, "--impl", impl] + [f"--{k}={v}" for k, v in vars(a).items() if k not in ("impl", "repeats", "lora")]
-            cmd += ["--lora"] if a.lora else []
+            flags = ("lora", "t2l", "grad_checkpoint")
+            cmd = [sys.executable, __file__, "--impl", impl] + [f"--{k.replace('_', '-')}={v}" for k, v in vars(a).items()
+                                                               if k not in ("impl", "repeats", *flags)]
+            cmd += [f"--{f.replace('_', '-')}" for f in flags if getattr(a, f)]
             out = subprocess.run(cmd, capture_output=True, text=True)
             if out.returncode != 0:
                 sys.exit(f"{impl} failed:\n{out.stderr[-3000:]}")
@@ -145,10 +206,12 @@ def main():
             print(f"repeat {r} {impl:5s} {res['tok_s']:9.1f} tok/s  peak {res['peak_gib']:.2f} GiB  loss {res['loss']:.4f}", flush=True)
     best = {k: max(v, key=lambda x: x["tok_s"]) for k, v in results.items()}
     dev = torch.cuda.get_device_name() if a.device == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
-    ref = "transformers + PEFT" if a.lora else "transformers"
+    ref = "transformers + PEFT" if a.lora else ("transformers + hooks" if a.t2l else "transformers")
     print(f"\n| work | device | dtype | {ref} tok/s | model.py tok/s | speed-up | {ref} peak | model.py peak |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")
-    print(f"| {a.arch} {'LoRA ' if a.lora else ''}fwd+bwd, B={a.batch} T={a.seq}, {a.answer} answer tokens | {dev} | {a.dtype} | "
+    kind = "LoRA " if a.lora else ("T2L-S " if a.t2l else "")
+    kind += "grad-ckpt " if a.grad_checkpoint else ""
+    print(f"| {a.arch} {kind}fwd+bwd, B={a.batch} T={a.seq}, {a.answer} answer tokens | {dev} | {a.dtype} | "
           f"{best['hf']['tok_s']:.0f} | {best['ours']['tok_s']:.0f} | {best['ours']['tok_s'] / best['hf']['tok_s']:.2f}x | "
           f"{best['hf']['peak_gib']:.2f} GiB | {best['ours']['peak_gib']:.2f} GiB |")
 

@@ -34,8 +34,10 @@ def test_per_example_equals_merged(family, tiny_dirs):
         L.merge(m, one, cfg.scaling)
         ref = m(ids[i:i + 1])
         L.unmerge(m, one, cfg.scaling)
-        assert (got[i:i + 1] - ref).abs().max().item() <= 1e-5
-    assert (m(ids) - base).abs().max().item() <= 1e-5  # unmerge restored the base
+        # merged W + s B A is rounded to fp32 once per weight: logits of size ~2 agree to ~1e-5 (seen
+        # 1.04e-5 with the CPU under load, where the BLAS splits its sums differently)
+        assert (got[i:i + 1] - ref).abs().max().item() <= 2e-5
+    assert (m(ids) - base).abs().max().item() <= 2e-5  # unmerge restored the base
 
 
 def test_shared_adapter_broadcasts(tiny_dirs):
@@ -127,3 +129,27 @@ def test_save_is_atomic(tiny_dirs, tmp_path, monkeypatch):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ad"]
     back, _ = L.load_peft(tmp_path / "ad")
     assert torch.equal(back["model.layers.0.self_attn.q_proj"][0], good["model.layers.0.self_attn.q_proj"][0])
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2"])
+def test_fused_sibling_lora_products_give_the_same_logits_and_gradients(tiny_dirs, family):
+    """inject(fuse=True): q/k/v (and gate/up) compute x A^T in one batched matmul; same numbers."""
+    m = M.load_pretrained(tiny_dirs[family][1])
+    cfg = L.LoraConfig(r=4, target_modules=list(L.ALL_TARGETS))
+    g = torch.Generator().manual_seed(0)
+    ad = {n: (torch.randn(3, 4, i, generator=g).requires_grad_(), torch.randn(3, o, 4, generator=g).requires_grad_())
+          for n, (i, o) in L.module_shapes(m, cfg).items()}
+    ids = torch.randint(3, 128, (3, 9), generator=g)
+    out = {}
+    for fuse in (False, True):
+        L.inject(m, cfg, fuse=fuse)
+        assert (m.model.layers[0].self_attn.q_proj.shared is not None) == fuse
+        for t in (x for ab in ad.values() for x in ab):
+            t.grad = None
+        with L.use_adapter(m, ad, 0.5):
+            logits = m(ids)
+            logits.square().mean().backward()
+        out[fuse] = (logits.detach(), [x.grad.clone() for ab in ad.values() for x in ab])
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-5, atol=1e-5)
+    for a, b in zip(out[True][1], out[False][1]):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

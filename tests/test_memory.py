@@ -18,7 +18,7 @@ def loss_and_grads(model, ids, labels, adapter, reduction, ckpt, chunk, seed=0):
     with L.use_adapter(model, adapter, 2.0, dropout=0.1):
         loss = model.loss(ids, labels, reduction=reduction, label_smoothing=0.1)
         loss = loss.mean() if loss.dim() else loss
-        loss.backward()  # inside the adapter context, as train_sft does
+    loss.backward()  # after the adapter was cleared: the recomputation must still see it
     return loss.detach(), [t.grad.clone() for t in leaves]
 
 
