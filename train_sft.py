@@ -261,22 +261,27 @@ def rng_states() -> list:
 
 class Batches:
     """Batch i is a function of (seed, i) only, so a resumed run sees exactly the batches an
-    uninterrupted run would. Examples are formatted and tokenised once, lazily, per task."""
+    uninterrupted run would. Every task's examples are formatted and tokenised once, up front; a
+    task none of whose examples fits --max-len is left out, with a warning (examples are dropped,
+    never cut)."""
 
     def __init__(self, tok, tasks, names, cfg: TrainConfig, n_train=1000):
-        self.tok, self.tasks, self.names, self.cfg, self.n_train = tok, tasks, list(names), cfg, n_train
-        self.cache, self.dropped = {}, 0
-
-    def encoded(self, name):
-        if name not in self.cache:
-            task = self.tasks[name]
-            definition = task.definition if self.cfg.prompt == "definition" else None
-            enc, dropped = fmt.encode_examples(self.tok, task.examples("train", self.n_train), self.cfg.max_len,
-                                               definition=definition)
-            if not enc:
-                raise TrainError(f"task {name}: every training example is longer than --max-len {self.cfg.max_len}")
-            self.cache[name], self.dropped = enc, self.dropped + dropped
-        return self.cache[name]
+        self.tok, self.tasks, self.cfg, self.cache, self.dropped = tok, tasks, cfg, {}, 0
+        for name in tqdm(names, desc="encoding training tasks", leave=False, disable=len(names) < 20 or not DIST.main):
+            task = tasks[name]
+            definition = task.definition if cfg.prompt == "definition" else None
+            enc, dropped = fmt.encode_examples(tok, task.examples("train", n_train), cfg.max_len, definition=definition)
+            self.dropped += dropped
+            if enc:
+                self.cache[name] = enc
+        self.names = [n for n in names if n in self.cache]
+        left_out = [n for n in names if n not in self.cache]
+        if not self.names:
+            raise TrainError(f"every training example of {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} "
+                             f"is longer than --max-len {cfg.max_len}")
+        if left_out and DIST.main:
+            print(f"warning: {len(left_out)} training task(s) left out, no example fits --max-len {cfg.max_len}: "
+                  f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}", file=sys.stderr)
 
     def get(self, i: int):
         """-> (input_ids, labels, attention_mask, task names, one random training description per row)."""
@@ -285,7 +290,7 @@ class Batches:
             rows = rng.sample(self.names, self.cfg.batch_size)
         else:
             rows = [rng.choice(self.names) for _ in range(self.cfg.batch_size)]
-        examples = [rng.choice(self.encoded(n)) for n in rows]
+        examples = [rng.choice(self.cache[n]) for n in rows]
         drng = random.Random(stable_seed(self.cfg.seed, "desc", i))  # the reference draws one of up to 128 per task
         descs = [drng.choice(self.tasks[n].train_descriptions) for n in rows]
         return (*fmt.collate(examples, self.tok.pad_token_id), rows, descs)
@@ -513,8 +518,9 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
                                     head_in=cfg.head_in, dropout=cfg.hyper_dropout, rank=cfg.rank, alpha=cfg.alpha,
                                     use_rslora=cfg.rslora, targets=lcfg.target_modules, encoder=encoder.name)
         trainable = H.HyperNetwork(hcfg).to(device).train()
-        tqdm.write(f"T2L-{cfg.variant}: {H.n_params(trainable):,} parameters; {len(names)} training tasks, "
-                   f"{len(val_names)} unseen-validation tasks")
+        if DIST.main:
+            tqdm.write(f"T2L-{cfg.variant}: {H.n_params(trainable):,} parameters; {len(names)} training tasks, "
+                       f"{len(val_names)} unseen-validation tasks")
     else:  # a plain LoRA: one A and B per adapted Linear, shared by the whole batch
         trainable = L.LoRA(model, lcfg).to(device)
     params = list(trainable.parameters())
