@@ -13,12 +13,24 @@ Methods (one column each), all on the same test examples of the same unseen task
   t2l_wrong    control: T2L given descriptions of 3 other training tasks (one random description of
                each, of another family where possible), as the reference's "other_train_descs"
   t2l_random   control: T2L given the reference's three random strings ("dogs;cats;bananas;", ...)
+  t2l_icl      T2L's adapter and the 3-shot ICL prompt (the paper's "T2L + ICL")
+  mt_lora_icl  the multi-task LoRA and the 3-shot ICL prompt (the paper's "multi-task LoRA + ICL")
 Several T2L checkpoints (say SFT- and reconstruction-trained) each get a `t2l` column.
 
-Generation tasks are scored from the greedy answer (data/metrics.py, after `extract_answer`);
-multiple-choice benchmarks (ARC, BoolQ, HellaSwag, ...) by the log-likelihood of each answer
-choice given the prompt (per-character normalised, as OLMES does), no generation.
-Outputs: a markdown table, <out>/results.json (every score) and <out>/zero_shot.png (bar chart).
+Tasks are scored from the greedy answer (data/metrics.py, after `extract_answer`).
+
+The ten benchmarks (--benchmarks; data/benchmarks.py) follow the reference's protocol by default
+(`--scoring generate`, the paper's Table 1): the reference's user template, an empty system
+message, its prefill after the generation prompt, greedy decoding of up to --max-new-tokens (512,
+the reference's) in batches with the KV cache, and the reference's parser on the whole
+generation; HumanEval and MBPP run the program against the tests in a sandbox (pass@1,
+data/code_exec.py). ICL uses the reference's 3-shot blocks. `--scoring loglik` scores the
+multiple-choice ones instead by the log-likelihood of each answer choice given the question
+(per-character normalised, as OLMES does: not the paper's protocol, but a smoother signal for a
+small model); GSM8K and the code benchmarks are generated either way.
+Outputs: a markdown table, <out>/results.json (every score) and <out>/zero_shot.png (bar chart);
+for benchmarks the table has one row per method and one column per benchmark plus the average,
+as the paper's Table 1, and <out>/benchmarks.png has a bar per method for each benchmark.
 A method is run only when its inputs are given (--t2l, --oracles, --mt-lora, --lora); asking for one
 whose input is missing is an error, never a silently dropped column.
 
@@ -27,7 +39,9 @@ whose input is missing is an error, never a silently dropped column.
     python eval.py --data path/to/sni_folder --tasks all --methods base,description
     python eval.py --tasks test --methods base,description,icl,oracle,mt_lora,avg_lora,t2l,t2l_wrong,t2l_random \\
         --t2l runs/t2l_S/best --t2l runs/recon_S/best --oracles runs/lora --mt-lora runs/mt_lora/adapter
-    python eval.py --benchmarks arc_easy,boolq --n 200 --methods base,t2l --t2l runs/t2l_S/best
+    python eval.py --benchmarks all --n 50 --methods base,icl,t2l,t2l_icl --t2l runs/t2l_S/best
+    python eval.py --benchmarks arc_easy,boolq --n 200 --scoring loglik --methods base,t2l --t2l runs/t2l_S/best
+    python eval.py --benchmarks humaneval,mbpp,gsm8k --n 2 --methods base --max-new-tokens 512
     python eval.py --tasks list_sort_asc --lora runs/lora/list_sort_asc/adapter --methods lora
     python eval.py --merge runs/eval_a,runs/eval_b --out runs/eval        # join runs split over processes
 """
@@ -48,16 +62,21 @@ import model as M
 import t2l as H
 from data import DataError, prepare_model
 from data import format as fmt
-from data.benchmarks import BENCHMARKS, load_benchmark
+from data.benchmarks import BENCHMARKS, BenchExample, benchmark_messages, effective_mode, load_benchmark
+from data.code_exec import TIMEOUT_S, run_programs
 from data.collection import load_collection, resolve_names
-from data.metrics import extract_answer, score
+from data.metrics import benchmark_score, choice_decided, code_solution, extract_answer, score
 from data.tasks import stable_seed
 
 
 class EvalError(ValueError):
     """A bad evaluation request (a method whose inputs are missing, incompatible adapters): one line."""
 
-METHODS = ("base", "description", "icl", "oracle", "mt_lora", "avg_lora", "lora", "t2l", "t2l_wrong", "t2l_random")
+METHODS = ("base", "description", "icl", "oracle", "mt_lora", "mt_lora_icl", "avg_lora", "lora", "t2l", "t2l_icl", "t2l_wrong",
+           "t2l_random")
+BENCH_MAX_NEW_TOKENS = 512  # the reference's generation budget for every benchmark (vllm_eval.py: max_tokens=2**9)
+TASK_MAX_NEW_TOKENS = 32  # enough for the answers of the task collections
+PEEK_TOKENS = 16  # multiple choice: first pass; only replies still undecided after it get the full budget
 
 
 # -----------------------------------------------------------------------------
@@ -66,11 +85,24 @@ METHODS = ("base", "description", "icl", "oracle", "mt_lora", "avg_lora", "lora"
 
 @torch.no_grad()
 def answer(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_new_tokens=32, batch_size=32):
-    """Greedy answers for many prompts. `adapter` is one shared adapter, or a per-example adapter
-    whose leading dim equals len(prompts) (it is sliced batch by batch)."""
+    """Greedy answers for many prompts: the first line of each reply, lead-ins removed
+    (`extract_answer`). `adapter` is one shared adapter, or a per-example adapter whose leading dim
+    equals len(prompts) (it is sliced batch by batch)."""
+    texts, _ = generate_texts(model, tok, prompts, adapter, scaling, max_new_tokens, batch_size)
+    return [extract_answer(t) for t in texts]
+
+
+@torch.no_grad()
+def generate_texts(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_new_tokens=32, batch_size=32,
+                   desc=None):
+    """Greedy replies to many prompts (token id lists), in left-padded batches with the KV cache
+    (model.generate) -> (the replies decoded whole, special tokens dropped; for each, whether it
+    ended with an end-of-turn token rather than at max_new_tokens). `adapter`: as in `answer`.
+    `desc`: label of a progress bar over the batches (none when None)."""
     device = next(model.parameters()).device
-    out = []
-    for i in range(0, len(prompts), batch_size):
+    texts, ended = [], []
+    starts = range(0, len(prompts), batch_size)
+    for i in tqdm(starts, desc=desc, leave=False, disable=desc is None or len(starts) < 2):
         chunk = prompts[i:i + batch_size]
         ad = adapter
         if adapter is not None and next(iter(adapter.values()))[0].dim() == 3:
@@ -80,9 +112,48 @@ def answer(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_
             gen = model.generate(ids.to(device), mask.to(device), max_new_tokens=max_new_tokens,
                                  eos_token_ids=tok.eos_token_ids, pad_token_id=tok.pad_token_id)
         for row in gen.tolist():
-            row = [t for t in row if t not in tok.eos_token_ids and t != tok.pad_token_id]
-            out.append(extract_answer(tok.decode(row)))  # first line, lead-ins removed
-    return out
+            ended.append(any(t in tok.eos_token_ids for t in row))  # rows that finished are padded after it
+            texts.append(tok.decode([t for t in row if t not in tok.eos_token_ids and t != tok.pad_token_id]))
+    return texts, ended
+
+
+@torch.no_grad()
+def evaluate_benchmark(model, tok, examples: list, mode="input", description=None, adapter=None, scaling=0.0,
+                       max_new_tokens=BENCH_MAX_NEW_TOKENS, batch_size=32, code_timeout=TIMEOUT_S, desc=None,
+                       peek_tokens=PEEK_TOKENS):
+    """Benchmark questions (BenchExample) under the reference's generative protocol -> (scores,
+    per-question records). The prompt: data.benchmarks.benchmark_messages rendered with the chat
+    template, then the prefill (data.format.prefilled_prompt). The reply is parsed whole, or run
+    against the tests (code). Multiple choice is generated in two passes: PEEK_TOKENS first, then
+    the full budget for the replies whose first meaningful character has not appeared yet; the
+    reference parser reads only that character, so the result is the full generation's (up to
+    floating-point ties between batches; peek_tokens=0: one pass)."""
+    if adapter is not None and next(iter(adapter.values()))[0].dim() == 3:
+        raise EvalError("benchmarks take one shared adapter, not one per example")
+    prompts = [fmt.prefilled_prompt(tok, *benchmark_messages(ex, mode, description)) for ex in examples]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
+
+    def generate(idx, n_tokens):
+        texts, ended = generate_texts(model, tok, [prompts[i] for i in idx], adapter, scaling, n_tokens, batch_size, desc)
+        return dict(zip(idx, zip(texts, ended)))
+    kind = examples[0].kind
+    if kind == "letter" and 0 < peek_tokens < max_new_tokens:
+        out = generate(order, peek_tokens)
+        undecided = [i for i in order if not out[i][1] and not choice_decided(out[i][0])]
+        if undecided:
+            out.update(generate(undecided, max_new_tokens))
+    else:
+        out = generate(order, max_new_tokens)
+    texts = [out[i][0] for i in range(len(examples))]
+    if kind == "code":
+        programs = [code_solution(ex.benchmark, ex.prompt, t, ex.entry_point) + "\n" + ex.tests for ex, t in zip(examples, texts)]
+        outcomes = run_programs(programs, code_timeout, desc=desc and f"{desc}: tests")
+        scores, notes = [float(o.passed) for o in outcomes], [o.status for o in outcomes]
+    else:
+        scores, notes = [benchmark_score(kind, t, ex.answer) for ex, t in zip(examples, texts)], [""] * len(texts)
+    records = [{"input": ex.input, "prefill": benchmark_messages(ex, mode, description)[1], "gold": ex.answer, "pred": t,
+                "score": sc, **({"status": nt} if nt else {})} for ex, t, sc, nt in zip(examples, texts, scores, notes)]
+    return scores, records
 
 
 @torch.no_grad()
@@ -125,14 +196,22 @@ def gold_index(ex) -> int:
 
 
 def evaluate_task(model, tok, task, split="test", n=None, mode="input", adapter=None, scaling=0.0,
-                  description=None, shots=0, max_new_tokens=32, batch_size=32, return_predictions=False,
-                  prompt="definition"):
+                  description=None, shots=0, max_new_tokens=None, batch_size=32, return_predictions=False,
+                  prompt="definition", code_timeout=TIMEOUT_S, bar=None):
     """Mean score of one task. mode: input | description | icl (k = shots, drawn from train).
     prompt: "definition" puts the task's definition in the user turn as the reference does;
-    "bare" sends the input alone (the adapter must then carry the whole task)."""
+    "bare" sends the input alone (the adapter must then carry the whole task). A benchmark in the
+    generative protocol (BenchExample questions) goes to `evaluate_benchmark` (its own prompts and
+    ICL block; max_new_tokens default 512, else 32; `bar`: label of its progress bars)."""
     examples = task.examples(split, n)
     desc = description or (task.eval_descriptions[0] if mode == "description" else None)
     definition = task.definition if prompt == "definition" else None
+    if examples and isinstance(examples[0], BenchExample):
+        scores, records = evaluate_benchmark(model, tok, examples, mode, desc, adapter, scaling,
+                                             max_new_tokens or BENCH_MAX_NEW_TOKENS, batch_size, code_timeout, desc=bar)
+        mean = sum(scores) / max(1, len(scores))
+        return (mean, records) if return_predictions else mean
+    max_new_tokens = max_new_tokens or TASK_MAX_NEW_TOKENS
     if examples and examples[0].choices:  # multiple choice: log-likelihood, no generation
         scores = choice_loglik(model, tok, examples, adapter, scaling, mode if mode != "icl" else "input", desc, batch_size,
                                definition=definition)
@@ -165,6 +244,10 @@ class Setup:
     encoder: object = None  # t2l.TaskEncoder
     wrong: dict = field(default_factory=dict)  # task name -> [(training task, one of its descriptions)] for t2l_wrong
     prompt: str = "definition"  # definition (the reference's user turn) | bare (the input alone)
+    max_new_tokens: int | None = None  # None: 512 for benchmarks (the reference's), 32 for tasks
+    batch_size: int = 32  # prompts per generate / log-likelihood batch
+    code_timeout: float = TIMEOUT_S  # seconds per HumanEval / MBPP program
+    memo: dict = field(default_factory=dict)  # (task, effective prompt mode, description, adapter) -> score
 
 
 def average_lora(adapters: list[dict]) -> dict:
@@ -211,18 +294,36 @@ def wrong_descriptions(tasks, name, train_names, k=3) -> list[tuple[str, str]]:
 
 def method_score(method: str, task, model, tok, s: Setup, t2l_index: int = 0):
     """Mean score of one method on one task, or None when the method does not apply (no oracle,
-    no descriptions, no training examples for ICL)."""
+    no descriptions, no training examples for ICL, no ICL under log-likelihood scoring)."""
     descs = task.eval_descriptions[: s.n_desc]
-    kw = dict(n=s.n, prompt=s.prompt)
+    kw = dict(n=s.n, prompt=s.prompt, max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, code_timeout=s.code_timeout,
+              shots=s.shots, bar=f"{task.name} {method}")
+    generative = bool(task.examples("test", 1)) and isinstance(task.examples("test", 1)[0], BenchExample)
+    icl = method in ("icl", "t2l_icl", "mt_lora_icl")
+    if icl and task.source == "benchmark" and not generative:
+        return None  # log-likelihood scoring has no ICL variant
+
+    def scored(mode, adapter_key, make_adapter=None, scaling=0.0, description=None):
+        """evaluate_task, remembered per (task, prompt actually sent, adapter): the reference sends
+        the 0-shot prompt for GSM8K under ICL or a description and for HumanEval under ICL, so those
+        cells are copies of the 0-shot ones, not generated again."""
+        eff = effective_mode(task.name, mode) if generative else mode
+        key = (task.name, eff, description if eff == "description" else None, adapter_key)
+        if key not in s.memo:
+            s.memo[key] = evaluate_task(model, tok, task, mode=eff, description=description, scaling=scaling,
+                                        adapter=make_adapter() if make_adapter else None, **kw)
+        return s.memo[key]
+
     if method == "base":
-        return evaluate_task(model, tok, task, **kw)
+        return scored("input", "none")
     if method == "description":
-        return _mean([evaluate_task(model, tok, task, mode="description", description=d, **kw) for d in descs])
+        return _mean([scored("description", "none", description=d) for d in descs])
     if method == "icl":
-        return None if task.source == "benchmark" else evaluate_task(model, tok, task, mode="icl", shots=s.shots, **kw)
-    if method in ("oracle", "mt_lora", "avg_lora", "lora"):
-        ad = s.oracles.get(task.name) if method == "oracle" else getattr(s, method)
-        return None if ad is None else evaluate_task(model, tok, task, adapter=ad[0], scaling=ad[1], **kw)
+        return scored("icl", "none")
+    if method in ("oracle", "mt_lora", "mt_lora_icl", "avg_lora", "lora"):
+        ad = s.oracles.get(task.name) if method == "oracle" else getattr(s, method.removesuffix("_icl"))
+        mode = "icl" if icl else "input"
+        return None if ad is None else scored(mode, method.removesuffix("_icl"), lambda: ad[0], ad[1])
     if not s.t2l:
         return None
     net = s.t2l[t2l_index][1]
@@ -233,7 +334,8 @@ def method_score(method: str, task, model, tok, s: Setup, t2l_index: int = 0):
         descs = list(RANDOM_STRINGS[: s.n_desc])
     if not descs:
         return None
-    return _mean([evaluate_task(model, tok, task, adapter=H.adapter_for(net, s.encoder, d), scaling=scaling, **kw) for d in descs])
+    return _mean([scored("icl" if icl else "input", f"t2l{t2l_index}:{d}", lambda d=d: H.adapter_for(net, s.encoder, d), scaling)
+                  for d in descs])
 
 
 def _mean(xs):
@@ -256,11 +358,12 @@ def run_table(model, tok, tasks: dict, names: list, methods: list, s: Setup, des
 
 
 def columns(methods, s: Setup):
-    """[(column name, method, T2L checkpoint index)]: one `t2l` column per checkpoint."""
+    """[(column name, method, T2L checkpoint index)]: one `t2l` (and `t2l_icl`) column per checkpoint."""
     cols = []
     for m in methods:
-        if m == "t2l":
-            cols += [(name, "t2l", k) for k, (name, _) in enumerate(s.t2l)] or [("t2l", "t2l", 0)]
+        if m in ("t2l", "t2l_icl"):
+            suffix = "" if m == "t2l" else " + ICL"
+            cols += [(name + suffix, m, k) for k, (name, _) in enumerate(s.t2l)] or [(m, m, 0)]
         else:
             cols.append((m, m, 0))
     return cols
@@ -275,6 +378,18 @@ def markdown(results: dict, families: dict) -> str:
         lines.append(f"| {name} | {families.get(name, '')} | " + " | ".join(fmt_(row.get(c)) for c in cols) + " |")
     means = means_of(results)
     lines.append("| **mean** | | " + " | ".join(f"**{fmt_(means[c])}**" for c in cols) + " |")
+    return "\n".join(lines)
+
+
+def markdown_by_method(results: dict) -> str:
+    """The paper's Table 1 layout: one row per method (column of `results`), one column per task
+    (benchmark) and the average over them (of the cells that have a score)."""
+    cols = list(dict.fromkeys(c for row in results.values() for c in row))
+    fmt_ = lambda v: "-" if v is None else f"{100 * v:.1f}"
+    means = means_of(results)
+    lines = ["| method | " + " | ".join(results) + " | **avg** |", "| --- |" + " --- |" * (len(results) + 1)]
+    for c in cols:
+        lines.append(f"| {c} | " + " | ".join(fmt_(row.get(c)) for row in results.values()) + f" | **{fmt_(means[c])}** |")
     return "\n".join(lines)
 
 
@@ -316,12 +431,30 @@ def bar_chart(results: dict, path: Path, title: str):
     save_plot(path, draw, figsize=(1.1 * len(cols) + 2, 4))
 
 
+def benchmark_chart(results: dict, path: Path, title: str):
+    """Grouped bars: for each benchmark (and the average), one bar per method."""
+    means = means_of(results)
+    cols = [c for c in means if means[c] is not None]
+    groups = list(results) + ["avg"]
+
+    def draw(fig, ax):
+        w = 0.8 / max(1, len(cols))
+        for j, c in enumerate(cols):
+            vals = [results[g].get(c) if g != "avg" else means[c] for g in groups]
+            xs = [i + (j - (len(cols) - 1) / 2) * w for i in range(len(groups))]
+            ax.bar(xs, [100 * v if v is not None else 0 for v in vals], w, label=c)
+        ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
+        ax.set_ylabel("score (%)"), ax.set_ylim(0, 100), ax.set_title(title)
+        ax.legend(fontsize=7, ncol=min(4, len(cols)))
+    save_plot(path, draw, figsize=(0.25 * len(groups) * len(cols) + 3, 4))
+
+
 # -----------------------------------------------------------------------------
 # CLI
 
 
-INPUT_OF = {"oracle": "--oracles", "avg_lora": "--oracles", "mt_lora": "--mt-lora", "lora": "--lora",
-            "t2l": "--t2l", "t2l_wrong": "--t2l", "t2l_random": "--t2l"}
+INPUT_OF = {"oracle": "--oracles", "avg_lora": "--oracles", "mt_lora": "--mt-lora", "mt_lora_icl": "--mt-lora", "lora": "--lora",
+            "t2l": "--t2l", "t2l_icl": "--t2l", "t2l_wrong": "--t2l", "t2l_random": "--t2l"}
 ERRORS = (EvalError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, OSError)
 
 
@@ -330,7 +463,15 @@ def parse_args(argv=None):
                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--tasks", default="test", help="a split (train | val | test), 'all', or comma-separated task names")
     p.add_argument("--data", default="builtin", help="task collection: builtin | sni (shipped in data/sni120) | a folder of SNI task files")
-    p.add_argument("--benchmarks", default="", help="benchmarks instead of tasks: comma-separated names or 'all' (python -m data.benchmarks)")
+    p.add_argument("--benchmarks", default="", help="benchmarks instead of tasks: comma-separated names or 'all' (the ten of "
+                   "the paper; python -m data.benchmarks lists them)")
+    p.add_argument("--scoring", default="generate", choices=["generate", "loglik"],
+                   help="benchmarks: the reference's generated answers (the paper's protocol), or the log-likelihood of each "
+                   "choice for the multiple-choice ones (OLMES-style; not the paper's)")
+    p.add_argument("--max-new-tokens", type=int, default=None, help="generation budget (default: 512 for benchmarks, the "
+                   "reference's; 32 for tasks)")
+    p.add_argument("--batch-size", type=int, default=32, help="prompts per generation / scoring batch")
+    p.add_argument("--code-timeout", type=float, default=TIMEOUT_S, help="seconds per HumanEval / MBPP program and its tests")
     p.add_argument("--methods", default="", help=f"comma-separated, of: {', '.join(METHODS)}; default: base, description, icl, "
                    "and every method whose input is given (--t2l, --oracles, --mt-lora, --lora)")
     p.add_argument("--prompt", default="definition", choices=["definition", "bare"],
@@ -352,9 +493,12 @@ def parse_args(argv=None):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     p.add_argument("--merge", default="", help="comma-separated --out folders of earlier runs: join them into --out, run nothing")
     a = p.parse_args(argv)
-    for flag, v, lo in (("--n", a.n, 1), ("--shots", a.shots, 1), ("--descriptions", a.descriptions, 1)):
+    for flag, v, lo in (("--n", a.n, 1), ("--shots", a.shots, 1), ("--descriptions", a.descriptions, 1),
+                        ("--max-new-tokens", a.max_new_tokens, 1), ("--batch-size", a.batch_size, 1)):
         if v is not None and v < lo:
             p.error(f"{flag} must be at least {lo}, got {v}")
+    if not 0 < a.code_timeout < float("inf"):
+        p.error(f"--code-timeout must be a positive number of seconds, got {a.code_timeout}")
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         p.error(f"--device {a.device}: no CUDA device here (use cpu)")
     return a
@@ -371,7 +515,8 @@ def main(argv=None):
 
 
 def chosen_methods(a) -> list[str]:
-    """The --methods list, or the default: base, description, icl and every method whose input was given."""
+    """The --methods list, or the default: base, description, icl and every method whose input was
+    given (but not t2l_icl / mt_lora_icl, which double the cost: ask for them)."""
     if a.methods:
         methods = [m.strip() for m in a.methods.split(",") if m.strip()]
         bad = [m for m in methods if m not in METHODS]
@@ -379,7 +524,8 @@ def chosen_methods(a) -> list[str]:
             raise EvalError(f"unknown method {bad[0]!r} (expected some of {', '.join(METHODS)})")
     else:
         given = {"--oracles": a.oracles, "--mt-lora": a.mt_lora, "--lora": a.lora, "--t2l": a.t2l}
-        methods = ["base", "description", "icl"] + [m for m in METHODS if m in INPUT_OF and given[INPUT_OF[m]]]
+        methods = ["base", "description", "icl"] + [m for m in METHODS if m in INPUT_OF and given[INPUT_OF[m]]
+                                                    and not m.endswith("_icl")]  # adapter + ICL only when asked
     missing = [m for m in methods if m in INPUT_OF and not {"--oracles": a.oracles, "--mt-lora": a.mt_lora,
                                                           "--lora": a.lora, "--t2l": a.t2l}[INPUT_OF[m]]]
     if missing:
@@ -388,17 +534,18 @@ def chosen_methods(a) -> list[str]:
 
 
 # Files an eval.py --out folder may hold (write_outputs); the first is its marker.
-EVAL_FILES = ("table.md", "results.json", "zero_shot.png")
+EVAL_FILES = ("table.md", "results.json", "zero_shot.png", "benchmarks.png")
 
 
 def run(a):
     methods = chosen_methods(a)
     L.check_output(a.out, EVAL_FILES, force=a.force, inputs=[p for p in [a.model, a.oracles, a.mt_lora, a.lora, *a.t2l] if p])
+    tasks, names, train_names = pick_tasks(a)  # an unknown task or benchmark fails before the model loads
     model_dir = prepare_model.model_dir(a.model)
     model = M.load_pretrained(model_dir, device=a.device, dtype=torch.bfloat16 if a.device.startswith("cuda") else torch.float32)
     tok = M.load_tokenizer(model_dir)
-    tasks, names, train_names = pick_tasks(a)
-    s = Setup(n=a.n, shots=a.shots, n_desc=a.descriptions, prompt=a.prompt)
+    s = Setup(n=a.n, shots=a.shots, n_desc=a.descriptions, prompt=a.prompt, max_new_tokens=a.max_new_tokens,
+              batch_size=a.batch_size, code_timeout=a.code_timeout)
     if "oracle" in methods:
         s.oracles = load_oracles(a.oracles, model, names)
         if not s.oracles:
@@ -427,27 +574,36 @@ def run(a):
             s.t2l.append((column_name(path, net), net))
     results = run_table(model, tok, tasks, names, methods, s, train_names=train_names)
     families = {n: tasks[n].family for n in names}
-    write_outputs(results, families, Path(a.out), f"zero-shot on {len(names)} unseen {'benchmarks' if a.benchmarks else 'tasks'}", {
-        "n_examples": a.n, "methods": methods, "prompt": a.prompt, "data": a.data,
+    title = f"{len(names)} benchmarks ({a.scoring})" if a.benchmarks else f"zero-shot on {len(names)} unseen tasks"
+    write_outputs(results, families, Path(a.out), title, {
+        "n_examples": a.n, "methods": methods, "prompt": a.prompt, "data": a.data, "benchmarks": bool(a.benchmarks),
+        "scoring": a.scoring if a.benchmarks else None, "max_new_tokens": a.max_new_tokens,
         "t2l": {name: str(path) for (name, _), path in zip(s.t2l, a.t2l)}, "wrong_descriptions": s.wrong,
         "model": a.model or "SmolLM2-135M-Instruct", "device": a.device})
 
 
 def write_outputs(results: dict, families: dict, out: Path, title: str, extra: dict, stem: str = "results"):
-    """Print the table; write <stem>.json, table.md and zero_shot.png into `out`."""
-    table = markdown(results, families)
+    """Print the table; write <stem>.json, table.md and zero_shot.png into `out`. Benchmarks
+    (extra["benchmarks"]): the table has one row per method (the paper's Table 1), and
+    benchmarks.png the per-benchmark bars."""
+    by_method = bool(extra.get("benchmarks"))
+    table = markdown_by_method(results) if by_method else markdown(results, families)
     print(table)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.json").write_text(json.dumps({"tasks": results, "means": means_of(results), "families": families, **extra}, indent=2))
     (out / "table.md").write_text(table + "\n")
     bar_chart(results, out / "zero_shot.png", title)
-    print(f"\nwrote {out / f'{stem}.json'}, {out / 'table.md'}, {out / 'zero_shot.png'}")
+    written = [out / f"{stem}.json", out / "table.md", out / "zero_shot.png"]
+    if by_method:
+        benchmark_chart(results, out / "benchmarks.png", title)
+        written.append(out / "benchmarks.png")
+    print(f"\nwrote {', '.join(map(str, written))}")
 
 
 def merge(folders: list, out: Path):
     """Join eval runs split over processes or machines (by tasks, or by columns) into one table."""
     L.check_output(out, EVAL_FILES, inputs=folders)
-    results, families, sources = {}, {}, []
+    results, families, sources, benchmarks = {}, {}, [], False
     for f in folders:
         path = Path(f) / "results.json"
         if not path.is_file():
@@ -460,8 +616,10 @@ def merge(folders: list, out: Path):
         for name, row in rows:
             results.setdefault(name, {}).update(row)
         families.update(r.get("families", {}))
+        benchmarks = benchmarks or bool(r.get("benchmarks"))
         sources.append(str(f))
-    write_outputs(results, families, out, f"zero-shot on {len(results)} unseen tasks", {"merged_from": sources})
+    title = f"{len(results)} benchmarks" if benchmarks else f"zero-shot on {len(results)} unseen tasks"
+    write_outputs(results, families, out, title, {"merged_from": sources, "benchmarks": benchmarks})
 
 
 def column_name(path, net) -> str:
@@ -475,11 +633,8 @@ def pick_tasks(a):
     """-> (tasks by name, names to evaluate, training-task names) for --tasks / --benchmarks / --data."""
     coll = load_collection(a.data, a.seed)
     if a.benchmarks:
-        names = [n for n in BENCHMARKS if n not in ("humaneval", "mbpp")] if a.benchmarks == "all" else a.benchmarks.split(",")
-        code = [n for n in names if n in ("humaneval", "mbpp")]
-        if code:
-            raise EvalError(f"benchmark {code[0]} is scored by running code, which eval.py does not do yet")
-        return {n: load_benchmark(n) for n in names}, names, coll.splits["train"]
+        names = list(BENCHMARKS) if a.benchmarks == "all" else [n.strip() for n in a.benchmarks.split(",") if n.strip()]
+        return {n: load_benchmark(n, scoring=a.scoring) for n in dict.fromkeys(names)}, list(dict.fromkeys(names)), coll.splits["train"]
     return coll.tasks, resolve_names(coll, a.tasks), coll.splits["train"]
 
 

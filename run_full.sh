@@ -77,8 +77,8 @@ if [ "$STAGE" = eval ] || [ "$STAGE" = all ]; then
     done
     run eval_oracles python eval.py --tasks "$(python -m data --names train --per-family "$ORACLE_TRAIN_PER_FAMILY")" \
         --n "$EVAL_N" --methods base,description,oracle --oracles runs/lora --out runs/eval_oracles
-    run eval_bench python eval.py --benchmarks arc_easy,arc_challenge,boolq,hellaswag,openbookqa,piqa,winogrande \
-        --n "$BENCH_N" --methods base,description,mt_lora,t2l --t2l "runs/t2l_$VARIANT/best" --mt-lora runs/mt_lora/adapter \
+    run eval_bench python eval.py --benchmarks all --n "$BENCH_N" \
+        --methods base,description,icl,mt_lora,mt_lora_icl,t2l,t2l_icl --t2l "runs/t2l_$VARIANT/best" --mt-lora runs/mt_lora/adapter \
         --out runs/eval_bench
     wait || true
     # the reconstruction-trained T2L as one more column, then one table

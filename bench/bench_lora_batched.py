@@ -30,6 +30,8 @@ def main():
     p.add_argument("--seq", type=int, default=64, help="tokens per sequence")
     p.add_argument("--batches", default="8,64", help="batch sizes")
     p.add_argument("--steps", type=int, default=3, help="timed steps (median)")
+    p.add_argument("--targets", default="q_proj,v_proj", help="adapted Linears")
+    p.add_argument("--fuse", action="store_true", help="sibling Linears' LoRA-A products as one batched matmul (lora.SharedInput)")
     p.add_argument("--peft-mixed", type=int, default=0, metavar="B",
                    help="instead: B prompts, each with its own adapter, forward only: lora.py vs PEFT's mixed-adapter batch")
     a = p.parse_args()
@@ -37,8 +39,8 @@ def main():
     if a.peft_mixed:
         return peft_mixed(a, dtype)
     m = M.load_pretrained(prepare_model.model_dir(), device=a.device, dtype=dtype)
-    cfg = L.LoraConfig()
-    L.inject(m, cfg)
+    cfg = L.LoraConfig(target_modules=a.targets.split(","))
+    L.inject(m, cfg, fuse=a.fuse)
     shapes = L.module_shapes(m, cfg)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     rows = []

@@ -107,3 +107,12 @@ def collate(encoded: list[tuple[list, list]], pad_id: int):
 def prompt_ids(tok, inp: str, mode: str = "input", description=None, shots=(), definition=None, several=False) -> list[int]:
     """Token ids of the prompt alone (for generation at evaluation)."""
     return tok.apply_chat_template(messages_for(inp, mode, description, shots, definition, several), add_generation_prompt=True)
+
+
+def prefilled_prompt(tok, messages: list[dict], prefill: str = "", tokenize: bool = True):
+    """The generation prompt with text appended after it, as the reference's benchmarks build it
+    (fishfarm VLLMModel._into_prompt): the chat template rendered to text with the generation
+    prompt, then the prefill ("Answer:", "Let's think step by step.", an opening code fence),
+    then the whole text tokenized at once (no special tokens added: the template has them)."""
+    text = tok.apply_chat_template(messages, add_generation_prompt=True, tokenize=False) + prefill
+    return tok.encode(text, add_special_tokens=False) if tokenize else text
