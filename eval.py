@@ -517,23 +517,22 @@ def main(argv=None):
 def chosen_methods(a) -> list[str]:
     """The --methods list, or the default: base, description, icl and every method whose input was
     given (but not t2l_icl / mt_lora_icl, which double the cost: ask for them)."""
+    given = {"--oracles": a.oracles, "--mt-lora": a.mt_lora, "--lora": a.lora, "--t2l": a.t2l}
     if a.methods:
         methods = [m.strip() for m in a.methods.split(",") if m.strip()]
         bad = [m for m in methods if m not in METHODS]
         if bad:
             raise EvalError(f"unknown method {bad[0]!r} (expected some of {', '.join(METHODS)})")
     else:
-        given = {"--oracles": a.oracles, "--mt-lora": a.mt_lora, "--lora": a.lora, "--t2l": a.t2l}
         methods = ["base", "description", "icl"] + [m for m in METHODS if m in INPUT_OF and given[INPUT_OF[m]]
                                                     and not m.endswith("_icl")]  # adapter + ICL only when asked
-    missing = [m for m in methods if m in INPUT_OF and not {"--oracles": a.oracles, "--mt-lora": a.mt_lora,
-                                                          "--lora": a.lora, "--t2l": a.t2l}[INPUT_OF[m]]]
+    missing = [m for m in methods if m in INPUT_OF and not given[INPUT_OF[m]]]
     if missing:
         raise EvalError(f"--methods {missing[0]} needs {INPUT_OF[missing[0]]} (none given)")
     return methods
 
 
-# Files an eval.py --out folder may hold (write_outputs); the first is its marker.
+# Files an eval.py --out folder may hold (write_outputs): a folder of only these is one it wrote.
 EVAL_FILES = ("table.md", "results.json", "zero_shot.png", "benchmarks.png")
 
 

@@ -381,7 +381,7 @@ def optimizer_step(params, opt, cfg) -> torch.Tensor:
 # -----------------------------------------------------------------------------
 # Run folders, checkpoints, logs, plots (train_recon.py uses these too)
 
-# Files a run folder may hold; "config.json" marks one. A folder holding anything else is not ours.
+# Files a run folder may hold: a folder holding anything else is not one a training script wrote.
 RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "loss.png", "best", "final", "adapter", "zero_shot.json",
              "zero_shot.png", "table.md", "summary.json", "report.md", "report.json", "sweep.json", "sweep.png", "sweep_*")
 

@@ -25,8 +25,6 @@ from data import DataError
 from data.sni import DEFAULT_SNI_DIR, load_sni
 from data.tasks import SEED, Task, builtin_tasks, splits
 
-NAMED = ("builtin", "sni")
-
 
 @dataclass
 class Collection:
