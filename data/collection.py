@@ -75,12 +75,12 @@ def read_names(path: Path) -> list[str]:
 
 
 def resolve_names(coll: Collection, spec: str) -> list[str]:
-    """--tasks value -> task names: a split (train | val | test), 'all', or comma-separated names."""
-    if spec in coll.splits:
-        return list(coll.splits[spec])
+    """--tasks value -> task names: 'all', or comma-separated splits (train | val | test) and task
+    names, in that order without repeats ("val,test": both unseen splits)."""
     if spec == "all":
         return sorted(coll.tasks)
-    names = [n.strip() for n in spec.split(",") if n.strip()]
+    parts = [n.strip() for n in spec.split(",") if n.strip()]
+    names = list(dict.fromkeys(n for p in parts for n in (coll.splits[p] if p in coll.splits else [p])))
     unknown = [n for n in names if n not in coll.tasks]
     if unknown or not names:
         hint = "python -m data lists them" if coll.name == "builtin" else f"see {coll.name}"

@@ -193,6 +193,8 @@ def test_a_folder_in_sni_layout_with_its_own_split_files(tmp_path):
     sp = load_collection(str(tmp_path)).splits
     assert sp["test"] == names[3:] and sorted(sp["train"] + sp["val"]) == names[:3] and len(sp["val"]) == 1
     assert resolve_names(coll, "all") == names
+    both = resolve_names(load_collection(str(tmp_path)), f"val,test,{names[4]}")  # splits and names, no repeats
+    assert both == sp["val"] + sp["test"]
     with pytest.raises(DataError, match="unknown task 'nope'"):
         resolve_names(coll, "nope")
     (tmp_path / "descriptions.json").write_text(json.dumps({names[0]: ["ok", ""]}))

@@ -1,0 +1,102 @@
+"""run_cpu.sh and run_full.sh end to end on a tiny setting (a few steps, a few tasks), so a broken
+stage fails CI rather than the second hour of a real run. One run of every stage in order, then
+the checks: each stage marked done, each results file written, a second call skips what is done,
+and a killed training resumes from its checkpoint."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from data.collection import load_collection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+TINY_TRAIN = ("task155_count_nouns_verbs", "task161_count_words_containing_letter", "task1508_wordnet_antonyms",
+              "task833_poem_sentiment_classification")
+TINY_TEST = ("task1146_country_capital", "task092_check_prime_classification")
+
+
+def tiny_collection(folder: Path) -> Path:
+    """6 real SNI tasks, short instances only, in SNI's layout with split files: 3 train, 1 val, 2 test."""
+    (folder / "tasks").mkdir(parents=True)
+    (folder / "splits" / "default").mkdir(parents=True)
+    descs = json.loads((ROOT / "data" / "sni120" / "descriptions.json").read_text())
+    for name in TINY_TRAIN + TINY_TEST:
+        task = json.loads((ROOT / "data" / "sni120" / "tasks" / f"{name}.json").read_text())
+        task["Instances"] = [i for i in task["Instances"] if len(i["input"]) < 150][:12]
+        (folder / "tasks" / f"{name}.json").write_text(json.dumps(task))
+    (folder / "descriptions.json").write_text(json.dumps({n: descs[n][:8] for n in TINY_TRAIN + TINY_TEST}))
+    (folder / "splits" / "default" / "train_tasks.txt").write_text("\n".join(TINY_TRAIN) + "\n")
+    (folder / "splits" / "default" / "test_tasks.txt").write_text("\n".join(TINY_TEST) + "\n")
+    return folder
+
+
+def tiny_env(tmp_path) -> dict:
+    data = tiny_collection(tmp_path / "tiny_sni") if not (tmp_path / "tiny_sni").is_dir() else tmp_path / "tiny_sni"
+    return {**os.environ, "OUT": str(tmp_path / "runs"), "RESULTS": str(tmp_path / "results"), "DATA": str(data),
+            "ABL_DATA": str(data), "SNI_STEPS": "2", "SNI_BATCH": "2", "ORACLE_STEPS": "1", "ORACLE_BATCH": "2",
+            "ORACLE_TASKS": TINY_TEST[0], "LIBRARY": "2", "RECON_STEPS": "3", "EVAL_N": "1", "CKPT_EVERY": "1",
+            "ABL_STEPS": "2", "ABL_TASKS": "2", "ABL_DESCS": "1", "ABL_EVAL_TASKS": "1", "MAP_PER_TASK": "2",
+            "BENCH_N": "1", "BENCH_TOKENS": "4"}
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("run_cpu")
+    env = tiny_env(tmp)
+    r = subprocess.run(["bash", "run_cpu.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
+    return tmp, env, r
+
+
+def test_every_stage_of_run_cpu_runs_and_writes_its_results(tiny_run):
+    tmp, env, r = tiny_run
+    assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
+    listed = subprocess.run(["bash", "run_cpu.sh", "--list"], cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    stages = [l.split()[0] for l in listed.splitlines()]
+    assert stages[:4] == ["sni_mt_lora", "sni_t2l_S", "sni_t2l_M", "sni_t2l_L"] and "abl_encoder" in stages
+    assert all(l.split()[1] == "done" for l in listed.splitlines())
+    res = tmp / "results"
+    for f in ("sni_table.md", "sni_table.json", "ablation_tasks.png", "ablation_onehot.md", "ablation_descs.json",
+              "ablation_encoder.png", "adapter_map.png", "adapter_map.json", "bench.md"):
+        assert (res / f).is_file(), f
+    table = json.loads((res / "sni_table.json").read_text())
+    cols = set(table["means"])
+    for c in ("base", "description", "icl", "mt_lora", "avg_lora", "oracle", "T2L-S", "T2L-M", "T2L-L", "T2L-L recon",
+              "t2l_wrong", "t2l_random"):
+        assert c in cols, (c, cols)
+    abl = json.loads((res / "ablation_tasks.json").read_text())
+    assert [a["label"] for a in abl["arms"]] == ["2", "all"]
+    cfg = json.loads((tmp / "runs" / "abl" / "onehot" / "best" / "t2l_config.json").read_text())
+    assert cfg["encoder"] == "one-hot" and len(cfg["one_hot_tasks"]) == 3  # the tiny collection's training tasks
+
+
+def test_a_second_call_skips_finished_stages_and_a_killed_training_resumes(tiny_run):
+    tmp, env, r = tiny_run
+    again = subprocess.run(["bash", "run_cpu.sh", "sni_mt", "map"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert again.returncode == 0 and again.stdout.count("done earlier") == 2, again.stdout
+    # a stage killed after its training checkpointed: the next call continues the run (--resume)
+    run = tmp / "runs" / "sni" / "t2l_S"
+    log = (run / "log.jsonl").read_text()
+    (tmp / "runs" / "done" / "sni_t2l_S").unlink()
+    (run / "zero_shot.json").unlink()  # as if killed before the closing table
+    r2 = subprocess.run(["bash", "run_cpu.sh", "sni_t2l_S"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert (run / "log.jsonl").read_text() == log and (run / "zero_shot.json").is_file()  # no step taken again
+
+
+def test_a_stage_name_that_matches_nothing_is_an_error(tmp_path):
+    r = subprocess.run(["bash", "run_cpu.sh", "nonsense"], cwd=ROOT, env={**os.environ, "OUT": str(tmp_path)},
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and r.stderr.startswith("error: no stage matches")
+
+
+def test_run_full_is_run_cpu_with_gpu_sizes(tmp_path):
+    env = {**os.environ, "OUT": str(tmp_path / "runs"), "RESULTS": str(tmp_path / "results")}
+    r = subprocess.run(["bash", "run_full.sh", "--list"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.split()[0] == "sni_mt_lora"
+    show = subprocess.run(["bash", "-c", "source <(sed '$d' run_full.sh); echo $SNI_STEPS $EVAL_N $DEVICE"], cwd=ROOT,
+                          env=env, capture_output=True, text=True)
+    assert show.stdout.split() == ["1500", "32", "cuda"]
