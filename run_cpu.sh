@@ -34,11 +34,11 @@ ORACLE_STEPS=${ORACLE_STEPS:-20}        # per-task LoRA steps (batch 4, lr 2e-3)
 ORACLE_TASKS=${ORACLE_TASKS:-}          # unseen tasks given an oracle (comma-separated); "" = the whole test split
 LIBRARY=${LIBRARY:-6}                   # training tasks given an oracle: the library of avg LoRA and reconstruction
 RECON_STEPS=${RECON_STEPS:-300}         # T2L-L reconstruction steps
-EVAL_TASKS=${EVAL_TASKS:-val,test}      # the unseen splits of the SNI table
+EVAL_TASKS=${EVAL_TASKS:-val,test}      # the unseen tasks of the SNI table: splits and/or names
 EVAL_N=${EVAL_N:-8}                     # test examples per task in the tables
 ABL_DATA=${ABL_DATA:-builtin}           # collection of the ablations
-ABL_STEPS=${ABL_STEPS:-120}             # steps of every ablation arm (T2L-S, batch 8)
-ABL_TASKS=${ABL_TASKS:-12 24 48}        # training-task counts of the task-count ablation (and "all")
+ABL_STEPS=${ABL_STEPS:-100}             # steps of every ablation arm (T2L-S, batch 8)
+ABL_TASKS=${ABL_TASKS:-12 48}           # training-task counts of the task-count ablation (and "all")
 ABL_DESCS=${ABL_DESCS:-1 4}             # descriptions per training task (and "all")
 ABL_EVAL_TASKS=${ABL_EVAL_TASKS:-24}    # unseen test tasks scored per arm (0 = all)
 MAP_PER_TASK=${MAP_PER_TASK:-3}         # descriptions per task in the adapter map
@@ -54,7 +54,7 @@ mkdir -p "$OUT/done" "$OUT/logs" "$RESULTS"
 # -- the stages ---------------------------------------------------------------------------------
 STAGES=(sni_mt_lora)
 for v in $SNI_VARIANTS; do STAGES+=("sni_t2l_$v"); done
-STAGES+=(sni_oracles sni_recon sni_eval abl_tasks abl_onehot abl_descs abl_encoder map bench)
+STAGES+=(sni_oracles sni_recon sni_eval map abl_tasks abl_onehot abl_encoder abl_descs bench)
 
 sft() {  # sft OUT ARGS...: train_sft.py into OUT, continuing from its checkpoint when one exists
     local out=$1; shift
