@@ -397,9 +397,7 @@ def run(a, argv):
     sub = {s: f"{'task embeddings f(z)' if s == 'embedding' else 'generated adapters'} ({stats[s]['dim']:,}-d); "
               f"5-NN category {fmt(stats[s]['knn_category'])} (chance {fmt(stats[s]['knn_category_chance'])})"
            for s in stats}
-    draw_maps(png_path, xy, items, cats, coloured, title, sub)
-
-    # The numbers.
+    # The numbers (written before the figure: a kill in between leaves files this script recognises).
     counts = Counter(cats[t] for t in coll.tasks)
     obj = {"report": "adapter_map", "command": R.command_line(argv, "adapter_map.py"), "checkpoint": str(ckpt),
            "variant": net.cfg.variant, "encoder": net.cfg.encoder, "data": data, "seed": seed, "method": a.method,
@@ -415,6 +413,7 @@ def run(a, argv):
     md = markdown(obj, argv)
     R.write_atomically(j_path, json.dumps(obj, indent=2) + "\n")
     R.write_atomically(md_path, md)
+    draw_maps(png_path, xy, items, cats, coloured, title, sub)
     print(md)
     print(f"wrote {png_path}, {j_path}, {md_path}")
     return obj

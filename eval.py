@@ -567,7 +567,7 @@ def run(a):
             net = H.load(path, a.device)
             H.check_fits(net.cfg, model.config, path)
             try:  # each checkpoint names its encoder: the sentence encoder (--encoder), base-llm or one-hot
-                if net.cfg.encoder in (H.LLMEncoder.name, H.OneHotEncoder.name):
+                if net.cfg.encoder.startswith((H.LLMEncoder.name, H.OneHotEncoder.name)):
                     enc = H.encoder_for(net, model, tok, tasks, device=a.device)
                 else:
                     text_encoder = text_encoder or H.TaskEncoder(a.encoder, device=a.device, trust_remote_code=a.trust_remote_code)
@@ -577,7 +577,10 @@ def run(a):
             except H.T2LError as e:
                 raise EvalError(f"{path}: {e}") from None
             L.inject(model, net.cfg.lora_config())
-            s.t2l.append((column_name(path, net), net, enc))
+            name = column_name(path, net)
+            if any(name == c[0] for c in s.t2l):  # two checkpoints of one kind: the folder tells them apart
+                name = f"{name} ({Path(path).parent.name if Path(path).name in ('best', 'final') else Path(path).name})"
+            s.t2l.append((name, net, enc))
     results = run_table(model, tok, tasks, names, methods, s, train_names=train_names)
     families = {n: tasks[n].family for n in names}
     title = f"{len(names)} benchmarks ({a.scoring})" if a.benchmarks else f"zero-shot on {len(names)} unseen tasks"

@@ -263,7 +263,8 @@ def table(run_dir, out, argv, force=False):
         raise ReportError(f"{run_dir}: no such folder (expected the --out folder of an eval.py run)")
     paths = check_prefix(out, TABLE_SUFFIXES, KINDS, MD_MARK, force, inputs=[run_dir])
     j_path, md_path, png_path, bench_path = paths
-    r = read_scores(run_dir / "results.json", "the results.json of an eval.py run")
+    src = run_dir / "results.json" if (run_dir / "results.json").is_file() else run_dir / "zero_shot.json"
+    r = read_scores(src, "the results.json of an eval.py run (or a train_sft.py run's zero_shot.json)")
     rows = r["tasks"]
     cols = column_order(rows)
 

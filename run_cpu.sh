@@ -67,7 +67,7 @@ sft() {  # sft OUT ARGS...: train_sft.py into OUT, continuing from its checkpoin
 }
 
 names() {  # names DATA SPLIT [K]: comma-separated task names (the first K), from python -m data
-    python -m data --data "$1" --names "$2" | tr ',' '\n' | head -n "${3:-100000}" | paste -sd, -
+    python -m data --data "$1" --names "$2" | tr ',' '\n' | sed -n "1,${3:-100000}p" | paste -sd, -
 }
 
 sni_mt_lora() {
@@ -76,7 +76,7 @@ sni_mt_lora() {
 }
 sni_t2l() {
     sft "$OUT/sni/t2l_$1" --data "$DATA" --variant "$1" --steps "$SNI_STEPS" --batch-size "$SNI_BATCH" \
-        --val-every $((SNI_STEPS / 2)) --val-examples 2 --final-tasks 2 --final-examples 4
+        --val-every $(( SNI_STEPS > 1 ? SNI_STEPS / 2 : 1 )) --val-examples 2 --final-tasks 2 --final-examples 4
 }
 for v in $SNI_VARIANTS; do eval "sni_t2l_$v() { sni_t2l $v; }"; done
 
@@ -94,7 +94,7 @@ sni_recon() {  # the library: the training tasks' oracles only (never an unseen 
     local again=(--force)
     [ -f "$OUT/sni/recon_L/ckpt.pt" ] && again=(--resume)
     python train_recon.py --model "$MODEL" --data "$DATA" --variant L --library "$OUT/sni/library" \
-        --steps "$RECON_STEPS" --batch-size "$LIBRARY" --eval-n 0 --out "$OUT/sni/recon_L" "${again[@]}"
+        --steps "$RECON_STEPS" --batch-size "$LIBRARY" --eval-n 0 --ckpt-every "$CKPT_EVERY" --out "$OUT/sni/recon_L" "${again[@]}"
 }
 sni_eval() {
     local t2l=()
@@ -102,7 +102,7 @@ sni_eval() {
     python eval.py --device "$DEVICE" --model "$MODEL" --data "$DATA" --tasks "$EVAL_TASKS" --n "$EVAL_N" \
         --methods base,description,icl,mt_lora,avg_lora,oracle,t2l,t2l_wrong,t2l_random \
         --mt-lora "$OUT/sni/mt_lora/adapter" --oracles "$OUT/sni/lora" "${t2l[@]}" --t2l "$OUT/sni/recon_L/final" \
-        --out "$OUT/sni/eval" --force
+        --out "$OUT/sni/eval"
     python report.py table "$OUT/sni/eval" --out "$RESULTS/sni_table"
 }
 
@@ -140,7 +140,7 @@ map() {  # what the hypernetwork writes, for every task of the SNI collection
 }
 bench() {
     python eval.py --device "$DEVICE" --model "$MODEL" --benchmarks all --n "$BENCH_N" --max-new-tokens "$BENCH_TOKENS" --methods base,mt_lora,t2l \
-        --mt-lora "$OUT/sni/mt_lora/adapter" --t2l "$OUT/sni/t2l_S/best" --descriptions 1 --out "$OUT/bench" --force
+        --mt-lora "$OUT/sni/mt_lora/adapter" --t2l "$OUT/sni/t2l_S/best" --descriptions 1 --out "$OUT/bench"
     python report.py table "$OUT/bench" --out "$RESULTS/bench"
 }
 

@@ -42,7 +42,7 @@ from safetensors.torch import load_file, save_file
 
 import lora as L
 import model as M
-from data import prepare_model
+from data import DataError, prepare_model
 
 
 class T2LError(ValueError):
@@ -186,9 +186,12 @@ class OneHotEncoder:
         for i, n in enumerate(self.task_names):
             t = (tasks or {}).get(n)
             for d in (t.train_descriptions + t.eval_descriptions) if t is not None else []:
-                self.ids.setdefault(d, i)
+                if self.ids.setdefault(d, i) != i:  # the id is looked up by description: it must name one task
+                    raise T2LError(f"one-hot: tasks {self.task_names[self.ids[d]]} and {n} share the description {d[:60]!r}")
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
+        if any(not isinstance(t, str) or not t.strip() for t in texts):
+            raise T2LError("task description is empty (expected a sentence saying what the task is)")
         out = torch.zeros(len(texts), self.dim)  # (n, N tasks)
         for j, t in enumerate(texts):
             if t in self.ids:
@@ -212,6 +215,9 @@ def make_encoder(spec: str | None, model=None, tok=None, task_names=(), tasks=No
 def encoder_for(net, model=None, tok=None, tasks=None, path=None, device="cpu", trust_remote_code=False):
     """The encoder a trained hypernetwork expects, from its config: the base LLM, its one-hot task
     list, or the sentence encoder at `path` (default MiniLM). The width must match the checkpoint."""
+    if net.cfg.encoder.startswith("one-hot(")
+        raise T2LError(f"a reconstruction checkpoint trained on one-hot ids ({net.cfg.encoder}) keeps no task list: "
+                       "it cannot write an adapter for a description")
     spec = net.cfg.encoder if net.cfg.encoder in (LLMEncoder.name, OneHotEncoder.name) else path
     enc = make_encoder(spec, model, tok, net.cfg.one_hot_tasks, tasks, device, trust_remote_code)
     if enc.dim != net.cfg.d_task:
@@ -459,7 +465,7 @@ def adapter_for(net: HyperNetwork, encoder: TaskEncoder, description: str) -> di
 # CLI
 
 
-ERRORS = (T2LError, M.ModelError, L.LoraError, L.OutputError, OSError)  # bad input -> one `error:` line
+ERRORS = (T2LError, DataError, M.ModelError, L.LoraError, L.OutputError, OSError)  # bad input -> one `error:` line
 
 
 def main(argv=None):

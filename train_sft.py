@@ -474,7 +474,8 @@ def read_ckpt(path: Path) -> dict:
 def restore(state: dict, trainable: torch.nn.Module, opt, cfg):
     """Load read_ckpt's dict into the trainable module and optimizer, and the RNG state."""
     saved = state.get("config", {})
-    changed = [k for k in ("variant", "rank", "targets", "latent", "head_in", "seed", "steps", "data", "prompt")
+    changed = [k for k in ("variant", "rank", "targets", "latent", "head_in", "seed", "steps", "data", "prompt",
+                           "n_train_tasks", "descs_per_task", "encoder")
                if k in saved and saved[k] != getattr(cfg, k, saved[k])]
     if changed:
         raise TrainError(f"--resume with --{changed[0].replace('_', '-')} {getattr(cfg, changed[0])!r}, "
@@ -654,8 +655,18 @@ def run_folders(cfg: TrainConfig, coll) -> list[tuple[Path, list[str], TrainConf
         if unknown or not names:
             raise TrainError(f"unknown task {(unknown or [cfg.task])[0]!r} in --data {cfg.data} (python -m data lists them)")
     many = len(names) > 1
-    return [(root / n, [n], dataclasses.replace(cfg, resume=cfg.resume and (not many or (root / n / "ckpt.pt").is_file())))
-            for n in names]
+    return [(root / n, [n], task_job(cfg, root / n, many)) for n in names]
+
+
+def task_job(cfg: TrainConfig, out: Path, many: bool) -> TrainConfig:
+    """The settings of one task of `--variant lora --task a,b,c`. With --resume, a task with a
+    checkpoint continues; a task never started, or killed before its first checkpoint, starts
+    (over): its folder may then hold only this script's own files (checked here, so --force is
+    never needed for them and foreign files are still refused)."""
+    if not (cfg.resume and many) or (out / "ckpt.pt").is_file():
+        return cfg
+    L.check_output(out, RUN_FILES, force=cfg.force)
+    return dataclasses.replace(cfg, resume=False, force=True)
 
 
 def training_tasks(coll, cfg: TrainConfig) -> list[str]:

@@ -122,3 +122,20 @@ def test_a_bad_ablation_setting_is_one_error_line():
     r = subprocess.run([sys.executable, "train_sft.py", "--n-train-tasks", "-1"], cwd=ROOT, capture_output=True, text=True)
     assert r.returncode != 0 and r.stderr.strip().startswith("error:") and "n-train-tasks" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_a_task_of_a_multi_task_resume_without_checkpoint_starts_over_but_foreign_files_are_refused(tmp_path):
+    cfg = T.TrainConfig(variant="lora", resume=True)
+    out = tmp_path / "task_a"
+    out.mkdir()
+    (out / "config.json").write_text("{}")
+    (out / "log.jsonl").write_text("")
+    job = T.task_job(cfg, out, many=True)
+    assert not job.resume and job.force  # killed before its first checkpoint: start it over
+    (out / "ckpt.pt").write_bytes(b"")
+    assert T.task_job(cfg, out, many=True).resume  # a checkpoint: continue it
+    (out / "ckpt.pt").unlink()
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(L.OutputError):
+        T.task_job(cfg, out, many=True)
+    assert T.task_job(cfg, out, many=False) is cfg  # one task: --resume means what it says

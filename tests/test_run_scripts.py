@@ -4,6 +4,7 @@ the checks: each stage marked done, each results file written, a second call ski
 and a killed training resumes from its checkpoint."""
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -85,6 +86,18 @@ def test_a_second_call_skips_finished_stages_and_a_killed_training_resumes(tiny_
     r2 = subprocess.run(["bash", "run_cpu.sh", "sni_t2l_S"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert (run / "log.jsonl").read_text() == log and (run / "zero_shot.json").is_file()  # no step taken again
+    # an oracle killed before its first checkpoint (config.json and log.jsonl written, no ckpt.pt):
+    # the stage starts that task over and keeps the finished ones
+    lib = tmp / "runs" / "sni" / "lora"
+    killed, done = sorted(p for p in lib.iterdir() if p.is_dir())[:2]
+    (killed / "ckpt.pt").unlink()
+    shutil.rmtree(killed / "adapter")
+    kept = (done / "adapter" / "adapter_model.safetensors").read_bytes()
+    (tmp / "runs" / "done" / "sni_oracles").unlink()
+    r3 = subprocess.run(["bash", "run_cpu.sh", "sni_oracles"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r3.returncode == 0, r3.stderr[-3000:]
+    assert (killed / "adapter" / "result.json").is_file()
+    assert (done / "adapter" / "adapter_model.safetensors").read_bytes() == kept
 
 
 def test_a_stage_name_that_matches_nothing_is_an_error(tmp_path):
