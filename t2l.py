@@ -215,7 +215,7 @@ def make_encoder(spec: str | None, model=None, tok=None, task_names=(), tasks=No
 def encoder_for(net, model=None, tok=None, tasks=None, path=None, device="cpu", trust_remote_code=False):
     """The encoder a trained hypernetwork expects, from its config: the base LLM, its one-hot task
     list, or the sentence encoder at `path` (default MiniLM). The width must match the checkpoint."""
-    if net.cfg.encoder.startswith("one-hot(")
+    if net.cfg.encoder.startswith("one-hot("):
         raise T2LError(f"a reconstruction checkpoint trained on one-hot ids ({net.cfg.encoder}) keeps no task list: "
                        "it cannot write an adapter for a description")
     spec = net.cfg.encoder if net.cfg.encoder in (LLMEncoder.name, OneHotEncoder.name) else path
