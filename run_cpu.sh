@@ -20,6 +20,7 @@
 #           135M model learns its tasks in 100 steps, so an arm's score means something): number of
 #           training tasks, one-hot against description conditioning, descriptions per task, and the
 #           task encoder (MiniLM against the base LLM's own mean-pooled states). One plot each.
+#   builtin_table  the zero-shot table on the built-in suite (multi-task LoRA, T2L-S = the "all" arm, controls).
 #   map     the 2-D map of generated adapters beside that of the task embeddings (paper figure 5).
 #   bench   the ten benchmarks with the SNI-trained adapters (first BENCH_N questions of each).
 set -euo pipefail
@@ -54,7 +55,7 @@ mkdir -p "$OUT/done" "$OUT/logs" "$RESULTS"
 # -- the stages ---------------------------------------------------------------------------------
 STAGES=(sni_mt_lora)
 for v in $SNI_VARIANTS; do STAGES+=("sni_t2l_$v"); done
-STAGES+=(sni_oracles sni_recon sni_eval map abl_tasks abl_onehot abl_encoder abl_descs bench)
+STAGES+=(sni_oracles sni_recon sni_eval map abl_tasks abl_onehot abl_encoder abl_descs builtin_table bench)
 
 sft() {  # sft OUT ARGS...: train_sft.py into OUT, continuing from its checkpoint when one exists
     local out=$1; shift
@@ -133,6 +134,15 @@ abl_encoder() {  # the task encoder: MiniLM against the base LLM's own mean-pool
     abl llm_encoder --encoder base-llm
     python report.py ablation "MiniLM=$OUT/abl/all" "base LLM=$OUT/abl/llm_encoder" --xlabel "task encoder" \
         --out "$RESULTS/ablation_encoder"
+}
+builtin_table() {  # the zero-shot table on the ablations' collection; its T2L-S is the "all" arm
+    abl all
+    sft "$OUT/builtin/mt_lora" --data "$ABL_DATA" --variant mt_lora --steps "$ABL_STEPS" --val-every "$ABL_STEPS" \
+        --eval-examples "$EVAL_N"
+    python eval.py --device "$DEVICE" --model "$MODEL" --data "$ABL_DATA" --tasks test --n "$EVAL_N" \
+        --methods base,description,icl,mt_lora,t2l,t2l_wrong,t2l_random --mt-lora "$OUT/builtin/mt_lora/adapter" \
+        --t2l "$OUT/abl/all/best" --out "$OUT/builtin/eval"
+    python report.py table "$OUT/builtin/eval" --out "$RESULTS/builtin_table"
 }
 map() {  # what the hypernetwork writes, for every task of the SNI collection
     python adapter_map.py "$OUT/sni/t2l_S/best" --device "$DEVICE" --model "$MODEL" --data "$DATA" --per-task "$MAP_PER_TASK" \

@@ -61,7 +61,7 @@ def test_every_stage_of_run_cpu_runs_and_writes_its_results(tiny_run):
     assert all(l.split()[1] == "done" for l in listed.splitlines())
     res = tmp / "results"
     for f in ("sni_table.md", "sni_table.json", "ablation_tasks.png", "ablation_onehot.md", "ablation_descs.json",
-              "ablation_encoder.png", "adapter_map.png", "adapter_map.json", "bench.md"):
+              "ablation_encoder.png", "adapter_map.png", "adapter_map.json", "bench.md", "builtin_table.md"):
         assert (res / f).is_file(), f
     table = json.loads((res / "sni_table.json").read_text())
     cols = set(table["means"])
