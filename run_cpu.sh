@@ -35,7 +35,7 @@ ORACLE_STEPS=${ORACLE_STEPS:-20}        # per-task LoRA steps (batch 4, lr 2e-3)
 ORACLE_TASKS=${ORACLE_TASKS:-}          # unseen tasks given an oracle (comma-separated); "" = the whole test split
 LIBRARY=${LIBRARY:-6}                   # training tasks given an oracle: the library of avg LoRA and reconstruction
 RECON_STEPS=${RECON_STEPS:-300}         # T2L-L reconstruction steps
-EVAL_TASKS=${EVAL_TASKS:-val,test}      # the unseen tasks of the SNI table: splits and/or names
+EVAL_TASKS=${EVAL_TASKS:-test}          # the unseen tasks of the SNI table: splits and/or names ("val,test": 2x the time)
 EVAL_N=${EVAL_N:-8}                     # test examples per task in the tables
 ABL_DATA=${ABL_DATA:-builtin}           # collection of the ablations
 ABL_STEPS=${ABL_STEPS:-100}             # steps of every ablation arm (T2L-S, batch 8)
