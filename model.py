@@ -710,7 +710,9 @@ def left_pad(seqs, pad_id):
 def chat(model, tok, prompts, max_new_tokens=64, temperature=0.0, top_p=1.0, system=None):
     """Answer a list of user prompts in one batched generate call; returns the decoded answers."""
     device = next(model.parameters()).device
-    msgs = [([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": p}] for p in prompts]
+    # system=None: no system message (the template may add its default); "" : an empty one, as the reference sends
+    msgs = [([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": p}]
+            for p in prompts]
     ids, mask = left_pad([tok.apply_chat_template(m) for m in msgs], tok.pad_token_id)
     out = model.generate(ids.to(device), mask.to(device), max_new_tokens=max_new_tokens, temperature=temperature,
                          top_p=top_p, eos_token_ids=tok.eos_token_ids, pad_token_id=tok.pad_token_id)

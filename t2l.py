@@ -43,6 +43,7 @@ from safetensors.torch import load_file, save_file
 import lora as L
 import model as M
 from data import DataError, prepare_model
+from data.format import user_turn
 
 
 class T2LError(ValueError):
@@ -477,6 +478,9 @@ def main(argv=None):
     p.add_argument("--out", help="write the generated adapter here, in PEFT format (a new folder, or one this command wrote)")
     p.add_argument("--force", action="store_true", help="let --out replace an existing folder this command did not write")
     p.add_argument("--prompt", action="append", help="answer this input with the base model + generated adapter (repeatable)")
+    p.add_argument("--definition", default=None,
+                   help="with --prompt: the task's definition, sent as training sent it (definition + 'Please complete the task "
+                        "without any explanation.' + the prompt, empty system message); default: the prompt alone")
     p.add_argument("--base", action="store_true", help="with --prompt: also print the base model's answer (no adapter) beside")
     p.add_argument("--model", default=None, help=f"base model folder for --prompt (default SmolLM2-135M-Instruct, `{M.PREPARE_HINT}`)")
     p.add_argument("--encoder", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 from its wheel); "
@@ -539,9 +543,12 @@ def run(a):
         print(f"wrote {a.out}")
     if a.prompt:
         L.inject(base, net.cfg.lora_config())
+        turns, system = a.prompt, None
+        if a.definition is not None:  # the reference's user turn (data/format.py), as in training and eval.py
+            turns, system = [user_turn(q, a.definition) for q in a.prompt], ""
         with L.use_adapter(base, one, net.cfg.lora_config().scaling):
-            adapted = M.chat(base, tok, a.prompt, max_new_tokens=48)
-        plain = M.chat(base, tok, a.prompt, max_new_tokens=48) if a.base else [None] * len(a.prompt)
+            adapted = M.chat(base, tok, turns, max_new_tokens=48, system=system)
+        plain = M.chat(base, tok, turns, max_new_tokens=48, system=system) if a.base else [None] * len(a.prompt)
         for q, ans, ref in zip(a.prompt, adapted, plain):
             print(f"> {q}\n{ans}" if ref is None else f"> {q}\nT2L adapter: {ans}\nbase model:  {ref}")
 
