@@ -106,7 +106,8 @@ def test_ablation_checkpoints_train_and_are_read_back_by_eval_and_the_cli(tmp_pa
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert "T2L-S" in json.loads((tmp_path / "ev" / "results.json").read_text())["means"]
     cli = subprocess.run([sys.executable, "t2l.py", "--checkpoint", str(out / "best"), "--description", "Reverse the list.",
-                          "--out", str(tmp_path / "ad"), "--prompt", "3, 1, 2", "--base", "--definition", "Reverse the list."], cwd=ROOT, capture_output=True, text=True)
+                          "--out", str(tmp_path / "ad"), "--prompt", "3, 1, 2", "--base", "--definition", "Reverse the list."],
+                         cwd=ROOT, capture_output=True, text=True)
     assert cli.returncode == 0, cli.stderr[-2000:]
     assert "T2L adapter: " in cli.stdout and "base model:  " in cli.stdout  # --base prints both answers
     assert (tmp_path / "ad" / "adapter_model.safetensors").is_file()
