@@ -62,6 +62,12 @@ def default_encoder_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "model"
 
 
+def check_descriptions(texts):
+    """Every encoder's first step: a description must be a non-empty string."""
+    if any(not isinstance(t, str) or not t.strip() for t in texts):
+        raise T2LError("task description is empty (expected a sentence saying what the task is)")
+
+
 class TaskEncoder:
     """Text -> embedding (dim,), L2-normalised then scaled by sqrt(dim) (as the paper does for its
     gte-large embeddings), cached per text: descriptions repeat across steps.
@@ -116,9 +122,7 @@ class TaskEncoder:
     @torch.no_grad()
     def __call__(self, texts: list[str]) -> torch.Tensor:
         """-> (len(texts), dim) on the CPU, float32."""
-        for t in texts:
-            if not isinstance(t, str) or not t.strip():
-                raise T2LError("task description is empty (expected a sentence saying what the task is)")
+        check_descriptions(texts)
         for t in dict.fromkeys(t for t in texts if t not in self.cache):
             self.check_length(self.prepare(t))
             e = self.model.encode([self.prepare(t)], convert_to_tensor=True, normalize_embeddings=True).float().cpu()
@@ -129,8 +133,7 @@ class TaskEncoder:
     def encode_batch(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:
         """Throughput path for many descriptions at once (serving, benchmarks): padded batches,
         nothing cached. Equal to __call__ up to the last bits of float rounding. -> (n, dim)."""
-        if any(not isinstance(t, str) or not t.strip() for t in texts):
-            raise T2LError("task description is empty (expected a sentence saying what the task is)")
+        check_descriptions(texts)
         e = self.model.encode([self.prepare(t) for t in texts], convert_to_tensor=True, normalize_embeddings=True,
                               batch_size=batch_size).float().cpu()
         return e * math.sqrt(self.dim)  # (n, dim)
@@ -154,9 +157,7 @@ class LLMEncoder:
     @torch.no_grad()
     def __call__(self, texts: list[str]) -> torch.Tensor:
         """-> (len(texts), hidden_size) on the CPU, float32."""
-        for t in texts:
-            if not isinstance(t, str) or not t.strip():
-                raise T2LError("task description is empty (expected a sentence saying what the task is)")
+        check_descriptions(texts)
         todo = [t for t in dict.fromkeys(texts) if t not in self.cache]
         if todo:
             device = next(self.model.parameters()).device
@@ -191,8 +192,7 @@ class OneHotEncoder:
                     raise T2LError(f"one-hot: tasks {self.task_names[self.ids[d]]} and {n} share the description {d[:60]!r}")
 
     def __call__(self, texts: list[str]) -> torch.Tensor:
-        if any(not isinstance(t, str) or not t.strip() for t in texts):
-            raise T2LError("task description is empty (expected a sentence saying what the task is)")
+        check_descriptions(texts)
         out = torch.zeros(len(texts), self.dim)  # (n, N tasks)
         for j, t in enumerate(texts):
             if t in self.ids:
