@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,9 +464,21 @@ class Transformer(nn.Module):
                  eos_token_ids=None, pad_token_id=None, generator=None):
         """Batched generation with a KV cache. input_ids (B, T) left-padded; returns the new tokens
         (B, <= max_new_tokens), rows that finished early filled with pad_token_id.
-        temperature 0 = greedy; otherwise sampling with optional nucleus top_p."""
+        temperature 0 = greedy; otherwise sampling with optional nucleus top_p.
+        Bad settings or inputs are a one-line ModelError (check_generation), not a torch error
+        from deep inside (a NaN temperature in torch.multinomial, a 10^9-slot KV cache)."""
         cfg = self.config
+        if not (torch.is_tensor(input_ids) and input_ids.dim() == 2 and input_ids.numel() > 0
+                and not input_ids.is_floating_point() and not input_ids.is_complex()):
+            raise ModelError(f"generate: input_ids must be a non-empty (batch, length) tensor of token ids, "
+                             f"got {tuple(input_ids.shape) if torch.is_tensor(input_ids) else type(input_ids).__name__}")
         B, T = input_ids.shape
+        if attention_mask is not None and tuple(attention_mask.shape) != (B, T):
+            raise ModelError(f"generate: attention_mask has shape {tuple(attention_mask.shape)}, expected {(B, T)} like input_ids")
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        if lo < 0 or hi >= cfg.vocab_size:  # the embedding lookup would fail with an index error
+            raise ModelError(f"generate: token id {lo if lo < 0 else hi} is outside the vocabulary (0..{cfg.vocab_size - 1})")
+        check_generation(max_new_tokens, temperature, top_p, prompt_len=T, max_positions=cfg.max_position_embeddings)
         eos = torch.tensor(eos_token_ids if eos_token_ids is not None else cfg.eos_token_id, device=input_ids.device, dtype=torch.long)
         pad = pad_token_id if pad_token_id is not None else (cfg.pad_token_id if cfg.pad_token_id is not None else (int(eos[0]) if len(eos) else 0))
         if attention_mask is None:
@@ -485,6 +498,30 @@ class Transformer(nn.Module):
             ids = nxt[:, None]  # (B, 1)
             mask = torch.cat([mask, torch.ones_like(ids)], dim=1)  # (B, S+1)
         return torch.stack(out, dim=1)  # (B, n_new)
+
+
+GENERATION_ARGS = {"max_new_tokens": "max_new_tokens", "temperature": "temperature", "top_p": "top_p"}  # name each as a caller does
+
+
+def check_generation(max_new_tokens, temperature, top_p, prompt_len=None, max_positions=None, names=GENERATION_ARGS):
+    """A one-line ModelError unless the generation settings mean something: max_new_tokens a whole
+    number >= 1, and with prompt_len and max_positions, prompt + new tokens within the positions the
+    model was trained for (the KV cache is sized prompt + max_new_tokens); temperature finite and
+    >= 0 (0 = greedy); top_p in (0, 1]. NaN is named on its own: it passes every `<` test, so top_p
+    NaN was silently ignored and temperature NaN broke torch.multinomial. `names`: how the caller
+    spells each setting (the CLI: --max-new-tokens)."""
+    n, t, p = names["max_new_tokens"], names["temperature"], names["top_p"]
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, numbers.Integral) or max_new_tokens < 1:
+        raise ModelError(f"{n} must be a whole number >= 1, got {max_new_tokens!r}")
+    if prompt_len is not None and max_positions is not None and prompt_len + max_new_tokens > max_positions:
+        room = max_positions - prompt_len
+        say = f"give at most {room}" if room >= 1 else "the prompt alone fills them"
+        raise ModelError(f"{n} {max_new_tokens}: the prompt takes {prompt_len} tokens and the model holds "
+                         f"{max_positions} positions (max_position_embeddings); {say}")
+    if isinstance(temperature, bool) or not isinstance(temperature, numbers.Real) or not math.isfinite(temperature) or temperature < 0:
+        raise ModelError(f"{t} must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if isinstance(top_p, bool) or not isinstance(top_p, numbers.Real) or not (0 < top_p <= 1):  # NaN fails 0 < top_p
+        raise ModelError(f"{p} must be in (0, 1] (1 = no nucleus cut), got {top_p!r}")
 
 
 def sample_next(logits, temperature, top_p, generator=None):
@@ -618,6 +655,38 @@ class ArgParser(argparse.ArgumentParser):
     def error(self, message):
         sys.exit(f"error: {message} (--help lists the flags)")
 
+    def parse_known_args(self, args=None, namespace=None):
+        """argparse's parse, then one check for every CLI: each text value must be valid UTF-8.
+        Python decodes the command line with surrogateescape, so raw bytes such as b"\\xff\\xfe"
+        arrive as lone surrogates and fail later, deep inside (the tokenizer: "TextInputSequence must
+        be str"; writing a JSON log). A file name that is not UTF-8 is refused too: the project
+        writes its paths into UTF-8 JSON files. Subparsers are ArgParsers, so they check their own."""
+        ns, rest = super().parse_known_args(args, namespace)
+        for action in self._actions:
+            value = getattr(ns, action.dest, None)
+            for v in value if isinstance(value, (list, tuple)) else [value]:
+                if isinstance(v, (str, Path)) and not is_utf8(str(v)):
+                    flag = "/".join(action.option_strings) or action.dest
+                    self.error(f"argument {flag}: not valid UTF-8 text ({raw_bytes(str(v))[:60]})")
+        return ns, rest
+
+
+def raw_bytes(text: str) -> str:
+    """The bytes the user gave, for an error message: b'\\xff\\xfe'."""
+    try:
+        return repr(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:  # a surrogate that surrogateescape did not make
+        return ascii(text)
+
+
+def is_utf8(text: str) -> bool:
+    """False for a str holding lone surrogates (undecodable bytes, kept by surrogateescape)."""
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
 
 # -----------------------------------------------------------------------------
 # Tokenizer
@@ -707,40 +776,75 @@ def left_pad(seqs, pad_id):
     return ids, mask
 
 
-def chat(model, tok, prompts, max_new_tokens=64, temperature=0.0, top_p=1.0, system=None):
-    """Answer a list of user prompts in one batched generate call; returns the decoded answers."""
-    device = next(model.parameters()).device
+def chat_batch(tok, prompts, system=None):
+    """The left-padded input_ids, attention_mask (B, T) that `chat` generates from."""
     # system=None: no system message (the template may add its default); "" : an empty one, as the reference sends
     msgs = [([{"role": "system", "content": system}] if system is not None else []) + [{"role": "user", "content": p}]
             for p in prompts]
-    ids, mask = left_pad([tok.apply_chat_template(m) for m in msgs], tok.pad_token_id)
+    return left_pad([tok.apply_chat_template(m) for m in msgs], tok.pad_token_id)
+
+
+def chat(model, tok, prompts, max_new_tokens=64, temperature=0.0, top_p=1.0, system=None):
+    """Answer a list of user prompts in one batched generate call; returns the decoded answers."""
+    device = next(model.parameters()).device
+    ids, mask = chat_batch(tok, prompts, system)
     out = model.generate(ids.to(device), mask.to(device), max_new_tokens=max_new_tokens, temperature=temperature,
                          top_p=top_p, eos_token_ids=tok.eos_token_ids, pad_token_id=tok.pad_token_id)
     return [tok.decode([t for t in row.tolist() if t not in tok.eos_token_ids and t != tok.pad_token_id]).strip() for row in out]
+
+
+def check_device(name: str, flag: str = "--device") -> torch.device:
+    """A device this machine has, or a one-line ModelError naming the flag (not torch's traceback on
+    the first tensor moved there)."""
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ModelError(f"{flag} {name!r}: not a device (expected cpu or cuda)") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ModelError(f"{flag} {name}: this machine has no CUDA device (use cpu)")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ModelError(f"{flag} {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif dev.type != "cpu":
+        raise ModelError(f"{flag} {name}: not supported (expected cpu or cuda)")
+    return dev
 
 
 # -----------------------------------------------------------------------------
 # CLI
 
 
+CLI_NAMES = {"max_new_tokens": "--max-new-tokens", "temperature": "--temperature", "top_p": "--top-p"}
+
+
 def main(argv=None):
     p = ArgParser(description="Chat with a base model loaded by hand from its official safetensors folder.")
     p.add_argument("--prompt", action="append", required=True, help="user message (repeat for a batch)")
     p.add_argument("--model", default=None, help=f"model folder (default: SmolLM2-135M-Instruct, prepared by `{PREPARE_HINT}`)")
-    p.add_argument("--max-new-tokens", type=int, default=64, help="generation length cap")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="generation length cap (>= 1; prompt + this fit the model's positions)")
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy, else > 0 (finite)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass, in (0, 1]")
     p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"], help="weight dtype")
     args = p.parse_args(argv)
-    torch.manual_seed(args.seed)
     try:
-        model = load_pretrained(args.model, device=args.device, dtype=getattr(torch, args.dtype))
+        # Settings first, before seconds of loading; the length against the prompt once it is tokenized.
+        check_generation(args.max_new_tokens, args.temperature, args.top_p, names=CLI_NAMES)
+        device = check_device(args.device)
+        try:
+            torch.manual_seed(args.seed)
+        except (RuntimeError, ValueError):  # "Overflow when unpacking long long"
+            raise ModelError(f"--seed {args.seed}: out of range (expected a 64-bit integer)") from None
+        model = load_pretrained(args.model, device=device, dtype=getattr(torch, args.dtype))
         tok = load_tokenizer(args.model)
+        ids, _ = chat_batch(tok, args.prompt)
+        check_generation(args.max_new_tokens, args.temperature, args.top_p, prompt_len=ids.shape[1],
+                         max_positions=model.config.max_position_embeddings, names=CLI_NAMES)
+        answers = chat(model, tok, args.prompt, args.max_new_tokens, args.temperature, args.top_p)
     except (ModelError, OSError) as e:
         sys.exit(f"error: {e}")
-    for prompt, answer in zip(args.prompt, chat(model, tok, args.prompt, args.max_new_tokens, args.temperature, args.top_p)):
+    for prompt, answer in zip(args.prompt, answers):
         print(f"> {prompt}\n{answer}")
 
 

@@ -7,7 +7,6 @@
     python -m data --names test    # the names of one split, comma-separated (for scripts)
     python -m data --names train --per-family 3   # at most 3 tasks of each family
 """
-import argparse
 import random
 import sys
 from collections import Counter
@@ -15,16 +14,22 @@ from collections import Counter
 from data import DataError
 from data.collection import load_collection
 from data.tasks import HELD_OUT_FAMILIES, SEED
+from model import ArgParser  # the project's one-line-error parser (the library part of data/ imports no model code)
 
 
-def main():
-    p = argparse.ArgumentParser(description="List a task collection and print examples.")
+def main(argv=None):
+    p = ArgParser(description="List a task collection and print examples.")
     p.add_argument("--data", default="builtin", help="builtin | sni | a folder of SNI task files")
     p.add_argument("--seed", type=int, default=SEED, help="suite / split seed")
     p.add_argument("--show", type=int, default=2, help="examples to print per split")
     p.add_argument("--names", choices=["train", "val", "test"], help="print one split's task names, comma-separated, and exit")
     p.add_argument("--per-family", type=int, default=0, help="with --names: at most this many tasks per family (0 = all)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
+    # Counts checked before anything is loaded: a negative one meant nothing (random.sample raised deep
+    # inside, or --per-family -1 silently printed no names at all).
+    for flag, value in (("--show", a.show), ("--per-family", a.per_family)):
+        if value < 0:
+            p.error(f"argument {flag}: expected 0 or more, got {value}")
     try:
         coll = load_collection(a.data, a.seed)
     except (DataError, OSError) as e:

