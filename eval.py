@@ -54,6 +54,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -63,7 +64,8 @@ import t2l as H
 from data import DataError, prepare_model
 from data import format as fmt
 from data.benchmarks import BENCHMARKS, BenchExample, benchmark_messages, effective_mode, load_benchmark
-from data.code_exec import TIMEOUT_S, run_programs
+from data.code_exec import TIMEOUT_S, run_programs, trusted_tests
+from data import steering as steer
 from data.collection import load_collection, resolve_names
 from data.metrics import benchmark_score, choice_decided, code_solution, extract_answer, score
 from data.tasks import stable_seed
@@ -146,8 +148,10 @@ def evaluate_benchmark(model, tok, examples: list, mode="input", description=Non
         out = generate(order, max_new_tokens)
     texts = [out[i][0] for i in range(len(examples))]
     if kind == "code":
-        programs = [code_solution(ex.benchmark, ex.prompt, t, ex.entry_point) + "\n" + ex.tests for ex, t in zip(examples, texts)]
-        outcomes = run_programs(programs, code_timeout, desc=desc and f"{desc}: tests")
+        # (the model's program, the benchmark's tests, the entry point): run apart, the verdict from the tests' side
+        jobs = [(code_solution(ex.benchmark, ex.prompt, t, ex.entry_point), trusted_tests(ex.benchmark, ex.prompt, ex.tests),
+                 ex.entry_point) for ex, t in zip(examples, texts)]
+        outcomes = run_programs(jobs, code_timeout, desc=desc and f"{desc}: tests")
         scores, notes = [float(o.passed) for o in outcomes], [o.status for o in outcomes]
     else:
         scores, notes = [benchmark_score(kind, t, ex.answer) for ex, t in zip(examples, texts)], [""] * len(texts)
@@ -357,12 +361,16 @@ def run_table(model, tok, tasks: dict, names: list, methods: list, s: Setup, des
 
 
 def columns(methods, s: Setup):
-    """[(column name, method, T2L checkpoint index)]: one `t2l` (and `t2l_icl`) column per checkpoint."""
+    """[(column name, method, T2L checkpoint index)]: one `t2l` (and `t2l_icl`) column per checkpoint,
+    and its own controls: 't2l_wrong' / 't2l_random' with one checkpoint, 't2l_wrong T2L-S' ... with
+    several (a control pairs with the checkpoint it names; `reference_columns`)."""
     cols = []
     for m in methods:
         if m in ("t2l", "t2l_icl"):
             suffix = "" if m == "t2l" else " + ICL"
             cols += [(name + suffix, m, k) for k, (name, *_) in enumerate(s.t2l)] or [(m, m, 0)]
+        elif m in CONTROLS and len(s.t2l) > 1:
+            cols += [(f"{m} {name}", m, k) for k, (name, *_) in enumerate(s.t2l)]
         else:
             cols.append((m, m, 0))
     return cols
@@ -395,6 +403,190 @@ def markdown_by_method(results: dict) -> str:
 def means_of(results: dict) -> dict:
     cols = list(dict.fromkeys(c for row in results.values() for c in row))
     return {c: _mean([row.get(c) for row in results.values()]) for c in cols}
+
+
+# -----------------------------------------------------------------------------
+# Does the text matter? T2L against its controls, paired over tasks (printed under every table)
+
+CONTROLS = ("t2l_random", "t2l_wrong")  # what any adapter gives: T2L is credited only with its lead over these
+# Columns a T2L column is compared with, when present: its controls first, then the baselines.
+REFERENCES = ("t2l_random", "t2l_wrong", "mt_lora", "base", "avg_lora")
+BOOTSTRAP, BOOTSTRAP_SEED = 10000, 0  # resamples of the tasks for a paired interval, and their seed
+
+
+def is_t2l(col: str) -> bool:
+    """A T2L column, as `columns` names them: 'T2L-S', 'T2L-L recon', 'T2L-S + ICL'."""
+    return col.startswith("T2L")
+
+
+def reference_columns(cols: list, t2l_col: str) -> list:
+    """The columns `t2l_col` is compared with, in REFERENCES order: a column named exactly as in
+    REFERENCES ('t2l_wrong', run with the only checkpoint), or such a name, a space and the T2L
+    column it belongs to ('t2l_wrong T2L-S recon'; one per checkpoint when there are several)."""
+    out = []
+    for ref in REFERENCES:
+        for c in cols:
+            if c == ref or (c.startswith(ref + " ") and (c[len(ref) + 1:].strip() in (t2l_col, f"({t2l_col})"))):
+                out.append(c)
+    return out
+
+
+def paired(a_scores: dict, b_scores: dict, n_boot: int = BOOTSTRAP, seed: int = BOOTSTRAP_SEED) -> dict | None:
+    """Column a against column b ({task: score or None}), over the tasks both scored:
+    mean of d = a - b, its 95% paired bootstrap interval (resampling tasks), wins / ties / losses
+    of a. None when no task has both scores."""
+    tasks = [t for t in a_scores if a_scores[t] is not None and b_scores.get(t) is not None]
+    if not tasks:
+        return None
+    d = np.array([a_scores[t] - b_scores[t] for t in tasks], dtype=np.float64)  # (n,)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(d), size=(n_boot, len(d)))  # each row: n tasks drawn with replacement
+    boot = d[idx].mean(axis=1)  # (n_boot,) resampled mean differences
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    tie = np.abs(d) <= 1e-12  # the same score (up to float rounding of a mean over descriptions)
+    return {"n": len(d), "mean_diff": float(d.mean()), "ci95": [float(lo), float(hi)],
+            "wins": int(((d > 0) & ~tie).sum()), "ties": int(tie.sum()), "losses": int(((d < 0) & ~tie).sum())}
+
+
+def t2l_pairs(results: dict) -> list[dict]:
+    """Every T2L column against each reference column present (its controls first), paired over tasks."""
+    cols = list(dict.fromkeys(c for row in results.values() for c in row))
+    pairs = []
+    for t in [c for c in cols if is_t2l(c)]:
+        for ref in reference_columns(cols, t):
+            p = paired({k: row.get(t) for k, row in results.items()}, {k: row.get(ref) for k, row in results.items()})
+            if p is not None:
+                pairs.append({"t2l": t, "reference": ref, **p})
+    return pairs
+
+
+def pairs_markdown(pairs: list[dict]) -> str:
+    """The paired differences as a markdown table, with how to read it."""
+    pct = lambda v: f"{100 * v:+.1f}"
+    lines = ["| T2L | minus | tasks | mean difference | 95% bootstrap interval | wins / ties / losses |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {p['t2l']} | {p['reference']} | {p['n']} | {pct(p['mean_diff'])} | [{pct(p['ci95'][0])}, "
+              f"{pct(p['ci95'][1])}] | {p['wins']} / {p['ties']} / {p['losses']} |" for p in pairs]
+    lines += ["", "T2L minus each column, x100, over the tasks both scored; 95% interval of the mean difference from "
+              f"{BOOTSTRAP} resamples of those tasks (seed {BOOTSTRAP_SEED}). t2l_random / t2l_wrong: the same "
+              "hypernetwork given random strings / other tasks' descriptions: what T2L scores beyond them is what the "
+              "text gave."]
+    return "\n".join(lines)
+
+
+@torch.no_grad()
+def task_share(adapter: dict) -> float:
+    """The task-specific share of P written adapters {name: (A (P, r, d_in), B (P, d_out, r))}:
+    the mean over i of ||Delta W_i - mean_j Delta W_j|| / ||Delta W_i||, the norms over every
+    adapted module at once. 0: every text gets the same adapter (it can only teach a format);
+    near 1: the adapters share nothing. Adapters that are all zero (step 0) give 0."""
+    num = den = 0.0
+    for A, B in adapter.values():
+        G = L.delta_gram(A, B)  # (P, P): <dW_i, dW_j>, no dense dW formed
+        # ||dW_i - mean_j dW_j||^2 = G_ii - 2 mean_j G_ij + mean_jk G_jk
+        num = num + (G.diagonal() - 2 * G.mean(1) + G.mean()).clamp_min(0)  # (P,)
+        den = den + G.diagonal()  # (P,): ||dW_i||^2
+    share = num.sqrt() / den.sqrt().clamp_min(1e-30)
+    return float(torch.where(den > 0, share, torch.zeros_like(share)).mean())
+
+
+# -----------------------------------------------------------------------------
+# The steering test (data/steering.py): does each description make the adapter do ITS task?
+
+
+@torch.no_grad()
+def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3, batch_size: int = 32, max_new_tokens: int = 24,
+             desc: str | None = None, answers_for=None) -> dict:
+    """Score one setting's steering cases: every member described writes n_desc adapters (its
+    unseen evaluation descriptions), each answers every shared input, and the answer is matched
+    to the member that would give it. The prompt is the input alone, whatever the training
+    protocol: a definition in the prompt would tell the LLM the answer. Rows with different
+    adapters share a batch (per-example LoRA).
+    -> {"accuracy", "chance", "n", "ci95" (bootstrap over inputs), "groups": {group: {accuracy,
+    chance, n, confusion: {described: {produced member | "other": count}}}}}.
+    answers_for(inputs, adapter) -> replies: stands in for the LLM (tests build both extremes with it)."""
+    device = next(net.parameters()).device
+    scaling = net.cfg.lora_config().scaling
+    rows = []  # (case index, input index, described member, description)
+    for ci, case in enumerate(cases):
+        for m in case.described:
+            for d in tasks[m].eval_descriptions[:n_desc]:
+                rows += [(ci, ii, m, d) for ii in range(len(case.inputs))]
+    texts = list(dict.fromkeys(d for *_, d in rows))
+    was_training = net.training
+    net.eval()  # no dropout: one adapter per description
+    written = net(encoder(texts).to(device))  # every description's adapter in one pass: A (n_texts, r, d_in)
+    net.train(was_training)
+    where = {d: j for j, d in enumerate(texts)}
+    preds = []
+    bar = tqdm(range(0, len(rows), batch_size), desc=desc, leave=False, disable=desc is None)
+    for s in bar:
+        chunk = rows[s:s + batch_size]
+        idx = torch.tensor([where[d] for *_, d in chunk], device=device)
+        adapter = {k: (A.index_select(0, idx), B.index_select(0, idx)) for k, (A, B) in written.items()}  # (b, r, d_in), (b, d_out, r)
+        inputs = [cases[ci].inputs[ii] for ci, ii, _, _ in chunk]
+        if answers_for is None:
+            prompts = [fmt.prompt_ids(tok, x) for x in inputs]  # the input alone
+            out, _ = generate_texts(model, tok, prompts, adapter, scaling, max_new_tokens, len(chunk))
+        else:
+            out = answers_for(inputs, adapter)
+        preds += [extract_answer(t) for t in out]
+    result, per_input = {"groups": {}}, {}
+    for (ci, ii, m, _), p in zip(rows, preds):
+        case = cases[ci]
+        got = steer.which_member(p, case.answers[ii]) or "other"  # exact: it did the described task, right
+        near = steer.nearest_member(p, case.answers[ii])  # nearest: it tried to (a slip allowed)
+        g = result["groups"].setdefault(case.group, {"hits": 0, "near": 0, "n": 0, "chance": case.chance, "confusion": {}})
+        g["hits"] += got == m
+        g["near"] += near == m
+        g["n"] += 1
+        conf = g["confusion"].setdefault(m, {})
+        conf[got] = conf.get(got, 0) + 1
+        per_input.setdefault((ci, ii), []).append((got == m, near == m, case.chance))
+    for g in result["groups"].values():
+        g["accuracy"], g["nearest"] = g.pop("hits") / g["n"], g.pop("near") / g["n"]
+    units = list(per_input.values())  # one unit per (group, input): its adapters' hits and their chance
+    size = np.array([len(u) for u in units], dtype=np.float64)
+    chance = np.array([sum(c for *_, c in u) for u in units], dtype=np.float64)
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    idx = rng.integers(0, len(units), size=(BOOTSTRAP, len(units)))  # resample inputs with replacement
+    for key, k in (("accuracy", 0), ("nearest", 1)):
+        hits = np.array([sum(h[k] for h in u) for u in units], dtype=np.float64)
+        boot = hits[idx].sum(1) / size[idx].sum(1)
+        result[key] = float(hits.sum() / size.sum())
+        result[key + "_ci95"] = [float(v) for v in np.percentile(boot, [2.5, 97.5])]
+    result.update({"chance": float(chance.sum() / size.sum()), "n": int(size.sum()), "ci95": result.pop("accuracy_ci95")})
+    return result
+
+
+def steering_report(model, tok, net, encoder, tasks: dict, splits: dict, n_inputs: int = 8, n_desc: int = 3,
+                    batch_size: int = 32, seed: int = 0, settings=steer.SETTINGS, desc="steering") -> dict:
+    """{setting: steering(...)} for the seen and unseen settings of data/steering.py."""
+    out = {}
+    for setting in settings:
+        cs = steer.cases(tasks, splits, setting, n_inputs, seed)
+        if cs:
+            out[setting] = steering(model, tok, net, encoder, cs, tasks, n_desc, batch_size, desc=f"{desc} ({setting})")
+    return out
+
+
+def steering_markdown(report: dict) -> str:
+    """The steering results as a table: accuracy against chance per setting and group."""
+    pct = lambda v: f"{100 * v:.1f}"
+    lines = ["| setting | group | adapters x inputs | accuracy (exact) | nearest member | chance |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for setting, r in report.items():
+        for g, v in r["groups"].items():
+            lines.append(f"| {setting} | {g} | {v['n']} | {pct(v['accuracy'])} | {pct(v['nearest'])} | {pct(v['chance'])} |")
+        (lo, hi), (nlo, nhi) = r["ci95"], r["nearest_ci95"]
+        lines.append(f"| **{setting}** | all | {r['n']} | **{pct(r['accuracy'])}** [{pct(lo)}, {pct(hi)}] | "
+                     f"**{pct(r['nearest'])}** [{pct(nlo)}, {pct(nhi)}] | {pct(r['chance'])} |")
+    lines += ["", "Steering (data/steering.py): tasks that read the same input but want different answers; an adapter is "
+              "written from each member's unseen description and run on the same inputs. Exact: its answer is the "
+              "described member's. Nearest: of all members' answers, the described member's is the closest to it (the "
+              "task it tried to do). A text-blind hypernetwork scores at most chance on both; [..]: 95% bootstrap "
+              "interval over inputs."]
+    return "\n".join(lines)
 
 
 def save_plot(path: Path, draw, figsize=(6, 3.5)):
@@ -491,8 +683,14 @@ def parse_args(argv=None):
     p.add_argument("--force", action="store_true", help="let --out replace files in a folder eval.py did not write")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     p.add_argument("--merge", default="", help="comma-separated --out folders of earlier runs: join them into --out, run nothing")
+    p.add_argument("--no-controls", action="store_true", help="leave out the t2l_random and t2l_wrong columns that every "
+                   "table with a T2L column gets (their paired differences say what the text gave)")
+    p.add_argument("--steering", action="store_true", help="also run the steering test (data/steering.py) on each --t2l "
+                   "checkpoint: same inputs, adapters from different members' descriptions, accuracy against chance")
+    p.add_argument("--steering-inputs", type=int, default=16, help="shared inputs per steering group")
     a = p.parse_args(argv)
     for flag, v, lo in (("--n", a.n, 1), ("--shots", a.shots, 1), ("--descriptions", a.descriptions, 1),
+                        ("--steering-inputs", a.steering_inputs, 1),
                         ("--max-new-tokens", a.max_new_tokens, 1), ("--batch-size", a.batch_size, 1)):
         if v is not None and v < lo:
             p.error(f"{flag} must be at least {lo}, got {v}")
@@ -528,6 +726,12 @@ def chosen_methods(a) -> list[str]:
     missing = [m for m in methods if m in INPUT_OF and not given[INPUT_OF[m]]]
     if missing:
         raise EvalError(f"--methods {missing[0]} needs {INPUT_OF[missing[0]]} (none given)")
+    if any(m in ("t2l", "t2l_icl") for m in methods) and not a.no_controls:  # never a T2L number without its controls
+        methods += [c for c in CONTROLS if c not in methods]
+    elif a.no_controls:
+        methods = [m for m in methods if m not in CONTROLS]
+    if a.steering and not a.t2l:
+        raise EvalError("--steering needs a T2L checkpoint (--t2l)")
     return methods
 
 
@@ -582,24 +786,42 @@ def run(a):
                 name = f"{name} ({Path(path).parent.name if Path(path).name in ('best', 'final') else Path(path).name})"
             s.t2l.append((name, net, enc))
     results = run_table(model, tok, tasks, names, methods, s, train_names=train_names)
+    steering_by = {}
+    if a.steering:  # the builtin suite's groups, whatever --data is: they need tasks that can answer any input
+        coll = load_collection("builtin", a.seed)
+        for name, net, enc in s.t2l:
+            steering_by[name] = steering_report(model, tok, net, enc, coll.tasks, coll.splits, a.steering_inputs,
+                                                a.descriptions, a.batch_size, a.seed, desc=f"steering {name}")
     families = {n: tasks[n].family for n in names}
     title = f"{len(names)} benchmarks ({a.scoring})" if a.benchmarks else f"zero-shot on {len(names)} unseen tasks"
     write_outputs(results, families, Path(a.out), title, {
         "n_examples": a.n, "methods": methods, "prompt": a.prompt, "data": a.data, "benchmarks": bool(a.benchmarks),
         "scoring": a.scoring if a.benchmarks else None, "max_new_tokens": a.max_new_tokens,
         "t2l": {c[0]: str(path) for c, path in zip(s.t2l, a.t2l)}, "wrong_descriptions": s.wrong,
-        "model": a.model or "SmolLM2-135M-Instruct", "device": a.device})
+        "model": a.model or "SmolLM2-135M-Instruct", "device": a.device}, steering=steering_by)
 
 
-def write_outputs(results: dict, families: dict, out: Path, title: str, extra: dict, stem: str = "results"):
-    """Print the table; write <stem>.json, table.md and zero_shot.png into `out`. Benchmarks
-    (extra["benchmarks"]): the table has one row per method (the paper's Table 1), and
-    benchmarks.png the per-benchmark bars."""
+def write_outputs(results: dict, families: dict, out: Path, title: str, extra: dict, stem: str = "results",
+                  steering: dict | None = None):
+    """Print the table, then T2L against its controls (paired over tasks) and the steering test
+    when given ({T2L column: steering_report}); write <stem>.json ("steering": {setting: {accuracy,
+    chance, n, ...}} of the first T2L column, "steering_by_checkpoint" with several), table.md and
+    zero_shot.png into `out`. Benchmarks (extra["benchmarks"]): the table has one row per method
+    (the paper's Table 1), and benchmarks.png the per-benchmark bars."""
+    if steering:
+        extra = {**extra, "steering": next(iter(steering.values())),
+                 **({"steering_by_checkpoint": steering} if len(steering) > 1 else {})}
     by_method = bool(extra.get("benchmarks"))
     table = markdown_by_method(results) if by_method else markdown(results, families)
+    pairs = t2l_pairs(results)  # whether the text mattered: T2L minus its controls, under every table
+    if pairs:
+        table += "\n\n" + pairs_markdown(pairs)
+    for name, rep in (steering or {}).items():
+        table += f"\n\nSteering, {name}:\n\n" + steering_markdown(rep)
     print(table)
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stem}.json").write_text(json.dumps({"tasks": results, "means": means_of(results), "families": families, **extra}, indent=2))
+    (out / f"{stem}.json").write_text(json.dumps({"tasks": results, "means": means_of(results), "families": families,
+                                                  "paired": pairs, **extra}, indent=2))
     (out / "table.md").write_text(table + "\n")
     bar_chart(results, out / "zero_shot.png", title)
     written = [out / f"{stem}.json", out / "table.md", out / "zero_shot.png"]

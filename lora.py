@@ -251,6 +251,15 @@ def stack(adapters: list[dict]) -> dict:
     return {n: (torch.stack([a[n][0] for a in adapters]), torch.stack([a[n][1] for a in adapters])) for n in adapters[0]}
 
 
+def delta_gram(A: torch.Tensor, B: torch.Tensor) -> torch.Tensor:
+    """P adapters of one module, A (P, r, d_in) and B (P, d_out, r) -> their Gram matrix
+    G_ij = <B_i A_i, B_j A_j>_F, (P, P), without forming any d_out x d_in Delta W:
+    <B_i A_i, B_j A_j> = tr(A_i^T B_i^T B_j A_j) = sum_kl (B_i^T B_j)_kl (A_i A_j^T)_kl."""
+    BtB = torch.einsum("iok,jol->ijkl", B.float(), B.float())  # (P, P, r, r): B_i^T B_j
+    AAt = torch.einsum("ikd,jld->ijkl", A.float(), A.float())  # (P, P, r, r): A_i A_j^T
+    return (BtB * AAt).sum((-1, -2))  # (P, P)
+
+
 # -----------------------------------------------------------------------------
 # Trainable LoRA (oracle per-task LoRAs, the multi-task LoRA baseline)
 

@@ -54,9 +54,8 @@ class ReportError(ValueError):
 
 
 # Columns a T2L column is compared with, when present (names as eval.columns writes them).
-REFERENCES = ("mt_lora", "base", "t2l_random", "t2l_wrong", "avg_lora")
-BOOTSTRAP = 10000  # resamples of the tasks for the paired interval
-SEED = 0
+REFERENCES = E.REFERENCES
+BOOTSTRAP, SEED = E.BOOTSTRAP, E.BOOTSTRAP_SEED  # resamples of the tasks for the paired interval, and their seed
 # The first line of every .md this script writes starts with this: it is how a later run knows the
 # file is its own (and also tells the reader where the numbers came from).
 MD_MARK = "Made by `python report.py"
@@ -179,39 +178,10 @@ def mean_se(xs) -> tuple:
     return float(v.mean()), se, len(v)
 
 
-def paired(a_scores: dict, b_scores: dict, n_boot: int = BOOTSTRAP, seed: int = SEED) -> dict | None:
-    """Column a against column b ({task: score or None}), over the tasks both scored:
-    mean of d = a - b, its 95% paired bootstrap interval (resampling tasks), wins / ties / losses
-    of a. None when no task has both scores."""
-    tasks = [t for t in a_scores if a_scores[t] is not None and b_scores.get(t) is not None]
-    if not tasks:
-        return None
-    d = np.array([a_scores[t] - b_scores[t] for t in tasks], dtype=np.float64)  # (n,)
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(d), size=(n_boot, len(d)))  # each row: n tasks drawn with replacement
-    boot = d[idx].mean(axis=1)  # (n_boot,) resampled mean differences
-    lo, hi = np.percentile(boot, [2.5, 97.5])
-    tie = np.abs(d) <= 1e-12  # the same score (up to float rounding of a mean over descriptions)
-    return {"n": len(d), "mean_diff": float(d.mean()), "ci95": [float(lo), float(hi)],
-            "wins": int(((d > 0) & ~tie).sum()), "ties": int(tie.sum()), "losses": int(((d < 0) & ~tie).sum())}
+paired = E.paired  # the paired bootstrap lives with the scoring (eval.py prints it under every table)
 
 
-def is_t2l(col: str) -> bool:
-    """A T2L column, as eval.columns names them: 'T2L-S', 'T2L-L recon', 'T2L-S + ICL'."""
-    return col.startswith("T2L")
-
-
-def reference_columns(cols: list, t2l_col: str) -> list:
-    """The columns `t2l_col` is compared with, in REFERENCES order. A reference is a column named
-    exactly as in REFERENCES ('t2l_wrong'; eval.py computes its controls with the first T2L
-    checkpoint), or such a name followed by a space and more ('t2l_wrong T2L-S'), in case controls
-    get one column per checkpoint: such a column pairs only with the T2L column it names."""
-    out = []
-    for ref in REFERENCES:
-        for c in cols:
-            if c == ref or (c.startswith(ref + " ") and (c[len(ref) + 1:].strip() in (t2l_col, f"({t2l_col})"))):
-                out.append(c)
-    return out
+is_t2l, reference_columns = E.is_t2l, E.reference_columns  # shared with eval.py's tables
 
 
 # -----------------------------------------------------------------------------

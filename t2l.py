@@ -247,6 +247,7 @@ class T2LConfig:
     base_model: dict = field(default_factory=dict)  # model_type / hidden_size / n_layers of the base, to refuse a mismatch
     encoder: str = "all-MiniLM-L6-v2"  # name of the task encoder the hypernetwork was trained with (or base-llm / one-hot)
     one_hot_tasks: list = field(default_factory=list)  # encoder "one-hot": the training tasks, in id order
+    center: bool = False  # subtract the mean training-description embedding (buffer emb_mean) before the task projection
 
     def lora_config(self) -> L.LoraConfig:
         return L.LoraConfig(r=self.rank, alpha=self.alpha, target_modules=self.targets, use_rslora=self.use_rslora)
@@ -298,6 +299,8 @@ class HyperNetwork(nn.Module):
         n_types = len(cfg.targets)
         # Input (section 3, eq. (3)): task (D/2) | layer (D/4) | module type (D/4), each LayerNorm'd.
         self.task_proj = nn.Sequential(nn.Linear(cfg.d_task, D // 2), nn.LayerNorm(D // 2))
+        if cfg.center:  # set once from the training descriptions (set_center), saved with the weights
+            self.register_buffer("emb_mean", torch.zeros(cfg.d_task))
         self.layer_emb = nn.Sequential(nn.Embedding(cfg.n_layers, D // 4), nn.LayerNorm(D // 4))
         self.module_emb = nn.Sequential(nn.Embedding(n_types, D // 4), nn.LayerNorm(D // 4))
         # Trunk, in the reference's order: mixer, two residual blocks (mlp1, mlp2), the last block
@@ -329,6 +332,15 @@ class HyperNetwork(nn.Module):
             # (Kaiming-uniform with a = sqrt(5): U(-1/sqrt(d_in), 1/sqrt(d_in))). B has none: it starts at 0.
             self.offsets[t] = nn.Parameter((torch.rand(r, d_in, generator=g) * 2 - 1) / math.sqrt(d_in))  # (r, d_in)
 
+    @torch.no_grad()
+    def set_center(self, embeddings: torch.Tensor):
+        """emb_mean := the mean of the training descriptions' embeddings (n, d_task). Sentence
+        embeddings of task descriptions share a large common part ("Given a list of ..., reply
+        with ..."); after Linear + LayerNorm that part dominates the task projection and squashes
+        what tells two tasks apart, so the hypernetwork starts out writing nearly one adapter for
+        every text. Centring removes the common part (README, deviations: --center)."""
+        self.emb_mean.copy_(embeddings.float().mean(0).to(self.emb_mean.device))
+
     def trunk(self, emb, layers, types):
         """emb (N, d_task), layers (N,), types (N,) -> mlp1's output (N, D)."""
         x = torch.cat([self.task_proj(emb), self.layer_emb(layers), self.module_emb(types)], dim=-1)  # (N, D)
@@ -351,6 +363,8 @@ class HyperNetwork(nn.Module):
         cfg = self.cfg
         n, nL, nT, r = emb.shape[0], cfg.n_layers, len(cfg.targets), cfg.rank
         dev = emb.device
+        if cfg.center:
+            emb = emb - self.emb_mean  # (n, d_task): what tells this description from the training ones' average
         # One row per (description, module type, layer): (n * nT * nL, ...)
         e = emb[:, None, None, :].expand(n, nT, nL, emb.shape[-1]).reshape(-1, emb.shape[-1])
         types = torch.arange(nT, device=dev)[None, :, None].expand(n, nT, nL).reshape(-1)

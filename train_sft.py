@@ -53,8 +53,9 @@ import model as M
 import t2l as H
 from data import DataError, prepare_model
 from data import format as fmt
+from data import steering as steer
 from data.collection import load_collection
-from data.tasks import stable_seed
+from data.tasks import Example, stable_seed
 
 ROOT = Path(__file__).resolve().parent
 T2L_VARIANTS = ("L", "M", "S")
@@ -112,6 +113,10 @@ class TrainConfig:
     n_train_tasks: int = 0  # train on the first K training tasks of a seeded shuffle (12 of them are among the 24); 0 = all
     descs_per_task: int = 0  # draw each training task's description from its first N only; 0 = all
     reg_ab: float = 1e-3  # L2 on the generated A and B: mean of squares per module type, summed over types (reference)
+    center: bool = False  # subtract the mean training-description embedding before the hypernetwork reads it (not the reference)
+    siblings: int = 0  # rows of each batch that share ONE input across tasks of one family wanting different answers (0 = off)
+    probe_inputs: int = 4  # text dependence at each validation: shared inputs per steering group (0 = no steering probe)
+    steering_inputs: int = 8  # closing steering test: shared inputs per group (0 = skip it)
     val_every: int = 50  # steps between validations on the unseen-validation tasks (best checkpoint kept)
     val_examples: int = 4  # examples per validation task (answer loss with its 3 evaluation descriptions)
     final_tasks: int = 12  # unseen-test tasks in the closing zero-shot table (0 = all)
@@ -171,7 +176,8 @@ def parse_args(argv=None) -> TrainConfig:
         "label_smoothing": FRACTION, "neftune": NON_NEGATIVE, "lora_dropout": FRACTION, "hyper_dropout": FRACTION,
         "reg_ab": NON_NEGATIVE, "eval_examples": POSITIVE, "val_every": POSITIVE, "val_examples": POSITIVE,
         "final_tasks": (lambda v: v >= 0, "an integer >= 0"), "final_examples": POSITIVE,
-        "ce_chunk": (lambda v: v >= 0, "an integer >= 0"),
+        "ce_chunk": (lambda v: v >= 0, "an integer >= 0"), "probe_inputs": (lambda v: v >= 0, "an integer >= 0"),
+        "steering_inputs": (lambda v: v >= 0, "an integer >= 0"), "siblings": (lambda v: v >= 0, "an integer >= 0"),
         "n_train_tasks": (lambda v: v >= 0, "an integer >= 0"), "descs_per_task": (lambda v: v >= 0, "an integer >= 0"),
         "device": (lambda v: v in ("auto", "cpu") or (v.startswith("cuda") and torch.cuda.is_available()),
                    "auto, cpu, or cuda on a machine with a CUDA device"),
@@ -278,6 +284,15 @@ class Batches:
             if enc:
                 self.cache[name] = enc
         self.names = [n for n in names if n in self.cache]
+        # --siblings: families whose training tasks can answer any input of the family (Task.solve),
+        # with their raw examples: a sibling batch asks several of them about one shared input
+        self.families = {}
+        if cfg.siblings:
+            for n in self.names:
+                if tasks[n].solve is not None:
+                    self.families.setdefault(tasks[n].family, []).append(n)
+            self.families = {f: ns for f, ns in self.families.items() if len(ns) >= 2}
+            self.raw = {n: tasks[n].examples("train", n_train) for ns in self.families.values() for n in ns}
         left_out = [n for n in names if n not in self.cache]
         if not self.names:
             raise TrainError(f"every training example of {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} "
@@ -289,14 +304,36 @@ class Batches:
     def get(self, i: int):
         """-> (input_ids, labels, attention_mask, task names, one random training description per row)."""
         rng = random.Random(stable_seed(self.cfg.seed, "batch", i))
-        if len(self.names) >= self.cfg.batch_size:  # different tasks in one batch (paper: 8 tasks x 1 example)
-            rows = rng.sample(self.names, self.cfg.batch_size)
+        siblings, examples = self.sibling_rows(rng)
+        k = self.cfg.batch_size - len(siblings)
+        others = [n for n in self.names if n not in siblings]
+        if len(others) >= k:  # different tasks in one batch (paper: 8 tasks x 1 example)
+            rows = rng.sample(others, k)
         else:
-            rows = [rng.choice(self.names) for _ in range(self.cfg.batch_size)]
-        examples = [rng.choice(self.cache[n]) for n in rows]
+            rows = [rng.choice(self.names) for _ in range(k)]
+        examples += [rng.choice(self.cache[n]) for n in rows]
+        rows = siblings + rows
         drng = random.Random(stable_seed(self.cfg.seed, "desc", i))  # the reference draws one of up to 128 per task
         descs = [drng.choice(self.tasks[n].train_descriptions[: self.cfg.descs_per_task or None]) for n in rows]
         return (*fmt.collate(examples, self.tok.pad_token_id), rows, descs)
+
+    def sibling_rows(self, rng) -> tuple[list, list]:
+        """--siblings K: K tasks of one family (drawn with `rng`), all asked about ONE input, drawn
+        from the first one's training examples; each row's answer is its own task's (Task.solve).
+        Only the description tells these rows apart, so the loss pays the hypernetwork for reading
+        it (README, "Whether the text matters"). -> (task names, encoded rows); ([], []) when off or
+        when a row does not fit --max-len."""
+        if not self.families:
+            return [], []
+        fam = rng.choice(sorted(self.families))
+        names = rng.sample(self.families[fam], min(self.cfg.siblings, len(self.families[fam]), self.cfg.batch_size))
+        x = rng.choice(self.raw[names[0]]).input
+        enc, dropped = [], 0
+        for n in names:
+            definition = self.tasks[n].definition if self.cfg.prompt == "definition" else None
+            e, d = fmt.encode_examples(self.tok, [Example(x, self.tasks[n].solve(x))], self.cfg.max_len, definition=definition)
+            enc, dropped = enc + e, dropped + d
+        return ([], []) if dropped else (names, enc)
 
 
 def validation_set(tok, tasks, names, cfg: TrainConfig, device, split="val") -> list:
@@ -475,7 +512,7 @@ def restore(state: dict, trainable: torch.nn.Module, opt, cfg):
     """Load read_ckpt's dict into the trainable module and optimizer, and the RNG state."""
     saved = state.get("config", {})
     changed = [k for k in ("variant", "rank", "targets", "latent", "head_in", "seed", "steps", "data", "prompt",
-                           "n_train_tasks", "descs_per_task", "encoder")
+                           "n_train_tasks", "descs_per_task", "encoder", "center")
                if k in saved and saved[k] != getattr(cfg, k, saved[k])]
     if changed:
         raise TrainError(f"--resume with --{changed[0].replace('_', '-')} {getattr(cfg, changed[0])!r}, "
@@ -494,17 +531,32 @@ def restore(state: dict, trainable: torch.nn.Module, opt, cfg):
         print(f"resumed at step {state['step']}", file=sys.stderr)
 
 
-def plot_losses(losses: list, path: Path, title: str):
-    """The training curve: every step's loss and a running mean."""
+def plot_losses(losses: list, path: Path, title: str, records=()):
+    """The training curve: every step's loss, a running mean and the validation loss; with T2L's
+    validation records, on a second axis, the task-specific share of the adapters and the probe's
+    steering accuracy against its chance: when the hypernetwork starts to read the text."""
     k = max(1, len(losses) // 20)
     smooth = [sum(losses[max(0, i - k + 1):i + 1]) / len(losses[max(0, i - k + 1):i + 1]) for i in range(len(losses))]
+    records = [r for r in records if "val_loss" in r]
 
     def draw(fig, ax):
         ax.plot(range(1, len(losses) + 1), losses, lw=0.8, alpha=0.5, label="step loss")
         if len(losses) >= 2 * k:
             ax.plot(range(1, len(losses) + 1), smooth, lw=1.5, label=f"mean of {k}")
-        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title(title), ax.legend()
-    E.save_plot(path, draw)
+        if records:
+            ax.plot([r["step"] for r in records], [r["val_loss"] for r in records], "o-", lw=1.5, label="validation loss")
+        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title(title), ax.legend(loc="upper left", fontsize=7)
+        text = [r for r in records if "task_share" in r]
+        if text:
+            ax2 = ax.twinx()
+            steps = [r["step"] for r in text]
+            ax2.plot(steps, [r["task_share"] for r in text], "s--", color="tab:green", label="task-specific share of dW")
+            if any("steering" in r for r in text):
+                ax2.plot(steps, [r.get("steering") for r in text], "^--", color="tab:red", label="steering (exact)")
+                ax2.plot(steps, [r.get("steering_nearest") for r in text], "v:", color="tab:purple", label="steering (nearest)")
+                ax2.axhline(text[-1]["steering_chance"], color="tab:red", lw=0.8, ls=":", label="steering chance")
+            ax2.set_ylim(0, 1), ax2.set_ylabel("text dependence"), ax2.legend(loc="upper right", fontsize=7)
+    E.save_plot(path, draw, figsize=(7, 4))
 
 
 # -----------------------------------------------------------------------------
@@ -521,8 +573,12 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
         hcfg = H.T2LConfig.for_base(model.config, variant=cfg.variant, d_task=encoder.dim, latent=cfg.latent,
                                     head_in=cfg.head_in, dropout=cfg.hyper_dropout, rank=cfg.rank, alpha=cfg.alpha,
                                     use_rslora=cfg.rslora, targets=lcfg.target_modules, encoder=encoder.name,
-                                    one_hot_tasks=getattr(encoder, "task_names", []))
+                                    one_hot_tasks=getattr(encoder, "task_names", []), center=cfg.center)
         trainable = H.HyperNetwork(hcfg).to(device).train()
+        if cfg.center:  # the mean embedding of every description training may draw (restored as-is on --resume)
+            descs = [d for n in names for d in tasks[n].train_descriptions[: cfg.descs_per_task or None]]
+            embed = getattr(encoder, "encode_batch", encoder)  # one padded pass where the encoder has one
+            trainable.set_center(embed(descs))
         if DIST.main:
             tqdm.write(f"T2L-{cfg.variant}: {H.n_params(trainable):,} parameters; {len(names)} training tasks, "
                        f"{len(val_names)} unseen-validation tasks")
@@ -538,6 +594,8 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
         start, losses, best = state["step"], list(state["losses"]), state.get("best", best)
     batches = Batches(tok, tasks, names, cfg)
     val_set = validation_set(tok, tasks, val_names, cfg, device, "val") if DIST.main else []
+    probe = text_probe(tasks, names, val_names, cfg) if is_t2l and DIST.main else None
+    records = [r for r in read_log(out / "log.jsonl") if "val_loss" in r] if state is not None else []  # for the plot
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     ckpt, end = out / "ckpt.pt", min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
     mine = my_slice(cfg.batch_size)  # this process's rows of every global batch (all of them when alone)
@@ -574,11 +632,14 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
             # 7. validate (unseen tasks for T2L) and checkpoint
             if val_set and ((step + 1) % cfg.val_every == 0 or step + 1 == cfg.steps):
                 rec["val_loss"] = validation_loss(model, trainable, encoder, val_set, lcfg.scaling, device)
+                if probe is not None:  # does the adapter depend on the text yet? (README, "Whether the text matters")
+                    rec.update(text_dependence(model, tok, trainable, encoder, probe, tasks))
+                records.append(rec)
                 if is_t2l and rec["val_loss"] < best:
                     best = rec["val_loss"]
                     H.save(trainable, out / "best", {"train_config.json": dataclasses.asdict(cfg),
                                                      "val.json": {"step": step + 1, "val_loss": best}})
-            bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_loss") if k in rec})
+            bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_loss", "task_share", "steering_nearest") if k in rec})
             log.write(json.dumps(rec) + "\n")
             if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
                 log.flush()
@@ -586,7 +647,7 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
     finally:
         log.close()
     if DIST.main:
-        plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT" if is_t2l else f"{cfg.variant} {out.name}")
+        plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT" if is_t2l else f"{cfg.variant} {out.name}", records)
     return trainable, losses, end == cfg.steps
 
 
@@ -611,14 +672,39 @@ def validation_loss(model, trainable, encoder, val_set, scaling, device) -> floa
     return total / max(1, n)
 
 
+def text_probe(tasks, names, val_names, cfg: TrainConfig) -> dict:
+    """The fixed probe of text dependence, built once: one unseen description of every steering-group
+    member and of every validation task (for the task-specific share), and the seen steering cases
+    (built-in suite only) with --probe-inputs inputs each."""
+    cases = steer.cases(tasks, {"train": names}, "seen", cfg.probe_inputs) if cfg.probe_inputs else []
+    members = [m for _, ms in steer.GROUPS.values() for m in ms if m in tasks]
+    descs = [tasks[n].eval_descriptions[0] for n in dict.fromkeys(members + list(val_names)) if tasks[n].eval_descriptions]
+    return {"descriptions": descs, "cases": cases}
+
+
+@torch.no_grad()
+def text_dependence(model, tok, net, encoder, probe: dict, tasks) -> dict:
+    """How much of a written adapter depends on the text: the task-specific share of Delta W over
+    the probe's descriptions (eval.task_share) and, on the built-in suite, the probe's steering
+    accuracy (one description per member; exact and nearest member) with its chance."""
+    net.eval()
+    out = {"task_share": E.task_share(net(encoder(probe["descriptions"]).to(next(net.parameters()).device)))}
+    if probe["cases"]:
+        r = E.steering(model, tok, net, encoder, probe["cases"], tasks, n_desc=1)
+        out.update({"steering": r["accuracy"], "steering_nearest": r["nearest"], "steering_chance": r["chance"]})
+    net.train()
+    return out
+
+
 # -----------------------------------------------------------------------------
 # After training
 
 
 def closing_table(model, tok, coll, net, encoder, cfg: TrainConfig, out: Path):
-    """The closing table: the base model (with the definition) against T2L (one adapter from each
-    of a task's 3 unseen descriptions, scores averaged) on unseen test tasks, spread over families;
-    eval.py has every other column."""
+    """The closing table: the base model against T2L (one adapter from each of a task's 3 unseen
+    descriptions, scores averaged) and its two controls (random strings, other training tasks'
+    descriptions), with T2L minus each paired over the unseen test tasks (spread over families);
+    then the steering test. eval.py has every other column."""
     test = coll.splits["test"]
     names = test
     if cfg.final_tasks:
@@ -629,12 +715,18 @@ def closing_table(model, tok, coll, net, encoder, cfg: TrainConfig, out: Path):
         while len(names) < min(cfg.final_tasks, len(test)):
             names += [by_fam[f][i] for f in sorted(by_fam) if i < len(by_fam[f])][: cfg.final_tasks - len(names)]
             i += 1
-    s = E.Setup(n=cfg.final_examples, t2l=[(f"T2L-{cfg.variant}", net.eval(), encoder)], prompt=cfg.prompt)
-    results = E.run_table(model, tok, coll.tasks, names, ["base", "t2l"], s, desc="zero-shot", train_names=coll.splits["train"])
+    column = f"T2L-{cfg.variant}"
+    s = E.Setup(n=cfg.final_examples, t2l=[(column, net.eval(), encoder)], prompt=cfg.prompt)
+    methods = ["base", "t2l", *E.CONTROLS]  # T2L beside what any adapter gives: random strings, other tasks' descriptions
+    results = E.run_table(model, tok, coll.tasks, names, methods, s, desc="zero-shot", train_names=coll.splits["train"])
+    steering = {}
+    if cfg.steering_inputs and cfg.data == "builtin":  # the groups are built-in tasks
+        steering[column] = E.steering_report(model, tok, net, encoder, coll.tasks, coll.splits, cfg.steering_inputs)
     print()
     E.write_outputs(results, {n: coll.tasks[n].family for n in names}, out,
                     f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)",
-                    {"n_examples": cfg.final_examples, "prompt": cfg.prompt, "data": cfg.data}, stem="zero_shot")
+                    {"n_examples": cfg.final_examples, "prompt": cfg.prompt, "data": cfg.data,
+                     "wrong_descriptions": s.wrong}, stem="zero_shot", steering=steering)
     return results
 
 

@@ -39,9 +39,10 @@ def user_turn(inp: str, definition: str | None = None, several: bool = False) ->
 
 def messages_for(inp: str, mode: str = "input", description: str | None = None, shots=(), definition=None,
                  several: bool = False) -> list[dict]:
-    """Chat messages for one example. With a definition, an empty system message leads, as in the
-    reference's evaluation and training (it also keeps a chat template's default system prompt out)."""
-    system = [{"role": "system", "content": ""}] if definition is not None else []
+    """Chat messages for one example. An empty system message leads, as in the reference's
+    evaluation and training; it also keeps a chat template's default system prompt out (SmolLM2's
+    adds 20 tokens that say nothing about the task to every example, --prompt bare included)."""
+    system = [{"role": "system", "content": ""}]
     user = user_turn(inp, definition, several)
     if mode == "input":
         return system + [{"role": "user", "content": user}]

@@ -63,6 +63,12 @@ class Task:
     source: str = "builtin"  # "builtin" | "sni"
     seed: int = SEED
 
+    @property
+    def solve(self) -> Callable | None:
+        """input string -> this task's answer, for tasks that can answer any input of their
+        family's format (the steering groups of data/steering.py); None for the others."""
+        return getattr(self.gen, "solve", None)
+
     def examples(self, split: str, n: int | None = None) -> list[Example]:
         """The first n examples of a split. val/test are fixed; train never repeats a val/test
         input."""
@@ -270,12 +276,23 @@ def _pseudo_word(rng):
 
 # 1. list_pick: one element (or one statistic) of a list of numbers ----------------------------
 
+def _solver(gen, solve):
+    """Attach `solve` (an input string -> its answer) to a generator: the steering test
+    (data/steering.py) asks what each task of a group would answer on one shared input."""
+    gen.solve = solve
+    return gen
+
+
+def _parse_list(text):
+    return [int(v) for v in text.split(", ")]
+
+
 def _pick(fn):
     """Generator: 4-6 numbers in 0..99 -> fn(the list)."""
     def gen(rng):
         xs = _num_list(rng)
         return _fmt(xs), str(fn(xs))
-    return gen
+    return _solver(gen, lambda text: str(fn(_parse_list(text))))
 
 
 def _pick_sum(rng):
@@ -341,7 +358,7 @@ def _order(fn, nonempty=False):
         if nonempty and not fn(xs):
             xs[0] += 1
         return _fmt(xs), _fmt(fn(xs)) or "none"
-    return gen
+    return _solver(gen, lambda text: _fmt(fn(_parse_list(text))) or "none")
 
 
 LIST_ORDER = [  # (name, paraphrases, generator)
@@ -400,21 +417,21 @@ def _add(k):
     def gen(rng):
         n = rng.randint(0, 1999)
         return str(n), str(n + k)
-    return gen
+    return _solver(gen, lambda text: str(int(text) + k))
 
 
 def _subtract(k):
     def gen(rng):
         n = rng.randint(k, 1999 + k)  # from k up: the answer is never negative
         return str(n), str(n - k)
-    return gen
+    return _solver(gen, lambda text: str(int(text) - k))
 
 
 def _times(k):
     def gen(rng):
         n = rng.randint(0, 1999)
         return str(n), str(n * k)
-    return gen
+    return _solver(gen, lambda text: str(int(text) * k))
 
 
 def _pair(fn, a_max=999, b_max=999):
@@ -537,7 +554,7 @@ def _on_words(fn):
     def gen(rng):
         w = _words(rng)
         return " ".join(w), fn(w)
-    return gen
+    return _solver(gen, lambda text: fn(text.split()))
 
 
 WORD_OPS = [  # (name, paraphrases, words -> answer, metric)

@@ -18,7 +18,8 @@ from data.collection import load_collection
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--variant", "S", "--steps", "3", "--batch-size", "2", "--max-len", "96", "--val-every", "3", "--val-examples", "1",
-         "--final-tasks", "1", "--final-examples", "2", "--latent", "32", "--head-in", "64"]
+         "--final-tasks", "1", "--final-examples", "2", "--latent", "32", "--head-in", "64", "--steering-inputs", "0",
+         "--probe-inputs", "0"]
 
 
 def test_llm_encoder_is_the_mean_pooled_final_states_normalised(default_model_dir):

@@ -1,6 +1,8 @@
 """data/code_exec.py: the sandbox that runs HumanEval / MBPP programs. The reference solutions all
 pass; wrong, hanging, exiting, forking, escaping and memory-hungry programs each score 0, within
-the time limit, without stopping the run or touching anything outside their sandbox.
+the time limit, without stopping the run or touching anything outside their sandbox. On the split
+path (run_tests: the solution and the benchmark's tests in separate sandboxes), a solution written
+to forge the verdict scores 0 too.
 
 Most tests run twice, once per mode: "sandbox" (Linux namespaces; skipped, with the reason, where
 this machine cannot create them) and "fallback" (the audit hook, forced with T2L_CODE_SANDBOX). The
@@ -17,7 +19,7 @@ import pytest
 
 from data import benchmarks as B
 from data import code_exec as C
-from data.code_exec import run_program, run_programs
+from data.code_exec import prepare_tests, run_program, run_programs, run_tests, trusted_tests
 
 FETCHED = (B.BENCH_DIR / "mbpp" / "questions.jsonl.gz").is_file()
 PROBLEM = C.sandbox_problem()  # None where the namespace sandbox works (CI: root, unshare present)
@@ -50,14 +52,15 @@ HOOK_OFF = ("frame", "gc")  # after these the hook says nothing: what stops the 
 
 
 def sandbox_processes() -> list[int]:
-    """Host processes of the sandbox's user (there is no other user with that uid)."""
+    """Host processes of the sandbox's users: programs and solutions, and test runners (no other user
+    has those uids)."""
     pids = []
     for entry in os.listdir("/proc"):
         try:
             uid_line = next(l for l in Path(f"/proc/{entry}/status").read_text().splitlines() if l.startswith("Uid:"))
         except (OSError, StopIteration):
             continue
-        if int(uid_line.split()[1]) == C.SANDBOX_UID:
+        if int(uid_line.split()[1]) in (C.SANDBOX_UID, C.RUNNER_UID):
             pids.append(int(entry))
     return pids
 
@@ -102,10 +105,12 @@ def outside(tmp_path):
 @pytest.mark.skipif(not FETCHED, reason="benchmarks not fetched: run python -m data.benchmarks --fetch")
 @pytest.mark.parametrize("name", ["humaneval", "mbpp"])
 def test_canonical_solutions_score_100_percent(name):
+    """On the split path that eval.py uses: every call forwarded as plain data, no in-process fallback."""
     ex = B.load_benchmark(name, scoring="generate").examples("test")
     # HumanEval's canonical solution is the body: prompt + body; MBPP's is the whole program
-    programs = [(e.prompt + e.answer if name == "humaneval" else e.answer) + "\n" + e.tests for e in ex]
-    outcomes = run_programs(programs, timeout=30)  # generous: a loaded CI machine must not fail a right answer
+    jobs = [(e.prompt + e.answer if name == "humaneval" else e.answer, trusted_tests(name, e.prompt, e.tests), e.entry_point)
+            for e in ex]
+    outcomes = run_programs(jobs, timeout=30)  # generous: a loaded CI machine must not fail a right answer
     failed = [(i, o.status, o.output[-200:]) for i, o in enumerate(outcomes) if not o.passed]
     assert not failed and len(outcomes) == len(ex) == {"humaneval": 164, "mbpp": 500}[name]
 
@@ -297,7 +302,8 @@ def test_a_mkdir_loop_ends_within_the_limit(mode, tamper):
 def test_the_sandbox_is_what_the_docstring_says():
     """Checked from inside, with the audit hook switched off: no capabilities, no_new_privs, read-only
     everywhere but /tmp, /run empty, the home directory hidden, no network, its own PID namespace, an
-    init it cannot trace, no user namespaces, mounts it cannot change, a process limit, the limits as set."""
+    init it cannot trace, no user namespaces, mounts it cannot change, a process limit, the limits as set,
+    the project directory hidden."""
     closed, interpreter_dir = C._interpreter_exposure()  # e.g. /root, which hides /root/.pyenv/versions/3.11.7
     shown = os.path.relpath(interpreter_dir, closed).split(os.sep)[0] if closed else ""
     program = TAMPER["frame"] + f"""
@@ -316,6 +322,8 @@ for folder in ('/var/tmp', '/dev/shm', '/usr', '/', sys.prefix, {closed!r} or '/
         assert e.errno in (errno.EROFS, errno.EACCES), (folder, e)
 open('/tmp/x', 'w').write('scratch is writable')
 assert os.listdir('/run') == []
+for folder in {C._hidden_dirs()!r}:  # the project: benchmark files with the expected answers, reference solutions
+    assert os.listdir(folder) == [], folder
 assert [name for _, name in socket.if_nameindex()] == ['lo']
 try:
     socket.create_connection(('127.0.0.1', 9), timeout=1)
@@ -344,6 +352,232 @@ except BlockingIOError:
 """
     o = run_program(program, timeout=20)
     assert o.passed, o.output
+
+
+# ---------------------------------------------------------------------------------------------------
+# run_tests, the split path that eval.py uses: the solution (untrusted) and the benchmark's tests
+# (trusted) run in two processes, two sandboxes; every call from the tests into the solution crosses
+# a pipe as plain data, and the verdict comes from the tests' side, which the solution cannot reach.
+
+ADD_TESTS = "assert add(1, 2) == 3\nassert add(-1, 1) == 0\nassert add(10, 5) == 15\n"
+RIGHT_ADD = "def add(a, b):\n    return a + b\n"
+WRONG_ADD = "def add(a, b):\n    return a - b\n"
+# A HumanEval-style question whose tests call a helper of the prompt (as find_zero's call poly).
+POLY_PROMPT = ("def poly(xs, x):\n    return sum(c * x ** i for i, c in enumerate(xs))\n\n\n"
+               "def find_zero(xs):\n    \"\"\"A zero of the polynomial poly(xs, x).\"\"\"\n")
+POLY_TESTS = "def check(candidate):\n    assert abs(poly([-2, 1], candidate([-2, 1]))) < 1e-6\n\n\ncheck(find_zero)\n"
+ABS_TESTS = "assert abs(add(1, 2) - 3) < 1e-9\nassert abs(add(2, 2) - 4) < 1e-9\n"
+
+
+def test_split_right_passes_wrong_fails_hang_times_out(mode):
+    right, wrong, raising, hanging = run_programs([
+        (RIGHT_ADD, ADD_TESTS, "add"), (WRONG_ADD, ADD_TESTS, "add"),
+        ("def add(a, b):\n    raise ValueError('no')\n", ADD_TESTS, "add"),
+        ("def add(a, b):\n    while True:\n        pass\n", ADD_TESTS, "add")], timeout=3)
+    assert (right.passed, right.status) == (True, "passed"), right
+    assert (wrong.passed, wrong.status) == (False, "failed") and "tests.py line 1: AssertionError" in wrong.output, wrong
+    assert not raising.passed and "ValueError: no" in raising.output, raising
+    assert (hanging.passed, hanging.status) == (False, "timed out") and hanging.seconds < 3 + 2, hanging
+
+
+# Each is (solution, tests, entry point) and scores 0 on the split path. Those in BEATS_RUN_PROGRAM
+# pass run_program (solution + tests in one process): they are real attacks, not strawmen.
+SPLIT_FORGERIES = {
+    "print what a pass prints": (f"print({C.REPORT.decode()!r})\nprint('passed')\n" + WRONG_ADD, ADD_TESTS, "add"),
+    "sys.exit(0) while loading": ("import sys\nsys.exit(0)\n" + RIGHT_ADD, ADD_TESTS, "add"),
+    "os._exit(0) while loading": ("import os\nos._exit(0)\n", ADD_TESTS, "add"),
+    "os._exit(0) in the first call": ("import os\ndef add(a, b):\n    os._exit(0)\n", ADD_TESTS, "add"),
+    "REPORT on every fd it holds, then exit 0": (
+        "import os\nfor fd in range(64):\n    try:\n        os.write(fd, " + repr(C.REPORT) + ")\n"
+        "    except OSError:\n        pass\nos._exit(0)\n" + WRONG_ADD, ADD_TESTS, "add"),
+    "answers on the pipe before it is asked": (
+        "import os\nfor fd in range(3, 64):\n    try:\n"
+        "        os.write(fd, b'{\"value\": null}\\n' + b'{\"value\": 3}\\n' * 10)\n"
+        "    except OSError:\n        pass\n" + WRONG_ADD, ADD_TESTS, "add"),
+    "an answer equal to everything": (
+        "class Anything:\n    def __eq__(self, other):\n        return True\n    def __ne__(self, other):\n        return False\n"
+        "    def __bool__(self):\n        return True\n    __hash__ = object.__hash__\n"
+        "def add(a, b):\n    return Anything()\n", ADD_TESTS, "add"),
+    "an int equal to everything": (
+        "class Anything(int):\n    def __eq__(self, other):\n        return True\n    __hash__ = int.__hash__\n"
+        "def add(a, b):\n    return Anything(0)\n", ADD_TESTS, "add"),
+    "builtins, json and the server patched": (
+        "import builtins, json, sys\nbuiltins.abs = lambda x: 0\nbuiltins.isinstance = lambda *a: True\n"
+        "json.loads = lambda *a, **k: {'value': True}\n"
+        "sys._getframe(1).f_globals['to_plain'] = lambda x, other: True\n" + WRONG_ADD, ABS_TESTS, "add"),
+    "StopIteration ends the tests' loop early": (
+        "def add(a, b):\n    if a == -1:\n        raise StopIteration\n    return a + b\n",
+        "for a, b, c in [(1, 2, 3), (-1, 1, 5), (10, 5, 15)]:\n    for got in map(add, [a], [b]):\n        assert got == c\n", "add"),
+    "the prompt's helper redefined": (POLY_PROMPT + "    return 0.0\n\n\ndef poly(xs, x):\n    return 0\n",
+                                      trusted_tests("humaneval", POLY_PROMPT, POLY_TESTS), "find_zero"),
+}
+BEATS_RUN_PROGRAM = ["REPORT on every fd it holds, then exit 0", "an answer equal to everything", "an int equal to everything",
+                     "builtins, json and the server patched", "StopIteration ends the tests' loop early",
+                     "the prompt's helper redefined"]
+
+
+def one_program(name: str) -> str:
+    """The forgery as run_program gets it: the solution with the benchmark's tests appended (HumanEval's
+    prompt is already in the solution)."""
+    solution, tests, _ = SPLIT_FORGERIES[name]
+    return solution + "\n" + (POLY_TESTS if tests.startswith(POLY_PROMPT) else tests)
+
+
+@pytest.mark.parametrize("tamper", ["", "frame"])
+def test_a_forged_pass_scores_zero_on_the_split_path(mode, tamper):
+    """Printing, exiting early, writing REPORT (or answers) to every fd it holds, an object equal to
+    everything, patching builtins, json or the server code around it, redefining the tests' helper:
+    all score 0, with the solution's audit hook on or switched off. The right answers still pass."""
+    if mode == "fallback" and tamper:
+        pytest.skip("the fallback with its hook switched off is no sandbox")
+    names = list(SPLIT_FORGERIES)
+    jobs = [(TAMPER.get(tamper, "") + SPLIT_FORGERIES[n][0], *SPLIT_FORGERIES[n][1:]) for n in names]
+    rights = [(TAMPER.get(tamper, "") + RIGHT_ADD, ABS_TESTS, "add"),
+              (POLY_PROMPT + "    return -xs[0] / xs[1]\n", trusted_tests("humaneval", POLY_PROMPT, POLY_TESTS), "find_zero")]
+    outcomes = run_programs(jobs + rights, timeout=10)
+    scored = {n: o.passed for n, o in zip(names, outcomes)}
+    assert not any(scored.values()), scored
+    assert all(o.passed for o in outcomes[len(names):]), outcomes[len(names):]
+    if not tamper:  # the same attacks do beat the one-process verdict
+        in_one = run_programs([one_program(n) for n in BEATS_RUN_PROGRAM], timeout=10)
+        assert all(o.passed for o in in_one), dict(zip(BEATS_RUN_PROGRAM, in_one))
+
+
+PLAIN = ("[None, True, False, 0, -7, 3 ** 10000, 1.5, float('inf'), float('-inf'), 'é\\n\\x00', b'\\x00\\xff', "
+         "(1, (2,)), [1, [2, []]], {1: 'a', (2, 3): [4], 'k': {5}}, {1, 2}, frozenset({3}), 2 + 3j, (), [], {}, set()]")
+
+
+def test_plain_data_crosses_unchanged(mode):
+    solution = ("import collections, enum\n"
+                "def echo(x=None, **kw):\n    return x if not kw else kw\n"
+                "def subclasses():\n"
+                "    Point = collections.namedtuple('Point', 'x y')\n"
+                "    class Colour(enum.IntEnum):\n        RED = 1\n"
+                "    return [collections.Counter('aab'), collections.OrderedDict(a=1), collections.defaultdict(int, b=2),"
+                " Point(1, 2), Colour.RED, bytearray(b'x')]\n"
+                "def scalars():\n    try:\n        import numpy as np\n    except ImportError:\n        return [3, 0.5, True]\n"
+                "    return [np.int64(3), np.float64(0.5), np.bool_(True)]\n")
+    tests = (f"import math\nfor v in {PLAIN}:\n    r = echo(v)\n    assert r == v and type(r) is type(v), (v, r)\n"
+             "assert math.isnan(echo(float('nan'))) and math.copysign(1, echo(-0.0)) == -1\n"
+             "assert echo(k=(1,)) == {'k': (1,)}\n"
+             "assert subclasses() == [{'a': 2, 'b': 1}, {'a': 1}, {'b': 2}, (1, 2), 1, b'x']\n"
+             "assert [type(v) for v in subclasses()] == [dict, dict, dict, tuple, int, bytes]\n"
+             "assert scalars() == [3, 0.5, True] and [type(v) for v in scalars()] == [int, float, bool]\n")
+    o = run_tests(solution, tests, "echo", timeout=20)
+    assert o.passed, o.output
+
+
+def test_objects_exceptions_and_functions_across_the_pipe(mode):
+    """An object that is not plain data stays in the solution: the tests may pass it back, read or set
+    its attributes (MBPP's tree question), iterate over it and take its len(), but not compare it, test
+    its truth or hash it. The solution's exceptions arrive by name (builtin ones as themselves), and
+    nothing but plain data can be sent to it (not a function)."""
+    solution = ("class Node:\n    def __init__(self, data):\n        self.data, self.left, self.right = data, None, None\n"
+                "def depth(node):\n    return 0 if node is None else 1 + max(depth(node.left), depth(node.right))\n"
+                "def root(x):\n    if x < 0:\n        raise ValueError('negative')\n    return x ** 0.5\n"
+                "class Mine(Exception):\n    pass\n"
+                "def mine():\n    raise Mine('custom')\n"
+                "def apply(f, x):\n    return f(x)\n"
+                "def evens(n):\n    return (i for i in range(0, n, 2))\n"
+                "def upto(n):\n    return range(n)\n")
+    tests = ("t = Node(1)\nt.left = Node(2)\nt.left.left = Node(3)\n"
+             "assert depth(t) == 3 and t.left.data == 2 and t.left.left is t.left.left\n"
+             "assert tuple(evens(5)) == (0, 2, 4) and sorted(evens(3), reverse=True) == [2, 0] and 2 in evens(3)\n"
+             "assert len(upto(7)) == 7 and list(upto(3)) == [0, 1, 2]\n"
+             "for use in (lambda: t == t, lambda: t != 1, lambda: bool(t), lambda: {t}):\n"
+             "    try:\n        use()\n        raise AssertionError('an object of the solution was usable')\n"
+             "    except TypeError:\n        pass\n"
+             "try:\n    root(-1)\n    raise AssertionError('no exception')\nexcept ValueError as e:\n    assert str(e) == 'negative'\n"
+             "try:\n    mine()\n    raise AssertionError('no exception')\n"
+             "except Exception as e:\n    assert type(e).__name__ == 'SolutionError' and 'Mine: custom' in str(e)\n"
+             "try:\n    apply(len, [1])\n    raise AssertionError('a function was sent')\n"
+             "except TypeError as e:\n    assert 'only plain data' in str(e)\n")
+    o = run_tests(solution, tests, None, timeout=10)
+    assert o.passed, o.output
+
+
+def test_prepare_tests_forwards_only_the_solutions_names():
+    code, names = prepare_tests(trusted_tests("humaneval", POLY_PROMPT, POLY_TESTS), "find_zero")
+    assert names == ["find_zero"] and "def poly" in code and "def find_zero" not in code
+    assert code.count("\n") == (POLY_PROMPT + "\n" + POLY_TESTS).count("\n")  # blanked line for line
+    assert prepare_tests("assert sum(1, 2) == 3\nassert abs(len([1])) == 1\n", "sum")[1] == ["sum"]  # MBPP's `sum`
+    assert prepare_tests("x = Node(1)\nassert balanced(x)\n", "balanced")[1] == ["Node", "balanced"]
+    assert prepare_tests("import math\ny = 2\ndef f():\n    global z\n    z = 1\nassert g(math.pi, y, [i for i in y], z)\n")[1] == ["g"]
+    assert not run_tests(RIGHT_ADD, "assert add(1, 2) ==", "add").passed  # tests that do not parse: nothing passes
+
+
+@needs_sandbox
+@pytest.mark.parametrize("tamper", HOOK_OFF)
+def test_the_solution_cannot_reach_the_runner(tamper):
+    """With its hook off, the solution kills every process it can see (and everything with kill(-1)),
+    and looks for the runner: it is not there (another PID namespace), so a right answer still passes.
+    Writing REPORT into every fd of every process it can see, then exiting 0, scores 0."""
+    look = ("import os, signal\nseen = []\n"
+            "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]:\n"
+            "    try:\n        seen.append(open(f'/proc/{pid}/cmdline', 'rb').read())\n    except OSError:\n        pass\n")
+    kill_all = (look + "    try:\n        os.kill(pid, signal.SIGKILL)\n    except OSError:\n        pass\n"
+                "for sig in (signal.SIGKILL, signal.SIGSTOP):\n    try:\n        os.kill(-1, sig)\n    except OSError:\n        pass\n"
+                "assert not any(b'\"role\": \"runner\"' in c for c in seen), seen\n")
+    write_all = (look + "    try:\n        fds = os.listdir(f'/proc/{pid}/fd')\n    except OSError:\n        fds = []\n"
+                 "    for fd in fds:\n        try:\n"
+                 f"            with open(f'/proc/{{pid}}/fd/{{fd}}', 'wb', buffering=0) as f:\n                f.write({C.REPORT!r})\n"
+                 "        except OSError:\n            pass\nos._exit(0)\n")
+    kills, writes = run_programs([(TAMPER[tamper] + kill_all + RIGHT_ADD, ADD_TESTS, "add"),
+                                  (TAMPER[tamper] + write_all + WRONG_ADD, ADD_TESTS, "add")], timeout=10)
+    assert kills.passed, kills.output
+    assert not writes.passed, writes.output
+
+
+@needs_sandbox
+def test_the_runner_is_apart_from_the_solution():
+    """Checked from the runner's side: not dumpable, every blockable signal blocked, no solution process
+    in its view; the solution (asked through a call) sees no runner; and when the evaluator is root
+    they are two host uids."""
+    solution = ("import os\n"
+                "def uid_map():\n    return open('/proc/self/uid_map').read().split()\n"
+                "def view():\n    return [open(f'/proc/{p}/cmdline', 'rb').read() for p in os.listdir('/proc') if p.isdigit()]\n")
+    tests = f"""
+import ctypes, os, signal
+assert ctypes.CDLL(None).prctl(3, 0, 0, 0, 0) == 0  # PR_GET_DUMPABLE
+status = dict(line.split(':', 1) for line in open('/proc/self/status') if ':' in line)
+blocked = int(status['SigBlk'], 16)
+assert all(blocked & (1 << (s - 1)) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1, signal.SIGALRM))
+mine = [open(f'/proc/{{p}}/cmdline', 'rb').read() for p in os.listdir('/proc') if p.isdigit()]
+assert not any(b'"role": "solution"' in c for c in mine)
+assert not any(b'"role": "runner"' in c for c in view()) and any(b'"role": "solution"' in c for c in view())
+if {os.geteuid() == 0}:
+    assert open('/proc/self/uid_map').read().split()[1] == '{C.RUNNER_UID}' and uid_map()[1] == '{C.SANDBOX_UID}'
+"""
+    o = run_tests(solution, tests, None, timeout=10)
+    assert o.passed, o.output
+
+
+def test_killing_the_runner_is_a_fail(monkeypatch):
+    """In the fallback (no namespaces) the solution can find the runner, its sibling process, and kill
+    it: that scores 0 even with a right answer, never a pass."""
+    monkeypatch.setenv(C.SANDBOX_ENV, "fallback")
+    kill = TAMPER["frame"] + (
+        "import os, signal, time\n"
+        "def runners():\n    found = []\n    for p in os.listdir('/proc'):\n        try:\n"
+        "            ppid = int(open(f'/proc/{p}/stat', 'rb').read().rsplit(b')', 1)[1].split()[1])\n"
+        "            if ppid == os.getppid() and b'\"role\": \"runner\"' in open(f'/proc/{p}/cmdline', 'rb').read():\n"
+        "                found.append(int(p))\n"
+        "        except (OSError, IndexError, ValueError):\n            pass\n    return found\n"
+        "deadline = time.time() + 5\n"
+        "while not runners() and time.time() < deadline:\n    time.sleep(0.01)\n"
+        "killed = runners()\nfor pid in killed:\n    os.kill(pid, signal.SIGKILL)\n"
+        "print('killed', killed, flush=True)\n") + RIGHT_ADD
+    o = run_tests(kill, ADD_TESTS, "add", timeout=10)
+    assert "killed [" in o.output and "killed []" not in o.output, o.output
+    assert not o.passed
+
+
+@needs_sandbox
+def test_nothing_outlives_a_split_run():
+    o = run_tests("def add(a, b):\n    import time\n    time.sleep(1000)\n", ADD_TESTS, "add", timeout=1.5)
+    assert o.status == "timed out"
+    if os.geteuid() == 0:
+        assert sandbox_processes() == []
 
 
 # ---------------------------------------------------------------------------------------------------

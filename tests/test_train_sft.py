@@ -70,7 +70,8 @@ def test_bad_task_and_variant(capsys):
 
 
 T2L_FAST = ["--variant", "S", "--steps", "6", "--batch-size", "4", "--max-len", "96", "--val-every", "2", "--val-examples", "1",
-            "--final-tasks", "1", "--final-examples", "2", "--latent", "32", "--head-in", "64", "--ckpt-every", "3"]
+            "--final-tasks", "1", "--final-examples", "2", "--latent", "32", "--head-in", "64", "--ckpt-every", "3",
+            "--steering-inputs", "1", "--probe-inputs", "1"]
 
 
 def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_dir):
@@ -82,6 +83,14 @@ def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_d
     log = [json.loads(l) for l in (full / "log.jsonl").read_text().splitlines()]
     assert len(log) == 6 and "val_loss" in log[1] and len(log[0]["tasks"]) == 4
     assert json.loads((full / "best" / "train_config.json").read_text())["variant"] == "S"
+    # text dependence at every validation, and the closing table's controls and steering test
+    assert 0 <= log[1]["task_share"] <= 1 and log[1]["steering_chance"] == pytest.approx(1 / 6)
+    z = json.loads((full / "zero_shot.json").read_text())
+    assert set(z["means"]) == {"base", "T2L-S", "t2l_random", "t2l_wrong"}
+    assert {p["reference"] for p in z["paired"]} >= {"t2l_random", "t2l_wrong"}
+    for setting in ("seen", "unseen"):
+        st = z["steering"][setting]
+        assert {"accuracy", "chance", "n"} <= set(st) and 0 < st["chance"] < 0.2 and st["n"] > 0
     ref = [r["loss"] for r in log]
 
     part = tmp_path / "part"

@@ -1,0 +1,213 @@
+"""Whether the text matters: the steering test, the task-specific share of Delta W and the controls
+beside every T2L number. Both extremes are built here: a hypernetwork that ignores its text must
+score at chance (and be credited with nothing over its controls), one that maps each description
+to its own task's adapter must score 1."""
+import json
+
+import pytest
+import torch
+
+import eval as E
+import t2l as H
+from data import steering as steer
+from data.collection import load_collection
+from data.metrics import normalise
+
+
+@pytest.fixture(scope="module")
+def coll():
+    return load_collection("builtin", 0)
+
+
+def test_every_member_answers_its_own_examples(coll):
+    """Task.solve is what the steering test trusts: it must reproduce each member's own examples."""
+    for _, names in steer.GROUPS.values():
+        for n in names:
+            t = coll.tasks[n]
+            for split in ("train", "test"):
+                bad = [e for e in t.examples(split, 40) if t.solve(e.input) != e.answer]
+                assert not bad, (n, bad[:1])
+
+
+def test_cases_hold_inputs_every_member_answers_differently(coll):
+    train = set(coll.splits["train"])
+    seen, unseen = (steer.cases(coll.tasks, coll.splits, s, 8) for s in steer.SETTINGS)
+    assert {c.group for c in seen} == {c.group for c in unseen} == set(steer.GROUPS)
+    for c in seen + unseen:
+        assert len(c.inputs) == 8
+        for a in c.answers:
+            assert len({normalise(v) for v in a.values()}) == len(c.members)  # exactly one member is right
+    for c in seen:
+        assert c.described == c.members and set(c.members) <= train and c.chance == 1 / len(c.members)
+    for c in unseen:
+        assert c.described and not set(c.described) & train and set(c.members) > set(c.described)
+    with pytest.raises(ValueError):
+        steer.cases(coll.tasks, coll.splits, "sideways")
+
+
+# -----------------------------------------------------------------------------
+# The two extremes, on tiny checkpoints. The "LLM" here does the task whose oracle adapter is
+# nearest to the adapter it is given (a stand-in for a model that a perfect adapter steers).
+
+TINY = dict(variant="S", d_task=8, latent=16, head_in=16, rank=2, targets=["q_proj"], n_layers=2,
+            module_dims={"q_proj": [6, 6]})
+
+
+def owners(coll):
+    """Every description a steering case may use -> its task (eval descriptions of every member)."""
+    return {d: n for _, ms in steer.GROUPS.values() for n in ms for d in coll.tasks[n].eval_descriptions}
+
+
+class DescriptionEncoder:
+    """A fixed random embedding per description (stands in for the sentence encoder)."""
+    dim = 8
+
+    def __call__(self, texts):
+        return torch.stack([torch.randn(8, generator=torch.Generator().manual_seed(sum(map(ord, t)) % 2**31))
+                            for t in texts])
+
+
+class OracleNet(torch.nn.Module):
+    """The ideal hypernetwork: each description -> its own task's adapter (a distinct random one)."""
+
+    def __init__(self, tasks_of):
+        super().__init__()
+        self.cfg = H.T2LConfig(**TINY)
+        self.names = sorted(set(tasks_of.values()))
+        g = torch.Generator().manual_seed(0)
+        self.A = torch.nn.Parameter(torch.randn(len(self.names), 2, 2, 6, generator=g))  # (task, layer, r, d_in)
+        self.B = torch.nn.Parameter(torch.randn(len(self.names), 2, 6, 2, generator=g))  # (task, layer, d_out, r)
+        self.tasks_of, self.last = tasks_of, None
+
+    def forward(self, emb):  # the encoder below hands it the task index directly
+        idx = emb[:, 0].long()
+        return {f"model.layers.{li}.self_attn.q_proj": (self.A[idx, li], self.B[idx, li]) for li in range(2)}
+
+
+class IndexEncoder:
+    dim = 8
+
+    def __init__(self, net):
+        self.net = net
+
+    def __call__(self, texts):
+        e = torch.zeros(len(texts), 8)
+        e[:, 0] = torch.tensor([float(self.net.names.index(self.net.tasks_of[t])) for t in texts])
+        return e
+
+
+def nearest_task_llm(coll, cases, oracle: OracleNet):
+    """answers_for: the reply is the answer of the group member whose oracle adapter is nearest."""
+    group_of = {x: c for c in cases for x in c.inputs}
+
+    def answers_for(inputs, adapter):
+        A, B = adapter["model.layers.0.self_attn.q_proj"]  # (b, r, d_in), (b, d_out, r)
+        out = []
+        for i, x in enumerate(inputs):
+            members = group_of[x].members
+            dist = [float((A[i] - oracle.A[oracle.names.index(m), 0]).norm() + (B[i] - oracle.B[oracle.names.index(m), 0]).norm())
+                    for m in members]
+            out.append(coll.tasks[members[dist.index(min(dist))]].solve(x))
+        return out
+    return answers_for
+
+
+@pytest.mark.parametrize("setting", steer.SETTINGS)
+def test_a_text_blind_hypernetwork_steers_at_chance_and_a_text_reading_one_near_one(coll, setting):
+    cases = steer.cases(coll.tasks, coll.splits, setting, 6)
+    oracle = OracleNet(owners(coll))
+    llm = nearest_task_llm(coll, cases, oracle)
+
+    perfect = E.steering(None, None, oracle, IndexEncoder(oracle), cases, coll.tasks, answers_for=llm)
+    assert perfect["accuracy"] == perfect["nearest"] == 1.0 and perfect["n"] == sum(len(c.described) * 3 * 6 for c in cases)
+
+    torch.manual_seed(0)
+    blind = H.HyperNetwork(H.T2LConfig(**TINY))
+    with torch.no_grad():
+        for p in blind.heads.parameters():
+            p.normal_()  # a non-zero adapter ...
+        blind.task_proj[0].weight.zero_()  # ... that cannot depend on the text
+    r = E.steering(None, None, blind, DescriptionEncoder(), cases, coll.tasks, answers_for=llm)
+    # one adapter for every member: on each input it does one member's task (answers all differ), so
+    # it is right for at most one described member: chance when that member is described (seen: all
+    # are), 0 when it is a trained member of an unseen case
+    assert r["accuracy"] <= r["chance"] + 1e-9 and r["nearest"] <= r["chance"] + 1e-9
+    if setting == "seen":
+        assert r["accuracy"] == r["nearest"] == pytest.approx(r["chance"], abs=1e-9)
+    assert r["chance"] == pytest.approx(sum(c.chance * len(c.described) for c in cases) / sum(len(c.described) for c in cases))
+    for g in r["groups"].values():
+        assert len({m for row in g["confusion"].values() for m in row}) == 1  # every adapter did the same task
+
+
+def test_nearest_member_credits_a_slip_but_never_a_tie_or_garbage():
+    answers = {"desc": "97, 84, 80, 50", "asc": "50, 80, 84, 97", "rev": "50, 84, 97, 80"}
+    assert steer.nearest_member("97, 84, 50", answers) == "desc" and steer.which_member("97, 84, 50", answers) is None
+    assert steer.nearest_member("hello world", answers) is None  # below the floor
+    assert steer.nearest_member("12", {"a": "13", "b": "11"}) is None  # equally close to two members
+    assert steer.which_member("50, 80, 84, 97 ", answers) == "asc"
+
+
+def test_task_share_is_zero_without_the_text_and_large_with_it(coll):
+    oracle = OracleNet(owners(coll))
+    descs = list(oracle.tasks_of)[:20]
+    assert E.task_share(oracle(IndexEncoder(oracle)(descs))) > 0.5
+    blind = H.HyperNetwork(H.T2LConfig(**TINY))
+    with torch.no_grad():
+        for p in blind.heads.parameters():
+            p.normal_()
+        blind.task_proj[0].weight.zero_()
+    assert E.task_share(blind.eval()(DescriptionEncoder()(descs))) < 1e-3
+    assert E.task_share(H.HyperNetwork(H.T2LConfig(**TINY))(DescriptionEncoder()(descs))) == 0.0  # Delta W = 0 at init
+
+
+def test_centering_removes_the_mean_training_embedding():
+    torch.manual_seed(0)
+    net = H.HyperNetwork(H.T2LConfig(**TINY, center=True))
+    emb = torch.randn(5, 8) + 3.0
+    net.set_center(emb)
+    assert torch.allclose(net.emb_mean, emb.mean(0))
+    plain = H.HyperNetwork(H.T2LConfig(**TINY))
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "emb_mean"})
+    a, b = net.eval()(emb), plain.eval()(emb - emb.mean(0))
+    assert all(torch.equal(a[k][1], b[k][1]) for k in a)
+
+
+# -----------------------------------------------------------------------------
+# The controls: never credit T2L with what any adapter gives
+
+
+def test_paired_differences_credit_only_what_the_text_adds():
+    same = {t: {"T2L-S": v, "t2l_random": v, "t2l_wrong": v} for t, v in (("a", 0.2), ("b", 0.5), ("c", 0.9))}
+    pairs = E.t2l_pairs(same)
+    assert [p["reference"] for p in pairs] == ["t2l_random", "t2l_wrong"]
+    assert all(p["mean_diff"] == 0 and p["ties"] == 3 and p["ci95"] == [0, 0] for p in pairs)
+    better = {t: {**row, "T2L-S": row["T2L-S"] + 0.1} for t, row in same.items()}
+    p = E.t2l_pairs(better)[0]
+    assert p["mean_diff"] == pytest.approx(0.1) and p["wins"] == 3 and p["ci95"][0] == pytest.approx(0.1)
+    # two checkpoints: each is compared with its own controls
+    two = {"a": {"T2L-S": 0.5, "T2L-L": 0.7, "t2l_random T2L-S": 0.5, "t2l_random T2L-L": 0.1}}
+    got = {(p["t2l"], p["reference"]): p["mean_diff"] for p in E.t2l_pairs(two)}
+    assert got == {("T2L-S", "t2l_random T2L-S"): 0.0, ("T2L-L", "t2l_random T2L-L"): pytest.approx(0.6)}
+    assert "t2l_random" in E.pairs_markdown(E.t2l_pairs(better))
+
+
+def test_eval_adds_the_controls_and_a_text_blind_t2l_gains_nothing_over_them(tmp_path, default_model_dir, capsys):
+    """A T2L checkpoint that writes one non-zero adapter whatever the text: eval.py (asked only for
+    t2l) adds both controls, and every paired difference is exactly 0."""
+    import model as M
+    mcfg = M.ModelConfig.from_json(default_model_dir / "config.json")
+    torch.manual_seed(0)
+    net = H.HyperNetwork(H.T2LConfig.for_base(mcfg, variant="S", latent=16, head_in=16))
+    with torch.no_grad():
+        for p in net.heads.parameters():
+            p.normal_(0, 0.02)
+        net.task_proj[0].weight.zero_()
+    H.save(net, tmp_path / "blind")
+    out = tmp_path / "eval"
+    E.main(["--tasks", "list_last,add_1", "--n", "2", "--methods", "base,t2l", "--t2l", str(tmp_path / "blind"),
+            "--out", str(out), "--descriptions", "1"])
+    r = json.loads((out / "results.json").read_text())
+    assert r["methods"] == ["base", "t2l", "t2l_random", "t2l_wrong"]
+    controls = [p for p in r["paired"] if p["reference"] in E.CONTROLS]
+    assert len(controls) == 2 and all(p["mean_diff"] == 0 and p["ties"] == 2 for p in controls)
+    assert "| T2L-S | t2l_random | 2 | +0.0 |" in capsys.readouterr().out
