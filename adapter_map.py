@@ -38,7 +38,7 @@ would copy them several times). The vectors themselves are held once, in float32
 tasks x 3: 1.1 GB); more than MAX_GB is refused with a hint (fewer --per-task).
 
 Outputs: PREFIX.png (the two maps), PREFIX.json (every number and every point's 2-D coordinates),
-PREFIX.md. As report.py, it never replaces a PREFIX.* file it did not write (--force to do so).
+PREFIX.md. As report.py, it never replaces a PREFIX.* file it did not write.
 """
 from __future__ import annotations
 
@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import common
 import lora as L
 import model as M
 import report as R
@@ -295,11 +296,11 @@ def draw_maps(path: Path, xy: dict, items: list, cats: dict, coloured: list, tit
 # CLI
 
 
-ERRORS = (MapError, R.ReportError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, OSError)
+ERRORS = (MapError, R.ReportError, DataError, M.ModelError, L.LoraError, common.OutputError, H.T2LError, OSError)
 
 
 def parse_args(argv):
-    p = M.ArgParser(description="Figure 5 of the paper: 2-D maps of the task embeddings and of the adapters T2L writes "
+    p = common.ArgParser(description="Figure 5 of the paper: 2-D maps of the task embeddings and of the adapters T2L writes "
                     "from them, coloured by task category, and how well each space separates tasks and categories.")
     p.add_argument("checkpoint", metavar="T2L_CKPT",
                    help="a T2L checkpoint folder (train_sft.py / train_recon.py: best/ or final/)")
@@ -319,7 +320,6 @@ def parse_args(argv):
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="cpu or cuda (default: cuda when there is one)")
     p.add_argument("--out", required=True, help="file prefix: writes PREFIX.png, PREFIX.json, PREFIX.md")
-    p.add_argument("--force", action="store_true", help="replace PREFIX.* files this command did not write")
     a = p.parse_args(argv)
     for flag, v in (("--per-task", a.per_task), ("--batch-size", a.batch_size)):
         if v < 1:
@@ -347,7 +347,16 @@ def train_config(ckpt: Path) -> dict:
         cfg = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise MapError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
-    return cfg if isinstance(cfg, dict) else {}
+    # its values become defaults of --data / --model / --encoder / --seed: a wrong type would fail deep
+    # inside the collection or the model loader, far from the file that holds it
+    if not isinstance(cfg, dict):
+        raise MapError(f"{path}: expected an object of train_sft.py settings, got a {type(cfg).__name__}")
+    for key, ok, what in (("data", lambda v: isinstance(v, str), "a string"), ("model", lambda v: isinstance(v, str), "a string"),
+                          ("encoder", lambda v: isinstance(v, str), "a string"),
+                          ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer")):
+        if key in cfg and not ok(cfg[key]):
+            raise MapError(f"{path}: {key!r} must be {what}, got {str(cfg[key])[:40]}")
+    return cfg
 
 
 def run(a, argv):
@@ -358,7 +367,7 @@ def run(a, argv):
     model_arg = a.model or tc.get("model") or None
     enc_arg = a.encoder or (tc.get("encoder") if tc.get("encoder") not in NOT_TEXT else None) or None
     inputs = [ckpt] + [p for p in (model_arg, enc_arg, data if data not in ("builtin", "sni") else None) if p]
-    paths = R.check_prefix(a.out, SUFFIXES, KINDS, MD_MARK, a.force, inputs=inputs)  # before any work
+    paths = R.check_prefix(a.out, SUFFIXES, KINDS, MD_MARK, inputs=inputs)  # before any work
     j_path, md_path, png_path = paths
 
     net = H.load(ckpt, a.device)

@@ -48,8 +48,10 @@ whose input is missing is an error, never a silently dropped column.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +60,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+import common
 import lora as L
 import model as M
 import t2l as H
@@ -223,12 +226,27 @@ def evaluate_task(model, tok, task, split="test", n=None, mode="input", adapter=
     else:
         shot_ex = task.examples("train", shots) if mode == "icl" else ()
         prompts = [fmt.prompt_ids(tok, e.input, mode, desc, shot_ex, definition, e.several) for e in examples]
+        examples, prompts = fitting(task.name, examples, prompts, max_new_tokens, model.config.max_position_embeddings)
         preds = answer(model, tok, prompts, adapter, scaling, max_new_tokens, batch_size)
         scores = [score(task.metric, p, e.answer, task.labels, e.alternatives) for p, e in zip(preds, examples)]
     mean = sum(scores) / max(1, len(scores))
     if return_predictions:
         return mean, [{"input": e.input, "gold": e.answer, "pred": p, "score": s} for e, p, s in zip(examples, preds, scores)]
     return mean
+
+
+def fitting(name: str, examples: list, prompts: list, max_new_tokens: int, positions: int) -> tuple[list, list]:
+    """The examples whose prompt plus answer budget fit the model's positions. A longer one (a task
+    file may hold a 1 MB input) would make the model run out of memory or past its positions: it is
+    left out with a warning that names the task and the count; all of them: one EvalError line."""
+    keep = [i for i, p in enumerate(prompts) if len(p) + max_new_tokens <= positions]
+    if len(keep) < len(prompts):
+        what = (f"{len(prompts) - len(keep)} of {len(prompts)} examples have a prompt longer than the model's {positions} "
+                f"positions (max_position_embeddings) less the {max_new_tokens} answer tokens")
+        if not keep:
+            raise EvalError(f"task {name}: {what}; nothing left to score")
+        print(f"warning: task {name}: {what}; left out", file=sys.stderr)
+    return [examples[i] for i in keep], [prompts[i] for i in keep]
 
 
 # -----------------------------------------------------------------------------
@@ -408,6 +426,7 @@ def means_of(results: dict) -> dict:
 # -----------------------------------------------------------------------------
 # Does the text matter? T2L against its controls, paired over tasks (printed under every table)
 
+METRIC_NAMES = {"exact": "exact match", "label": "label accuracy", "rougeL": "ROUGE-L on the whole answer"}
 CONTROLS = ("t2l_random", "t2l_wrong")  # what any adapter gives: T2L is credited only with its lead over these
 # Columns a T2L column is compared with, when present: its controls first, then the baselines.
 REFERENCES = ("t2l_random", "t2l_wrong", "mt_lora", "base", "avg_lora")
@@ -570,6 +589,28 @@ def steering_report(model, tok, net, encoder, tasks: dict, splits: dict, n_input
     return out
 
 
+def steering_chart(report: dict, path: Path, title: str):
+    """One confusion grid per (setting, group): rows the member whose description wrote the adapter,
+    columns the member whose answer it gave (exact; "other" for none). A text-blind hypernetwork
+    fills one column; one that reads the text, the diagonal."""
+    panels = [(st, g, v) for st, r in report.items() for g, v in r["groups"].items()]
+
+    def draw(fig, ax):
+        ax.remove()
+        for k, (st, g, v) in enumerate(panels):
+            a = fig.add_subplot(len(report), (len(panels) + len(report) - 1) // len(report), k + 1)
+            rows = list(v["confusion"])
+            cols = list(dict.fromkeys([*rows, *(m for r in v["confusion"].values() for m in r if m != "other"), "other"]))
+            grid = np.array([[v["confusion"][r].get(c, 0) / max(1, sum(v["confusion"][r].values())) for c in cols]
+                             for r in rows])  # (described, produced): share of that member's adapter runs
+            a.imshow(grid, vmin=0, vmax=1, cmap="Blues")
+            a.set_xticks(range(len(cols)), [c.split("_", 1)[-1] for c in cols], rotation=90, fontsize=5)
+            a.set_yticks(range(len(rows)), [r.split("_", 1)[-1] for r in rows], fontsize=5)
+            a.set_title(f"{st} / {g}: {100 * v['accuracy']:.0f}% (chance {100 * v['chance']:.0f}%)", fontsize=7)
+        fig.suptitle(title, fontsize=8)
+    save_plot(path, draw, figsize=(3.2 * ((len(panels) + len(report) - 1) // max(1, len(report))), 3.2 * len(report)))
+
+
 def steering_markdown(report: dict) -> str:
     """The steering results as a table: accuracy against chance per setting and group."""
     pct = lambda v: f"{100 * v:.1f}"
@@ -646,11 +687,11 @@ def benchmark_chart(results: dict, path: Path, title: str):
 
 INPUT_OF = {"oracle": "--oracles", "avg_lora": "--oracles", "mt_lora": "--mt-lora", "mt_lora_icl": "--mt-lora", "lora": "--lora",
             "t2l": "--t2l", "t2l_icl": "--t2l", "t2l_wrong": "--t2l", "t2l_random": "--t2l"}
-ERRORS = (EvalError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, OSError)
+ERRORS = (EvalError, DataError, M.ModelError, L.LoraError, common.OutputError, H.T2LError, OSError)
 
 
 def parse_args(argv=None):
-    p = M.ArgParser(description="Zero-shot table: base / description / ICL / LoRA baselines / T2L on unseen tasks.",
+    p = common.ArgParser(description="Zero-shot table: base / description / ICL / LoRA baselines / T2L on unseen tasks.",
                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--tasks", default="test", help="a split (train | val | test), 'all', or comma-separated task names")
     p.add_argument("--data", default="builtin", help="task collection: builtin | sni (shipped in data/sni120) | a folder of SNI task files")
@@ -680,9 +721,11 @@ def parse_args(argv=None):
     p.add_argument("--descriptions", type=int, default=3, help="unseen descriptions per task for description / t2l / controls (paper: 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the collection's split (as train_sft.py --seed)")
     p.add_argument("--out", default="runs/eval", help="folder for results.json, table.md and zero_shot.png")
-    p.add_argument("--force", action="store_true", help="let --out replace files in a folder eval.py did not write")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="cpu or cuda")
     p.add_argument("--merge", default="", help="comma-separated --out folders of earlier runs: join them into --out, run nothing")
+    p.add_argument("--sni-metric", default="auto", choices=["auto", "rougeL"],
+                   help="SNI tasks: auto (label accuracy where a task has a few fixed labels, ROUGE-L on free text) or "
+                   "rougeL (ROUGE-L on the whole answer for every task, the reference's metric)")
     p.add_argument("--no-controls", action="store_true", help="leave out the t2l_random and t2l_wrong columns that every "
                    "table with a T2L column gets (their paired differences say what the text gave)")
     p.add_argument("--steering", action="store_true", help="also run the steering test (data/steering.py) on each --t2l "
@@ -696,6 +739,8 @@ def parse_args(argv=None):
             p.error(f"{flag} must be at least {lo}, got {v}")
     if not 0 < a.code_timeout < float("inf"):
         p.error(f"--code-timeout must be a positive number of seconds, got {a.code_timeout}")
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", a.device):  # torch would fail deep inside the model's load
+        p.error(f"--device {a.device}: expected cpu, cuda or cuda:N")
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         p.error(f"--device {a.device}: no CUDA device here (use cpu)")
     return a
@@ -736,12 +781,12 @@ def chosen_methods(a) -> list[str]:
 
 
 # Files an eval.py --out folder may hold (write_outputs): a folder of only these is one it wrote.
-EVAL_FILES = ("table.md", "results.json", "zero_shot.png", "benchmarks.png")
+EVAL_FILES = ("table.md", "results.json", "zero_shot.png", "benchmarks.png", "steering.png")
 
 
 def run(a):
     methods = chosen_methods(a)
-    L.check_output(a.out, EVAL_FILES, force=a.force, inputs=[p for p in [a.model, a.oracles, a.mt_lora, a.lora, *a.t2l] if p])
+    common.check_output(a.out, EVAL_FILES, inputs=[p for p in [a.model, a.oracles, a.mt_lora, a.lora, *a.t2l] if p])
     tasks, names, train_names = pick_tasks(a)  # an unknown task or benchmark fails before the model loads
     model_dir = prepare_model.model_dir(a.model)
     model = M.load_pretrained(model_dir, device=a.device, dtype=torch.bfloat16 if a.device.startswith("cuda") else torch.float32)
@@ -793,12 +838,13 @@ def run(a):
             steering_by[name] = steering_report(model, tok, net, enc, coll.tasks, coll.splits, a.steering_inputs,
                                                 a.descriptions, a.batch_size, a.seed, desc=f"steering {name}")
     families = {n: tasks[n].family for n in names}
+    metrics = {n: (f"{a.scoring}: {tasks[n].metric}" if a.benchmarks else tasks[n].metric) for n in names}
     title = f"{len(names)} benchmarks ({a.scoring})" if a.benchmarks else f"zero-shot on {len(names)} unseen tasks"
     write_outputs(results, families, Path(a.out), title, {
         "n_examples": a.n, "methods": methods, "prompt": a.prompt, "data": a.data, "benchmarks": bool(a.benchmarks),
         "scoring": a.scoring if a.benchmarks else None, "max_new_tokens": a.max_new_tokens,
         "t2l": {c[0]: str(path) for c, path in zip(s.t2l, a.t2l)}, "wrong_descriptions": s.wrong,
-        "model": a.model or "SmolLM2-135M-Instruct", "device": a.device}, steering=steering_by)
+        "model": a.model or "SmolLM2-135M-Instruct", "device": a.device, "metrics": metrics}, steering=steering_by)
 
 
 def write_outputs(results: dict, families: dict, out: Path, title: str, extra: dict, stem: str = "results",
@@ -813,6 +859,12 @@ def write_outputs(results: dict, families: dict, out: Path, title: str, extra: d
                  **({"steering_by_checkpoint": steering} if len(steering) > 1 else {})}
     by_method = bool(extra.get("benchmarks"))
     table = markdown_by_method(results) if by_method else markdown(results, families)
+    if extra.get("metrics"):  # every table says how it scored
+        counts = {}
+        for m in extra["metrics"].values():
+            counts[m] = counts.get(m, 0) + 1
+        table += "\n\nScored by: " + ", ".join(f"{METRIC_NAMES.get(m, m)} ({k} {'task' if k == 1 else 'tasks'})"
+                                              for m, k in counts.items()) + "."
     pairs = t2l_pairs(results)  # whether the text mattered: T2L minus its controls, under every table
     if pairs:
         table += "\n\n" + pairs_markdown(pairs)
@@ -820,6 +872,8 @@ def write_outputs(results: dict, families: dict, out: Path, title: str, extra: d
         table += f"\n\nSteering, {name}:\n\n" + steering_markdown(rep)
     print(table)
     out.mkdir(parents=True, exist_ok=True)
+    for name, rep in list((steering or {}).items())[:1]:  # the first T2L column's, as in the JSON
+        steering_chart(rep, out / "steering.png", f"steering, {name}: rows = described task, columns = answer given")
     (out / f"{stem}.json").write_text(json.dumps({"tasks": results, "means": means_of(results), "families": families,
                                                   "paired": pairs, **extra}, indent=2))
     (out / "table.md").write_text(table + "\n")
@@ -833,8 +887,8 @@ def write_outputs(results: dict, families: dict, out: Path, title: str, extra: d
 
 def merge(folders: list, out: Path):
     """Join eval runs split over processes or machines (by tasks, or by columns) into one table."""
-    L.check_output(out, EVAL_FILES, inputs=folders)
-    results, families, sources, benchmarks = {}, {}, [], False
+    common.check_output(out, EVAL_FILES, inputs=folders)
+    results, families, metrics, sources, benchmarks = {}, {}, {}, [], False
     for f in folders:
         path = Path(f) / "results.json"
         if not path.is_file():
@@ -844,13 +898,33 @@ def merge(folders: list, out: Path):
             rows = r["tasks"].items()
         except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, AttributeError):
             raise EvalError(f"{path}: not the results.json of an eval.py run (expected an object with 'tasks')") from None
+        bad = results_shape_problem(r)
+        if bad:  # checked before anything is joined: a wrong value would fail deep in the table or the plot
+            raise EvalError(f"{path}: {bad} (not the results.json of an eval.py run?)")
         for name, row in rows:
             results.setdefault(name, {}).update(row)
-        families.update(r.get("families", {}))
+        families.update(r.get("families") or {})
+        metrics.update(r.get("metrics") or {})
         benchmarks = benchmarks or bool(r.get("benchmarks"))
         sources.append(str(f))
     title = f"{len(results)} benchmarks" if benchmarks else f"zero-shot on {len(results)} unseen tasks"
-    write_outputs(results, families, out, title, {"merged_from": sources, "benchmarks": benchmarks})
+    write_outputs(results, families, out, title, {"merged_from": sources, "benchmarks": benchmarks, "metrics": metrics})
+
+
+def results_shape_problem(r: dict) -> str | None:
+    """What in a results.json is not what write_outputs writes ({task: {column: score in [0, 1] or
+    null}}, families and metrics {task: text}), or None."""
+    for task, row in r["tasks"].items():
+        if not isinstance(row, dict):
+            return f"task {task!r} holds {str(row)[:40]}, expected {{column: score}}"
+        for col, v in row.items():
+            if not (v is None or isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 1):
+                return f"task {task!r} column {col!r} holds {str(v)[:40]}, expected a score in [0, 1] or null"
+    for key in ("families", "metrics"):
+        v = r.get(key) or {}
+        if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+            return f"{key!r} must be an object {{task: name}}, got {str(v)[:40]}"
+    return None
 
 
 def column_name(path, net) -> str:
@@ -861,8 +935,11 @@ def column_name(path, net) -> str:
 
 
 def pick_tasks(a):
-    """-> (tasks by name, names to evaluate, training-task names) for --tasks / --benchmarks / --data."""
+    """-> (tasks by name, names to evaluate, training-task names) for --tasks / --benchmarks / --data.
+    --sni-metric rougeL scores every SNI task by ROUGE-L on the whole answer (the reference's metric)."""
     coll = load_collection(a.data, a.seed)
+    if getattr(a, "sni_metric", "auto") == "rougeL":
+        coll.tasks.update({n: dataclasses.replace(t, metric="rougeL") for n, t in coll.tasks.items() if t.source == "sni"})
     if a.benchmarks:
         names = list(BENCHMARKS) if a.benchmarks == "all" else [n.strip() for n in a.benchmarks.split(",") if n.strip()]
         return {n: load_benchmark(n, scoring=a.scoring) for n in dict.fromkeys(names)}, list(dict.fromkeys(names)), coll.splits["train"]

@@ -20,12 +20,8 @@ but evaluates with alpha / r, a silent 2.8x mismatch that this file cannot make)
 """
 from __future__ import annotations
 
-import ctypes
 import json
 import math
-import os
-import shutil
-import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +30,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
+
+from common import recover_folder, write_folder_atomically  # the output guard (plumbing, common.py)
 
 ALL_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -314,7 +312,7 @@ PEFT_PREFIX = "base_model.model."
 
 
 def save_peft(adapter: dict, cfg: LoraConfig, out_dir, base_model: str = "", extra: dict | None = None,
-              force: bool = False, inputs=(), more: dict | None = None):
+              inputs=(), more: dict | None = None):
     """Write adapter_config.json + adapter_model.safetensors with PEFT's key names, atomically
     (write_folder_atomically), so a crash never leaves half an adapter. `extra` (e.g. the task
     description) goes into the safetensors metadata; `more` {file name: JSON object} beside."""
@@ -341,104 +339,18 @@ def save_peft(adapter: dict, cfg: LoraConfig, out_dir, base_model: str = "", ext
         (tmp / "adapter_config.json").write_text(json.dumps(config, indent=2))
         for name, obj in (more or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2))
-    return write_folder_atomically(out_dir, write, ADAPTER_FILES, force, inputs)
-
-
-class OutputError(ValueError):
-    """An output path the command must not write (a folder it did not write, the current
-    directory, the input being read): one line naming it."""
+    return write_folder_atomically(out_dir, write, ADAPTER_FILES, inputs)
 
 
 # Files a PEFT adapter folder written by this project may hold (save_peft, plus train_sft's score).
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "result.json")
 
 
-def check_output(out_dir, owned: tuple, force: bool = False, inputs=()) -> Path:
-    """May a command (re)place the folder `out_dir`? Yes when it does not exist, is empty, or is a
-    folder this project wrote: every entry in it is among `owned` ("name*": any name so starting).
-    Anything else is a one-line OutputError (--force for a user who means it). Never, not even
-    with --force: the current directory or one of its parents, a path that is a file, or a folder
-    that holds (or is inside) one of `inputs`, the files the command is reading."""
-    out = Path(out_dir)
-    res, cwd = out.resolve(), Path.cwd().resolve()
-    if res == cwd or res in cwd.parents:
-        raise OutputError(f"{out_dir}: refusing to replace the current directory or one of its parents; give a new folder")
-    for src in inputs:
-        s = Path(src).resolve()
-        if s == res or res in s.parents or s in res.parents:
-            raise OutputError(f"{out_dir}: is (or holds) the input {src} being read; write somewhere else")
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"{out_dir}: exists and is a file, expected a folder (or a new path)")
-    if out.is_dir() and not force:
-        entries = sorted(p.name for p in out.iterdir())
-        ours = lambda e: any(e == o or (o.endswith("*") and e.startswith(o[:-1])) for o in owned)  # "sweep_*"
-        odd = next((e for e in entries if not ours(e)), None)
-        if odd is not None:
-            raise OutputError(f"{out_dir}: exists and is not a folder this command wrote (it holds {odd}); "
-                              "give a new folder, or --force to replace it")
-    return out
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0  # -100: AT_FDCWD
-    except (OSError, AttributeError):
-        return False
-
-
-def _normal_permissions(folder: Path):
-    """mkdtemp makes a private folder and safetensors writes 0600 files: give both the modes any
-    ordinary file gets (0666 / 0777 minus the umask)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
-    for f in folder.rglob("*"):
-        f.chmod((0o777 if f.is_dir() else 0o666) & ~umask)
-
-
-def write_folder_atomically(out_dir, write, owned: tuple, force: bool = False, inputs=()) -> Path:
-    """Call write(tmp) on a fresh folder beside out_dir, then put it in place so that a kill at
-    ANY instant leaves a loadable folder at out_dir (the old one or the new one), never half of
-    one and never none: the old folder and the new are swapped in one atomic rename
-    (RENAME_EXCHANGE), then the old is removed. Without that syscall: the old folder is renamed
-    aside, the new renamed in, the old removed; `recover_folder` undoes a kill between the two.
-    Only folders `check_output` allows are replaced. Used for adapters and T2L checkpoints."""
-    out_dir = check_output(out_dir, owned, force, inputs)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    recover_folder(out_dir)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".tmp-{out_dir.name}-"))
-    try:
-        write(tmp)
-        _normal_permissions(tmp)
-        if not out_dir.exists():
-            os.replace(tmp, out_dir)
-        elif _exchange(tmp, out_dir):  # out_dir now holds the new files, tmp the old ones
-            shutil.rmtree(tmp)
-        else:
-            aside = out_dir.parent / f".old-{out_dir.name}"
-            os.replace(out_dir, aside)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(aside)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out_dir
-
-
-def recover_folder(out_dir: Path):
-    """After a kill between the two renames of the fallback path: put the old folder back."""
-    aside = out_dir.parent / f".old-{out_dir.name}"
-    if aside.is_dir() and not out_dir.exists():
-        os.replace(aside, out_dir)
-
-
 def load_peft(path, model=None, device="cpu") -> tuple[dict, LoraConfig]:
     """Read a PEFT LoRA folder -> (adapter, LoraConfig). With `model`, every tensor is checked
     against the module it targets."""
     path = Path(path)
-    recover_folder(path)  # a writer killed between its two fallback renames left the old folder aside
+    recover_folder(path, ADAPTER_FILES)  # a writer killed between its two fallback renames left the old folder aside
     cfg_path, w_path = path / "adapter_config.json", path / "adapter_model.safetensors"
     for f in (cfg_path, w_path):
         if not f.is_file():
@@ -456,8 +368,9 @@ def load_peft(path, model=None, device="cpu") -> tuple[dict, LoraConfig]:
         raise LoraError(f"{cfg_path}: target_modules is a regex ({targets!r}); expected a list of module names")
     layers = c.get("layers_to_transform")
     r, alpha = c.get("r"), c.get("lora_alpha")
-    if not isinstance(r, int) or isinstance(r, bool) or r < 1 or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
-        raise LoraError(f"{cfg_path}: expected a positive integer 'r' and a number 'lora_alpha', got r={r!r}, lora_alpha={alpha!r}")
+    if (not isinstance(r, int) or isinstance(r, bool) or r < 1 or not isinstance(alpha, (int, float)) or isinstance(alpha, bool)
+            or not math.isfinite(alpha) or alpha <= 0):  # the scaling alpha / r: a bad one silently rescales the update
+        raise LoraError(f"{cfg_path}: expected a positive integer 'r' and a finite number 'lora_alpha' > 0, got r={r!r}, lora_alpha={alpha!r}")
     cfg = LoraConfig(r=r, alpha=float(alpha), target_modules=targets,
                      layers=[layers] if isinstance(layers, int) else layers, use_rslora=bool(c.get("use_rslora", False)))
     try:
@@ -478,6 +391,8 @@ def load_peft(path, model=None, device="cpu") -> tuple[dict, LoraConfig]:
             raise LoraError(f"{w_path}: {name} has lora_A {tuple(A.shape)} and lora_B {tuple(B.shape)}; expected (r, d_in) and (d_out, r)")
         if not (torch.isfinite(A).all() and torch.isfinite(B).all()):
             raise LoraError(f"{w_path}: {name} holds NaN or inf values (a corrupted adapter?)")
+        if A.shape[0] != r:  # the scaling alpha / r would be computed with the wrong r
+            raise LoraError(f"{cfg_path}: r is {r}, but {name} in {w_path.name} has rank {A.shape[0]}")
         adapter[name] = (A, B)
     if not adapter:
         raise LoraError(f"{w_path}: no lora_A/lora_B tensors found")

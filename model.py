@@ -25,7 +25,6 @@ section 3); only the LoRA deltas that lora.py injects into the Linear layers mov
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import numbers
@@ -38,6 +37,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors import safe_open
 from torch.utils.checkpoint import checkpoint
+
+from common import ArgParser  # the one-line-error argument parser (plumbing, common.py)
 from tokenizers import Tokenizer as HFTok
 
 SUPPORTED_MODEL_TYPES = ("mistral", "llama", "gemma2", "qwen2")
@@ -646,46 +647,6 @@ def default_model_dir() -> Path:
     if not (DEFAULT_MODEL_DIR / "config.json").is_file():
         raise ModelError(f"{DEFAULT_MODEL_DIR}: the default base model is not prepared yet; run: {PREPARE_HINT}")
     return DEFAULT_MODEL_DIR
-
-
-class ArgParser(argparse.ArgumentParser):
-    """argparse, but a bad flag ends in ONE line, `error: ...`, like every other bad input
-    (argparse's own habit is the usage block plus the message). Every CLI of the project uses it."""
-
-    def error(self, message):
-        sys.exit(f"error: {message} (--help lists the flags)")
-
-    def parse_known_args(self, args=None, namespace=None):
-        """argparse's parse, then one check for every CLI: each text value must be valid UTF-8.
-        Python decodes the command line with surrogateescape, so raw bytes such as b"\\xff\\xfe"
-        arrive as lone surrogates and fail later, deep inside (the tokenizer: "TextInputSequence must
-        be str"; writing a JSON log). A file name that is not UTF-8 is refused too: the project
-        writes its paths into UTF-8 JSON files. Subparsers are ArgParsers, so they check their own."""
-        ns, rest = super().parse_known_args(args, namespace)
-        for action in self._actions:
-            value = getattr(ns, action.dest, None)
-            for v in value if isinstance(value, (list, tuple)) else [value]:
-                if isinstance(v, (str, Path)) and not is_utf8(str(v)):
-                    flag = "/".join(action.option_strings) or action.dest
-                    self.error(f"argument {flag}: not valid UTF-8 text ({raw_bytes(str(v))[:60]})")
-        return ns, rest
-
-
-def raw_bytes(text: str) -> str:
-    """The bytes the user gave, for an error message: b'\\xff\\xfe'."""
-    try:
-        return repr(text.encode("utf-8", "surrogateescape"))
-    except UnicodeEncodeError:  # a surrogate that surrogateescape did not make
-        return ascii(text)
-
-
-def is_utf8(text: str) -> bool:
-    """False for a str holding lone surrogates (undecodable bytes, kept by surrogateescape)."""
-    try:
-        text.encode("utf-8")
-        return True
-    except UnicodeEncodeError:
-        return False
 
 
 # -----------------------------------------------------------------------------

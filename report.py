@@ -23,7 +23,7 @@ paired comparisons, plots), so that every number the README quotes comes from on
 PREFIX is a file prefix (results/name), not a folder. The command never replaces a file it did not
 write: an existing PREFIX.json must carry its marker ("report": ...), an existing PREFIX.md its
 first line, and PREFIX.png / PREFIX_benchmarks.png count as ours only beside our PREFIX.json;
-anything else is a one-line error unless --force is given.
+anything else is a one-line error (no flag overrides it: a user's file is never replaced).
 
 Statistics, all over tasks (the unit the paper averages over):
   mean      the plain mean of a column's scored tasks (as eval.py's mean row)
@@ -45,8 +45,7 @@ from pathlib import Path
 import numpy as np
 
 import eval as E
-import lora as L
-import model as M
+import common
 
 
 class ReportError(ValueError):
@@ -73,13 +72,13 @@ def prefix_paths(prefix, suffixes) -> list[Path]:
     return [prefix.with_name(prefix.name + s) for s in suffixes]
 
 
-def check_prefix(prefix, suffixes, kinds, md_mark, force=False, inputs=()) -> list[Path]:
-    """May this command write PREFIX + each suffix? The file-prefix cousin of lora.check_output.
+def check_prefix(prefix, suffixes, kinds, md_mark, inputs=()) -> list[Path]:
+    """May this command write PREFIX + each suffix? The file-prefix cousin of common.check_output.
     A path that does not exist: yes. An existing one: only when this command wrote it, which it
     tells by its marker: a .json must be an object whose "report" is one of `kinds`, a .md must
-    begin with `md_mark`; any other file (a .png) counts as ours when PREFIX.json is ours. --force
-    overrides that, but never this: a prefix that is a folder, an output that is a folder, or an
-    output that is (or lies inside) one of `inputs`, the files and folders being read."""
+    begin with `md_mark`; any other file (a .png) counts as ours when PREFIX.json is ours. No flag
+    overrides that. Refused as well: a prefix that is a folder, an output that is a folder or a
+    symbolic link, an output that is (or lies inside) one of `inputs`, the files and folders being read."""
     prefix = Path(prefix)
     if not prefix.name or str(prefix).endswith(("/", os.sep)) or prefix.is_dir():
         raise ReportError(f"--out {prefix}: is a folder; give a file prefix such as results/my_table (it writes "
@@ -90,10 +89,10 @@ def check_prefix(prefix, suffixes, kinds, md_mark, force=False, inputs=()) -> li
             s = Path(src).resolve()
             if p.resolve() == s or s in p.resolve().parents:
                 raise ReportError(f"{p}: is (or lies inside) the input {src} being read; give another --out")
+        if p.is_symlink():
+            raise ReportError(f"{p}: is a symbolic link; give another --out (a link is never written through)")
         if p.is_dir():
             raise ReportError(f"{p}: exists and is a folder, expected a file (or a new path)")
-    if force:
-        return paths
     json_path = prefix.with_name(prefix.name + ".json")
     json_ours = json_path.is_file() and _json_marked(json_path, kinds)
     for p in paths:
@@ -101,7 +100,7 @@ def check_prefix(prefix, suffixes, kinds, md_mark, force=False, inputs=()) -> li
             continue
         ours = _md_marked(p, md_mark) if p.suffix == ".md" else json_ours  # .json by its own marker, a plot by the .json's
         if not ours:
-            raise ReportError(f"{p}: exists and was not written by this command; give another --out, or --force to replace it")
+            raise ReportError(f"{p}: exists and was not written by this command; give another --out (nothing replaces a file this project did not write)")
     return paths
 
 
@@ -205,6 +204,10 @@ def read_scores(path: Path, what: str) -> dict:
             ok = v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1)
             if not ok:
                 raise ReportError(f"{path}: task {task!r} column {col!r} holds {v!r}, expected a score in [0, 1] or null")
+    for key in ("families", "metrics"):  # read as {task: text} by the table (eval.markdown)
+        v = r.get(key) or {}
+        if not isinstance(v, dict) or not all(isinstance(x, str) for x in v.values()):
+            raise ReportError(f"{path}: {key!r} must be an object {{task: name}}, got {str(v)[:40]} ({what})")
     return r
 
 
@@ -227,11 +230,11 @@ def pct(v, signed=False) -> str:
 TABLE_SUFFIXES = (".json", ".md", ".png", "_benchmarks.png")
 
 
-def table(run_dir, out, argv, force=False):
+def table(run_dir, out, argv):
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: no such folder (expected the --out folder of an eval.py run)")
-    paths = check_prefix(out, TABLE_SUFFIXES, KINDS, MD_MARK, force, inputs=[run_dir])
+    paths = check_prefix(out, TABLE_SUFFIXES, KINDS, MD_MARK, inputs=[run_dir])
     j_path, md_path, png_path, bench_path = paths
     src = run_dir / "results.json" if (run_dir / "results.json").is_file() else run_dir / "zero_shot.json"
     r = read_scores(src, "the results.json of an eval.py run (or a train_sft.py run's zero_shot.json)")
@@ -256,6 +259,9 @@ def table(run_dir, out, argv, force=False):
              for k in ("n_examples", "methods", "data") if r.get(k) is not None]
     lines = [md_first_line(argv, f"from {run_dir / 'results.json'}" + (f" ({'; '.join(about)})" if about else "") + "."), ""]
     lines += ["## Scores per task (x100)", "", E.markdown(rows, r.get("families") or {}), ""]
+    if isinstance(r.get("metrics"), dict) and r["metrics"]:  # how the table scored (eval.py records it per task)
+        used = sorted(set(map(str, r["metrics"].values())))
+        lines += ["Scored by: " + ", ".join(E.METRIC_NAMES.get(m, m) for m in used) + ".", ""]
     lines += ["## Per column, over tasks", "", "| column | mean | s.e. | tasks |", "| --- | --- | --- | --- |"]
     lines += [f"| {c} | {pct(s['mean'])} | {pct(s['se'])} | {s['n']} |" for c, s in summary.items()]
     lines += ["", "s.e.: standard error of the mean over tasks (sample standard deviation / sqrt(tasks)).", ""]
@@ -394,9 +400,9 @@ def ablation_plot(arms: list, path: Path, xlabel: str):
     plot_atomically(path, draw, figsize=(max(5.0, 0.9 * len(arms) + 3), 3.8))
 
 
-def ablation(specs: list, xlabel: str, out, argv, force=False):
+def ablation(specs: list, xlabel: str, out, argv):
     arms_in = parse_arms(specs)
-    paths = check_prefix(out, ABLATION_SUFFIXES, KINDS, MD_MARK, force, inputs=[d for _, d in arms_in])
+    paths = check_prefix(out, ABLATION_SUFFIXES, KINDS, MD_MARK, inputs=[d for _, d in arms_in])
     j_path, md_path, png_path = paths
     arms = [read_arm(label, d) for label, d in arms_in]
 
@@ -425,11 +431,11 @@ def ablation(specs: list, xlabel: str, out, argv, force=False):
 # CLI
 
 
-ERRORS = (ReportError, L.OutputError, OSError)
+ERRORS = (ReportError, common.OutputError, OSError)
 
 
 def parse_args(argv):
-    p = M.ArgParser(description="Collect finished runs into result files (tables with standard errors and paired "
+    p = common.ArgParser(description="Collect finished runs into result files (tables with standard errors and paired "
                     "bootstrap intervals, plots). `report.py table --help`, `report.py ablation --help`.")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="{table,ablation}")  # subparsers are ArgParsers too
     t = sub.add_parser("table", help="an eval.py run folder -> PREFIX.md / .json / .png with statistics",
@@ -449,7 +455,6 @@ def parse_args(argv):
     for q in (t, a_):
         q.add_argument("--out", required=True, help="file prefix: writes PREFIX.md, PREFIX.json, PREFIX.png"
                        + (", PREFIX_benchmarks.png" if q is t else ""))
-        q.add_argument("--force", action="store_true", help="replace PREFIX.* files this command did not write")
     return p.parse_args(argv)
 
 
@@ -458,9 +463,9 @@ def main(argv=None):
     a = parse_args(argv)
     try:
         if a.cmd == "table":
-            table(a.run_dir, a.out, argv, force=a.force)
+            table(a.run_dir, a.out, argv)
         else:
-            ablation(a.arms, a.xlabel, a.out, argv, force=a.force)
+            ablation(a.arms, a.xlabel, a.out, argv)
     except ERRORS as e:
         sys.exit(f"error: {e}")
 

@@ -49,6 +49,10 @@ CKPT_EVERY=${CKPT_EVERY:-20}            # steps between checkpoints: what a kill
 ORACLE_BATCH=${ORACLE_BATCH:-4}         # examples per oracle step
 MODEL=${MODEL:-}                        # base model folder; "" = SmolLM2-135M-Instruct
 DEVICE=${DEVICE:-cpu}                   # device of the evaluations (the trainings take a GPU when there is one)
+RECIPE=${RECIPE:-reference}             # train_sft.py --recipe of every training: reference | main (bare prompt, centred embeddings, ...)
+PROMPT=${PROMPT:-$([ "$RECIPE" = main ] && echo bare || echo definition)}  # user turn of every training and table: definition | bare
+SNI_METRIC=${SNI_METRIC:-auto}          # SNI tables: auto (label accuracy / ROUGE-L) | rougeL (the reference's, every task)
+STEER_INPUTS=${STEER_INPUTS:-8}         # builtin_table: shared inputs per steering group (0 = no steering test)
 export PYTHONUNBUFFERED=1
 mkdir -p "$OUT/done" "$OUT/logs" "$RESULTS"
 
@@ -64,7 +68,7 @@ sft() {  # sft OUT ARGS...: train_sft.py into OUT, continuing from its checkpoin
     fi
     local again=(--force)  # a folder without a checkpoint holds only this script's own earlier start
     [ -f "$out/ckpt.pt" ] && again=(--resume)
-    python train_sft.py --model "$MODEL" --out "$out" --ckpt-every "$CKPT_EVERY" "${again[@]}" "$@"
+    python train_sft.py --model "$MODEL" --recipe "$RECIPE" --prompt "$PROMPT" --out "$out" --ckpt-every "$CKPT_EVERY" "${again[@]}" "$@"
 }
 
 names() {  # names DATA SPLIT [K]: comma-separated task names (the first K), from python -m data
@@ -84,7 +88,7 @@ for v in $SNI_VARIANTS; do eval "sni_t2l_$v() { sni_t2l $v; }"; done
 sni_oracles() {  # the unseen test tasks (the table's upper bound), then LIBRARY training tasks
     local tasks
     tasks="${ORACLE_TASKS:-$(names "$DATA" test)},$(names "$DATA" train "$LIBRARY")"
-    python train_sft.py --model "$MODEL" --data "$DATA" --variant lora --task "$tasks" --steps "$ORACLE_STEPS" \
+    python train_sft.py --model "$MODEL" --recipe "$RECIPE" --prompt "$PROMPT" --data "$DATA" --variant lora --task "$tasks" --steps "$ORACLE_STEPS" \
         --ckpt-every "$CKPT_EVERY" --batch-size "$ORACLE_BATCH" --lr 2e-3 --eval-examples "$EVAL_N" --out "$OUT/sni/lora" --resume
 }
 sni_recon() {  # the library: the training tasks' oracles only (never an unseen task's)
@@ -103,13 +107,13 @@ sni_eval() {
     python eval.py --device "$DEVICE" --model "$MODEL" --data "$DATA" --tasks "$EVAL_TASKS" --n "$EVAL_N" \
         --methods base,description,icl,mt_lora,avg_lora,oracle,t2l,t2l_wrong,t2l_random \
         --mt-lora "$OUT/sni/mt_lora/adapter" --oracles "$OUT/sni/lora" "${t2l[@]}" --t2l "$OUT/sni/recon_L/final" \
-        --out "$OUT/sni/eval"
+        --prompt "$PROMPT" --sni-metric "$SNI_METRIC" --out "$OUT/sni/eval"
     python report.py table "$OUT/sni/eval" --out "$RESULTS/sni_table"
 }
 
 abl() {  # abl NAME ARGS...: one T2L-S arm on the ablation collection; its closing table is its score
     sft "$OUT/abl/$1" --data "$ABL_DATA" --variant S --steps "$ABL_STEPS" --val-every "$ABL_STEPS" \
-        --final-tasks "$ABL_EVAL_TASKS" --final-examples "$EVAL_N" "${@:2}"
+        --final-tasks "$ABL_EVAL_TASKS" --final-examples "$EVAL_N" --steering-inputs 0 "${@:2}"
 }
 abl_tasks() {  # zero-shot score against the number of training tasks
     local arms=()
@@ -141,7 +145,8 @@ builtin_table() {  # the zero-shot table on the ablations' collection; its T2L-S
         --eval-examples "$EVAL_N"
     python eval.py --device "$DEVICE" --model "$MODEL" --data "$ABL_DATA" --tasks test --n "$EVAL_N" \
         --methods base,description,icl,mt_lora,t2l,t2l_wrong,t2l_random --mt-lora "$OUT/builtin/mt_lora/adapter" \
-        --t2l "$OUT/abl/all/best" --out "$OUT/builtin/eval"
+        --t2l "$OUT/abl/all/best" --prompt "$PROMPT" $([ "$STEER_INPUTS" -gt 0 ] && echo --steering --steering-inputs "$STEER_INPUTS") \
+        --out "$OUT/builtin/eval"
     python report.py table "$OUT/builtin/eval" --out "$RESULTS/builtin_table"
 }
 map() {  # what the hypernetwork writes, for every task of the SNI collection

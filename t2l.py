@@ -40,6 +40,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+import common
 import lora as L
 import model as M
 from data import DataError, prepare_model
@@ -402,22 +403,22 @@ def n_params(net: nn.Module) -> int:
 CKPT_FILES = ("t2l_config.json", "hypernet.safetensors", "train_config.json", "val.json", "library.json")
 
 
-def save(net: HyperNetwork, out_dir, extra: dict | None = None, force: bool = False, inputs=()):
-    """Atomic (lora.write_folder_atomically): a kill at any instant leaves the old or the new
+def save(net: HyperNetwork, out_dir, extra: dict | None = None, inputs=()):
+    """Atomic (common.write_folder_atomically): a kill at any instant leaves the old or the new
     checkpoint, never half of one. extra: {file name: JSON object} written beside."""
     def write(tmp):
         save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, str(tmp / "hypernet.safetensors"))
         (tmp / "t2l_config.json").write_text(json.dumps(dataclasses.asdict(net.cfg), indent=2))
         for name, obj in (extra or {}).items():
             (tmp / name).write_text(json.dumps(obj, indent=2))
-    return L.write_folder_atomically(out_dir, write, CKPT_FILES, force, inputs)
+    return common.write_folder_atomically(out_dir, write, CKPT_FILES, inputs)
 
 
 def load(ckpt_dir, device="cpu") -> HyperNetwork:
     """A checkpoint folder -> the hypernetwork, strictly: every tensor present with its shape,
     none left over, all finite; the config a JSON object of T2LConfig's fields."""
     ckpt_dir = Path(ckpt_dir)
-    L.recover_folder(ckpt_dir)  # a writer killed between its two fallback renames left the old folder aside
+    common.recover_folder(ckpt_dir, CKPT_FILES)  # a writer killed between its two fallback renames left the old folder aside
     cp, wp = ckpt_dir / "t2l_config.json", ckpt_dir / "hypernet.safetensors"
     for f in (cp, wp):
         if not f.is_file():
@@ -430,6 +431,7 @@ def load(ckpt_dir, device="cpu") -> HyperNetwork:
     if not isinstance(raw, dict) or set(raw) - fields:
         odd = sorted(set(raw) - fields)[0] if isinstance(raw, dict) else type(raw).__name__
         raise T2LError(f"{cp}: expected a JSON object of T2LConfig fields, found {odd!r}")
+    check_config(raw, cp)
     cfg = T2LConfig(**raw)
     try:
         net = HyperNetwork(cfg)
@@ -450,6 +452,43 @@ def load(ckpt_dir, device="cpu") -> HyperNetwork:
             raise T2LError(f"{wp}: tensor {k} holds NaN or inf values (a corrupted checkpoint?)")
     net.load_state_dict(sd, strict=True)
     return net.to(device).eval()
+
+
+def check_config(raw: dict, path):
+    """Each value of a t2l_config.json of the type the code expects, checked on load, before any of
+    it is used: a string, NaN or negative alpha would otherwise be copied into every adapter this
+    checkpoint writes, and a missing base_model would let it reach another model and fail there as a
+    shape error deep in torch. The keys every save writes are required (a default would silently
+    stand in for a lost value); the later additions (dropout ... center) may be absent."""
+    is_int = lambda v, lo=1: isinstance(v, int) and not isinstance(v, bool) and v >= lo
+    is_strs = lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)
+    rules = {  # key: (required?, test, what it must be)
+        "variant": (True, lambda v: v in ("L", "M", "S"), "L, M or S"),
+        "d_task": (True, is_int, "a positive integer"),
+        "latent": (True, lambda v: is_int(v, 4) and v % 4 == 0, "a positive multiple of 4"),
+        "head_in": (True, is_int, "a positive integer"),
+        "rank": (True, is_int, "a positive integer"),
+        "alpha": (True, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0,
+                  "a finite number > 0"),
+        "targets": (True, lambda v: is_strs(v) and bool(v), "a non-empty list of module names"),
+        "n_layers": (True, is_int, "a positive integer"),
+        "module_dims": (True, lambda v: isinstance(v, dict) and all(
+            isinstance(d, list) and len(d) == 2 and all(is_int(x) for x in d) for d in v.values()),
+            "an object {module type: [d_in, d_out]}"),
+        "base_model": (True, lambda v: isinstance(v, dict) and isinstance(v.get("model_type"), str)
+                       and is_int(v.get("hidden_size")) and is_int(v.get("num_hidden_layers")),
+                       "an object with model_type, hidden_size and num_hidden_layers (the model it was trained for)"),
+        "dropout": (False, lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1, "a number in [0, 1)"),
+        "use_rslora": (False, lambda v: isinstance(v, bool), "true or false"),
+        "encoder": (False, lambda v: isinstance(v, str), "a string"),
+        "one_hot_tasks": (False, is_strs, "a list of task names"),
+        "center": (False, lambda v: isinstance(v, bool), "true or false"),
+    }
+    for key, (required, ok, what) in rules.items():
+        if key not in raw and required:
+            raise T2LError(f"{path}: missing {key!r} ({what})")
+        if key in raw and not ok(raw[key]):
+            raise T2LError(f"{path}: {key!r} must be {what}, got {raw[key]!r}")
 
 
 def check_fits(cfg: T2LConfig, mcfg: M.ModelConfig, source="checkpoint"):
@@ -480,17 +519,16 @@ def adapter_for(net: HyperNetwork, encoder: TaskEncoder, description: str) -> di
 # CLI
 
 
-ERRORS = (T2LError, DataError, M.ModelError, L.LoraError, L.OutputError, OSError)  # bad input -> one `error:` line
+ERRORS = (T2LError, DataError, M.ModelError, L.LoraError, common.OutputError, OSError)  # bad input -> one `error:` line
 
 
 def main(argv=None):
     d = T2LConfig()  # every default below comes from T2LConfig: one place for the widths
-    p = M.ArgParser(description="Text-to-LoRA: write a LoRA adapter from a task description.",
+    p = common.ArgParser(description="Text-to-LoRA: write a LoRA adapter from a task description.",
                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--checkpoint", help="T2L checkpoint folder (from train_sft.py --variant L|M|S)")
     p.add_argument("--description", help="plain-English description of the task")
     p.add_argument("--out", help="write the generated adapter here, in PEFT format (a new folder, or one this command wrote)")
-    p.add_argument("--force", action="store_true", help="let --out replace an existing folder this command did not write")
     p.add_argument("--prompt", action="append", help="answer this input with the base model + generated adapter (repeatable)")
     p.add_argument("--definition", default=None,
                    help="with --prompt: the task's definition, sent as training sent it (definition + 'Please complete the task "
@@ -535,7 +573,7 @@ def run(a):
     if not (a.out or a.prompt):
         raise T2LError("nothing to do: give --out DIR to write the adapter and/or --prompt TEXT to answer")
     if a.out:  # refuse a bad --out before any work is done
-        L.check_output(a.out, L.ADAPTER_FILES, a.force, inputs=[a.checkpoint])
+        common.check_output(a.out, L.ADAPTER_FILES, inputs=[a.checkpoint])
     net = load(a.checkpoint)
     base = tok = None
     if a.prompt or net.cfg.encoder == LLMEncoder.name:  # the base-llm encoder reads the description with the LLM
@@ -553,7 +591,7 @@ def run(a):
     if a.out:
         L.save_peft(one, net.cfg.lora_config(), a.out, base_model=str(net.cfg.base_model.get("model_type", "")),
                     extra={"description": a.description, "t2l_checkpoint": str(a.checkpoint)},
-                    force=a.force, inputs=[a.checkpoint])
+                    inputs=[a.checkpoint])
         print(f"wrote {a.out}")
     if a.prompt:
         L.inject(base, net.cfg.lora_config())

@@ -379,7 +379,7 @@ def run(cfg: ReconConfig, device):
             continue
         plot_losses(losses, sub / "loss.png", f"reconstruction T2L-{cfg.variant}, {k} adapters")
         H.save(net, sub / "final", {"train_config.json": {**dataclasses.asdict(cfg), "objective": "recon"},
-                                    "library.json": [e.name for e in entries[:k]]}, force=True)
+                                    "library.json": [e.name for e in entries[:k]]})
         sc = scores(cfg, net, entries[:k], tasks, lcfg, model_and_tok, condition) if model_and_tok else {}
         table = report(errs, sc)
         (sub / "report.md").write_text(table + "\n")

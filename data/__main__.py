@@ -14,7 +14,7 @@ from collections import Counter
 from data import DataError
 from data.collection import load_collection
 from data.tasks import HELD_OUT_FAMILIES, SEED
-from model import ArgParser  # the project's one-line-error parser (the library part of data/ imports no model code)
+from common import ArgParser  # the project's one-line-error parser (plumbing, common.py)
 
 
 def main(argv=None):

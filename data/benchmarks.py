@@ -97,40 +97,9 @@ ARROW = {
 KIND = {"arc_easy": "letter", "arc_challenge": "letter", "openbookqa": "letter", "hellaswag": "letter",
         "piqa": "letter", "winogrande": "letter", "boolq": "bool", "gsm8k": "number", "humaneval": "code",
         "mbpp": "code"}
-# Three plain-English descriptions per benchmark, written for this project (the paper generates
-# its own with an LLM): what T2L and the "+ description" baseline are given.
-DESCRIPTIONS = {
-    "arc_easy": ["Answer grade-school science questions by choosing the correct option.",
-                 "Pick the right answer to an elementary science exam question.",
-                 "Use basic science knowledge to complete the answer to a school quiz question."],
-    "arc_challenge": ["Answer hard grade-school science questions that need reasoning, choosing the correct option.",
-                      "Solve a challenging multiple-choice science exam question.",
-                      "Reason about physics, biology and earth science to find the right answer to a school test question."],
-    "boolq": ["Read a passage and answer the yes-or-no question about it.",
-              "Decide whether the answer to a question is yes or no, using the given text.",
-              "Given a paragraph and a question, reply yes or no."],
-    "hellaswag": ["Choose the most sensible continuation of a short description of an everyday activity.",
-                  "Complete the scene: pick the ending that makes the most sense.",
-                  "Use common sense to predict what happens next in a described situation."],
-    "openbookqa": ["Answer elementary science questions that combine a science fact with common knowledge.",
-                   "Pick the correct answer to an open-book science question.",
-                   "Apply a basic science fact to choose the right answer."],
-    "piqa": ["Choose the better way to achieve a physical, everyday goal.",
-             "Use physical common sense to pick the solution that works.",
-             "Given a goal, select the more sensible method to accomplish it."],
-    "winogrande": ["Fill in the blank in a sentence with the option that makes sense.",
-                   "Resolve which of two people or things a sentence refers to, using common sense.",
-                   "Pick the word that correctly completes a sentence with a pronoun-like blank."],
-    "gsm8k": ["Solve a grade-school math word problem and give the final number.",
-              "Work out the answer to an arithmetic word problem; reply with the number.",
-              "Read a short math story problem and compute the numeric answer."],
-    "humaneval": ["Write the body of a Python function from its signature and docstring.",
-                  "Complete a Python function so that it does what its docstring says.",
-                  "Implement the described Python function."],
-    "mbpp": ["Write a short Python function that solves the described programming problem.",
-             "Solve a basic programming task in Python.",
-             "Implement a Python function from a one-sentence specification."],
-}
+# The reference's three descriptions per benchmark, from its evaluation config (data file
+# data/benchmark_descriptions.json, with its source): what T2L and the "+ description" baseline are given.
+DESCRIPTIONS = json.loads((Path(__file__).with_name("benchmark_descriptions.json")).read_text(encoding="utf-8"))["descriptions"]
 
 # -----------------------------------------------------------------------------
 # The reference's prompts (src/hyper_llm_modulator/vllm_eval.py and fishfarm/tasks/evalplus/data.py),

@@ -32,6 +32,16 @@ class Collection:
     tasks: dict  # task name -> Task
     splits: dict  # "train" | "val" | "test" -> sorted task names, disjoint
 
+    def only(self, families: list[str]) -> "Collection":
+        """The same collection with every split cut to these task families (all tasks stay
+        readable, the splits say what is trained on and scored); an unknown family is an error."""
+        known = sorted({t.family for t in self.tasks.values()})
+        unknown = [f for f in families if f not in known]
+        if unknown:
+            raise DataError(f"unknown task family {unknown[0]!r} in {self.name} (families: {', '.join(known)})")
+        keep = set(families)
+        return Collection(self.name, self.tasks, {k: [n for n in v if self.tasks[n].family in keep] for k, v in self.splits.items()})
+
 
 def load_collection(name_or_path: str = "builtin", seed: int = SEED) -> Collection:
     """-> the collection's tasks and their train / unseen-validation / unseen-test split."""
@@ -51,6 +61,11 @@ def sni_splits(folder: Path, tasks: dict[str, Task], seed: int) -> dict[str, lis
     if (split_dir / "test_tasks.txt").is_file():
         listed = {k: read_names(split_dir / f"{k}_tasks.txt") for k in ("train", "test")
                   if (split_dir / f"{k}_tasks.txt").is_file()}
+        for k, names in listed.items():  # a name with no task file would be dropped from its split without a word
+            unknown = [n for n in names if n not in tasks]
+            if unknown:
+                raise DataError(f"{split_dir / f'{k}_tasks.txt'}: {unknown[0]!r} is not a task of {folder} "
+                                f"({len(unknown)} unknown name(s); remove them or add their task files)")
         test = [n for n in listed["test"] if n in tasks]
         train = [n for n in listed.get("train", sorted(set(tasks) - set(test))) if n in tasks and n not in test]
         rng = random.Random(seed)

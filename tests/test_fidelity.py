@@ -161,9 +161,13 @@ def test_l2_on_generated_a_and_b_is_the_references_sum_over_module_types():
 
 
 def test_reference_defaults():
-    cfg = T.TrainConfig()
+    cfg = T.apply_recipe(T.TrainConfig(recipe="reference"))  # the recipe SNI, folders and the benchmarks use
     assert (cfg.label_smoothing, cfg.neftune, cfg.lora_dropout, cfg.reg_ab) == (0.1, 5.0, 0.05, 1e-3)
     assert (cfg.loss_weighting, cfg.prompt, cfg.rank, cfg.alpha, cfg.targets) == ("example", "definition", 8, 16.0, "q_proj,v_proj")
+    assert (cfg.center, cfg.siblings, cfg.lr) == (False, 0, 5e-4)
+    assert T.apply_recipe(T.TrainConfig(data="sni")).recipe == "reference"
+    main = T.apply_recipe(T.TrainConfig())  # the main job (built-in suite): its own measured recipe
+    assert (main.recipe, main.prompt, main.center, main.siblings, main.lr) == ("main", "bare", True, 4, 1e-3)
     assert (cfg.weight_decay, cfg.warmup_frac, cfg.grad_clip, cfg.batch_size) == (0.01, 0.2, 1.0, 8)
     assert H.T2LConfig().dropout == 0.05
 

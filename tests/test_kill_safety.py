@@ -11,6 +11,7 @@ import time
 import pytest
 import torch
 
+import common
 import lora as L
 import t2l as H
 import train_sft as T
@@ -19,13 +20,14 @@ from conftest import ROOT
 WRITER = r"""
 import sys, torch
 sys.path.insert(0, {root!r})
-import lora as L, t2l as H, train_sft as T
+import common, lora as L, t2l as H, train_sft as T
 kind, out = sys.argv[1], sys.argv[2]
 if kind == "adapter_fallback":
-    L._exchange = lambda a, b: False  # force the two-rename path
+    common._exchange = lambda a, b: False  # force the two-rename path
 shapes = {{"model.layers.0.self_attn.q_proj": (16, 16), "model.layers.0.self_attn.v_proj": (16, 8)}}
 cfg = H.T2LConfig(variant="S", d_task=8, latent=8, head_in=16, rank=2, targets=["q_proj", "v_proj"], n_layers=2,
-                  module_dims={{"q_proj": [16, 16], "v_proj": [16, 8]}})
+                  module_dims={{"q_proj": [16, 16], "v_proj": [16, 8]}},
+                  base_model={{"model_type": "llama", "hidden_size": 16, "num_hidden_layers": 2}})  # t2l.load requires it
 net = H.HyperNetwork(cfg)
 opt = torch.optim.AdamW(net.parameters())
 print("ready", flush=True)
@@ -70,7 +72,7 @@ def test_sigkill_at_any_moment_leaves_a_loadable_old_or_new_version(tmp_path, ki
         p.send_signal(signal.SIGKILL)
         p.wait()
         if kind == "adapter_fallback":
-            L.recover_folder(out)  # what the next write does first, after a kill between the renames
+            common.recover_folder(out, L.ADAPTER_FILES)  # what the next write does first, after a kill between the renames
         seen.append(loads(kind, out))  # must load: the old or the new version, never half
         leftovers = [q.name for q in tmp_path.iterdir() if q.name.startswith(".old-")]
         assert not leftovers or kind == "adapter_fallback", leftovers
@@ -84,7 +86,7 @@ def test_a_crash_between_the_two_fallback_renames_is_recovered_by_the_next_write
     shapes = {"model.layers.0.self_attn.q_proj": (4, 4)}
     ad = lambda v: {n: (torch.full((2, i), v), torch.full((o, 2), v)) for n, (i, o) in shapes.items()}
     L.save_peft(ad(1.0), L.LoraConfig(r=2), tmp_path / "a")
-    monkeypatch.setattr(L, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(common, "_exchange", lambda a, b: False)
     real, calls = os.replace, []
 
     def dies_on_second(src, dst):
@@ -92,13 +94,13 @@ def test_a_crash_between_the_two_fallback_renames_is_recovered_by_the_next_write
         if len(calls) == 2:
             raise SystemExit("killed")  # the process ends here
         return real(src, dst)
-    monkeypatch.setattr(L.os, "replace", dies_on_second)
+    monkeypatch.setattr(common.os, "replace", dies_on_second)
     with pytest.raises(SystemExit):
         L.save_peft(ad(2.0), L.LoraConfig(r=2), tmp_path / "a")
-    monkeypatch.setattr(L.os, "replace", real)
+    monkeypatch.setattr(common.os, "replace", real)
     assert not (tmp_path / "a").exists() and (tmp_path / ".old-a").is_dir()
     L.save_peft(ad(3.0), L.LoraConfig(r=2), tmp_path / "b")  # another folder: untouched by the recovery
-    L.recover_folder(tmp_path / "a")  # what the next write of "a" (or a reader wanting it) does first
+    common.recover_folder(tmp_path / "a", L.ADAPTER_FILES)  # what the next write of "a" (or a reader wanting it) does first
     assert L.load_peft(tmp_path / "a")[0]["model.layers.0.self_attn.q_proj"][0][0, 0] == 1.0
     L.save_peft(ad(4.0), L.LoraConfig(r=2), tmp_path / "a")
     assert L.load_peft(tmp_path / "a")[0]["model.layers.0.self_attn.q_proj"][0][0, 0] == 4.0

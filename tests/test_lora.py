@@ -150,6 +150,8 @@ def test_fused_sibling_lora_products_give_the_same_logits_and_gradients(tiny_dir
             logits = m(ids)
             logits.square().mean().backward()
         out[fuse] = (logits.detach(), [x.grad.clone() for ab in ad.values() for x in ab])
-    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-5, atol=1e-5)
+    # fp32 sums in another order: CI's CPU (other SIMD kernels) differs by up to 5e-5 on logits of
+    # size ~10 after three layers of random adapters; a wrong fusion differs by O(1)
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=1e-4, atol=1e-4)
     for a, b in zip(out[True][1], out[False][1]):
-        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)

@@ -53,8 +53,8 @@ def test_table_statistics_are_exact_and_the_plot_is_copied(tmp_path, capsys):
     assert cols["T2L-S"]["se"] == pytest.approx(np.std([0.5, 1, 0.25, 0.75], ddof=1) / 2)
     assert cols["description"]["se"] == pytest.approx(0.0)
     pairs = {(p["t2l"], p["reference"]): p for p in out["stats"]["paired"]}
-    # every T2L column against each reference present, in REFERENCES order; description is no reference
-    assert list(pairs) == [("T2L-S", "mt_lora"), ("T2L-S", "base"), ("T2L-S", "t2l_random")]
+    # every T2L column against each reference present, in REFERENCES order (controls first); description is no reference
+    assert list(pairs) == [("T2L-S", "t2l_random"), ("T2L-S", "mt_lora"), ("T2L-S", "base")]
     vb, vm, vr = pairs[("T2L-S", "base")], pairs[("T2L-S", "mt_lora")], pairs[("T2L-S", "t2l_random")]
     assert vb["n"] == 3 and vb["mean_diff"] == pytest.approx(1 / 3) and (vb["wins"], vb["ties"], vb["losses"]) == (2, 1, 0)
     assert vm["n"] == 4 and vm["mean_diff"] == pytest.approx(-1 / 16) and (vm["wins"], vm["ties"], vm["losses"]) == (1, 1, 2)
@@ -89,7 +89,7 @@ def test_paired_bootstrap_is_reproducible_and_degenerate_when_every_difference_i
     assert R.paired({"x": 0.5}, {"x": None}) is None
 
 
-def test_a_foreign_md_is_refused_and_force_replaces_it(tmp_path):
+def test_a_foreign_file_is_refused_and_no_flag_replaces_it(tmp_path):
     run = write_results(tmp_path / "eval", TASKS)
     mine = tmp_path / "notes.md"
     mine.write_text("my own notes\n")
@@ -103,11 +103,15 @@ def test_a_foreign_md_is_refused_and_force_replaces_it(tmp_path):
     (tmp_path / "plot.png").write_bytes(b"mine")
     with pytest.raises(SystemExit, match="plot.png: exists and was not written"):
         R.main(["table", str(run), "--out", str(tmp_path / "plot")])
-    # an output inside the folder being read is refused even with --force
+    # an output inside the folder being read is refused, a link is never written through
     with pytest.raises(SystemExit, match="is \\(or lies inside\\) the input"):
-        R.main(["table", str(run), "--out", str(run / "results"), "--force"])
-    R.main(["table", str(run), "--out", str(tmp_path / "notes"), "--force"])
-    assert mine.read_text().startswith(R.MD_MARK)
+        R.main(["table", str(run), "--out", str(run / "results")])
+    (tmp_path / "linked.md").symlink_to(mine)
+    with pytest.raises(SystemExit, match="symbolic link"):
+        R.main(["table", str(run), "--out", str(tmp_path / "linked")])
+    with pytest.raises(SystemExit, match="--force"):  # there is no flag that replaces a user's file
+        R.main(["table", str(run), "--out", str(tmp_path / "notes"), "--force"])
+    assert mine.read_text() == "my own notes\n"
 
 
 def test_ablation_rows_numbers_settings_and_errors(tmp_path):

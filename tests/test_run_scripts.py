@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import eval as E
 from data.collection import load_collection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,7 +42,7 @@ def tiny_env(tmp_path) -> dict:
             "ABL_DATA": str(data), "SNI_STEPS": "2", "SNI_BATCH": "2", "ORACLE_STEPS": "1", "ORACLE_BATCH": "2",
             "ORACLE_TASKS": TINY_TEST[0], "LIBRARY": "2", "RECON_STEPS": "3", "EVAL_N": "1", "CKPT_EVERY": "1",
             "ABL_STEPS": "2", "ABL_TASKS": "2", "ABL_DESCS": "1", "ABL_EVAL_TASKS": "1", "MAP_PER_TASK": "2",
-            "BENCH_N": "1", "BENCH_TOKENS": "4"}
+            "BENCH_N": "1", "BENCH_TOKENS": "4", "STEER_INPUTS": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -65,9 +66,12 @@ def test_every_stage_of_run_cpu_runs_and_writes_its_results(tiny_run):
         assert (res / f).is_file(), f
     table = json.loads((res / "sni_table.json").read_text())
     cols = set(table["means"])
-    for c in ("base", "description", "icl", "mt_lora", "avg_lora", "oracle", "T2L-S", "T2L-M", "T2L-L", "T2L-L recon",
-              "t2l_wrong", "t2l_random"):
+    t2l_cols = ("T2L-S", "T2L-M", "T2L-L", "T2L-L recon")
+    for c in ("base", "description", "icl", "mt_lora", "avg_lora", "oracle", *t2l_cols):
         assert c in cols, (c, cols)
+    for c in t2l_cols:  # each checkpoint beside its own controls (several checkpoints: one pair each)
+        assert {E.reference_columns(sorted(cols), c)[0].split(" ")[0], E.reference_columns(sorted(cols), c)[1].split(" ")[0]} \
+            == {"t2l_random", "t2l_wrong"}, (c, cols)
     abl = json.loads((res / "ablation_tasks.json").read_text())
     assert [a["label"] for a in abl["arms"]] == ["2", "all"]
     cfg = json.loads((tmp / "runs" / "abl" / "onehot" / "best" / "t2l_config.json").read_text())
