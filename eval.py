@@ -604,8 +604,8 @@ def steering_chart(report: dict, path: Path, title: str):
             grid = np.array([[v["confusion"][r].get(c, 0) / max(1, sum(v["confusion"][r].values())) for c in cols]
                              for r in rows])  # (described, produced): share of that member's adapter runs
             a.imshow(grid, vmin=0, vmax=1, cmap="Blues")
-            a.set_xticks(range(len(cols)), [c.split("_", 1)[-1] for c in cols], rotation=90, fontsize=5)
-            a.set_yticks(range(len(rows)), [r.split("_", 1)[-1] for r in rows], fontsize=5)
+            a.set_xticks(range(len(cols)), cols, rotation=90, fontsize=5)  # whole names: add_10 and times_10 differ
+            a.set_yticks(range(len(rows)), rows, fontsize=5)
             a.set_title(f"{st} / {g}: {100 * v['accuracy']:.0f}% (chance {100 * v['chance']:.0f}%)", fontsize=7)
         fig.suptitle(title, fontsize=8)
     save_plot(path, draw, figsize=(3.2 * ((len(panels) + len(report) - 1) // max(1, len(report))), 3.2 * len(report)))
@@ -706,8 +706,9 @@ def parse_args(argv=None):
     p.add_argument("--code-timeout", type=float, default=TIMEOUT_S, help="seconds per HumanEval / MBPP program and its tests")
     p.add_argument("--methods", default="", help=f"comma-separated, of: {', '.join(METHODS)}; default: base, description, icl, "
                    "and every method whose input is given (--t2l, --oracles, --mt-lora, --lora)")
-    p.add_argument("--prompt", default="definition", choices=["definition", "bare"],
-                   help="user turn: the task's definition + input (the reference) or the input alone")
+    p.add_argument("--prompt", default="auto", choices=["auto", "definition", "bare"],
+                   help="user turn: the task's definition + input (the reference) or the input alone; auto: the one the "
+                   "--t2l checkpoints were trained with (their train_config.json), else definition")
     p.add_argument("--t2l", action="append", default=[], help="T2L checkpoint folder (repeatable: one column each)")
     p.add_argument("--oracles", default=None, help="folder of per-task LoRAs, <folder>/<task>/adapter (e.g. runs/lora)")
     p.add_argument("--mt-lora", default=None, help="multi-task LoRA adapter folder (e.g. runs/mt_lora/adapter)")
@@ -784,8 +785,29 @@ def chosen_methods(a) -> list[str]:
 EVAL_FILES = ("table.md", "results.json", "zero_shot.png", "benchmarks.png", "steering.png")
 
 
+def training_prompt(t2l_paths: list, default: str = "definition") -> str:
+    """--prompt auto: the user turn the T2L checkpoints were trained with (a checkpoint scored
+    under another protocol than its training's measures the mismatch, not the method); `default`
+    without a checkpoint or a train_config.json. Checkpoints trained under different prompts need
+    an explicit --prompt."""
+    found = {}
+    for path in t2l_paths:
+        tc = Path(path) / "train_config.json"
+        try:
+            cfg = json.loads(tc.read_text(encoding="utf-8")) if tc.is_file() else {}
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise EvalError(f"{tc}: not readable JSON ({e})") from None
+        if isinstance(cfg, dict) and cfg.get("prompt") in ("definition", "bare"):
+            found[str(path)] = cfg["prompt"]
+    if len(set(found.values())) > 1:
+        raise EvalError(f"the --t2l checkpoints were trained with different prompts ({found}); give --prompt definition or bare")
+    return next(iter(found.values()), default)
+
+
 def run(a):
     methods = chosen_methods(a)
+    if a.prompt == "auto":
+        a.prompt = training_prompt(a.t2l)  # recorded in results.json ("prompt")
     common.check_output(a.out, EVAL_FILES, inputs=[p for p in [a.model, a.oracles, a.mt_lora, a.lora, *a.t2l] if p])
     tasks, names, train_names = pick_tasks(a)  # an unknown task or benchmark fails before the model loads
     model_dir = prepare_model.model_dir(a.model)

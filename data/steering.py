@@ -11,15 +11,18 @@ produces. Accuracy is the share of (adapter, input) pairs whose answer is the de
 
 Every input is kept only if all members of its group answer it differently (after
 `data.metrics.normalise`), so for each input exactly one member's answer is right: a hypernetwork
-that ignores the text writes one adapter for every member, which matches at most one member per
-input, and scores at most 1 / (group size): chance. One that reads the text can reach 1.
+that ignores the text writes one adapter for every member described, whose one answer per input
+is the right one for at most one of them: it scores at most 1 / (members described). That is
+chance. One that reads the text can reach 1.
 
 Two settings (the split decides which members are which, so they follow --seed):
-  seen     the group's training tasks, each described by its 3 unseen evaluation descriptions;
+  seen     the group's training tasks, each described by its unseen evaluation descriptions;
            chance 1 / (training members)
   unseen   the group's tasks never trained on (validation and test split), described by their
-           evaluation descriptions, classified among ALL members of the group (the trained ones
-           too); chance 1 / (all members)
+           evaluation descriptions, each answer classified among ALL members of the group (the
+           trained ones too); chance 1 / (unseen members): a text-blind adapter that always does
+           one unseen member's task scores exactly that, so the larger pool of answers to
+           classify among does not lower the bar
 
 The groups are data: names of built-in tasks whose generators can answer any input of the
 family's format (`Task.solve`, data/tasks.py); eval.steering scores them, tests check that each
@@ -66,14 +69,16 @@ SETTINGS = ("seen", "unseen")
 class Case:
     """One group in one setting: what to write adapters for, and what each member would answer."""
     group: str
-    members: list  # the tasks an answer is classified among (chance = 1 / len(members))
-    described: list  # the tasks whose descriptions write adapters (subset of members)
+    members: list  # the tasks an answer is classified among
+    described: list  # the tasks whose descriptions write adapters (subset of members; chance = 1 / len(described))
     inputs: list  # shared inputs, each answered differently by every member
     answers: list  # answers[i][member]: that member's answer to inputs[i]
 
     @property
     def chance(self) -> float:
-        return 1.0 / len(self.members)
+        """What a text-blind hypernetwork can score at best: its one answer per input is the
+        described member's for at most one of the len(described) adapters."""
+        return 1.0 / len(self.described)
 
 
 def cases(tasks: dict, splits: dict, setting: str, n_inputs: int = 8, seed: int = 0, groups=None) -> list[Case]:

@@ -143,3 +143,23 @@ def test_eval_runs_on_the_shipped_sni_collection_and_on_any_sni_folder(tmp_path,
             "--out", str(tmp_path / "out")])
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(res["tasks"]) == (12 if data == "sni" else 3) and all("base" in r for r in res["tasks"].values())
+
+
+def test_prompt_auto_follows_the_checkpoints_training_prompt(tmp_path):
+    """A checkpoint scored under another prompt than its training's measures the mismatch: --prompt
+    auto (the default) takes the training prompt from train_config.json."""
+    ckpts = {}
+    for name, prompt in (("bare", "bare"), ("ref", "definition"), ("none", None)):
+        d = tmp_path / name
+        d.mkdir()
+        if prompt:
+            (d / "train_config.json").write_text(json.dumps({"prompt": prompt}))
+        ckpts[name] = str(d)
+    assert E.training_prompt([ckpts["bare"]]) == "bare"
+    assert E.training_prompt([ckpts["ref"], ckpts["none"]]) == "definition"
+    assert E.training_prompt([]) == E.training_prompt([ckpts["none"]]) == "definition"
+    with pytest.raises(E.EvalError, match="different prompts"):
+        E.training_prompt([ckpts["bare"], ckpts["ref"]])
+    (tmp_path / "none" / "train_config.json").write_text("{not json")
+    with pytest.raises(E.EvalError, match="train_config.json"):
+        E.training_prompt([ckpts["none"]])

@@ -130,13 +130,31 @@ def test_a_text_blind_hypernetwork_steers_at_chance_and_a_text_reading_one_near_
     r = E.steering(None, None, blind, DescriptionEncoder(), cases, coll.tasks, answers_for=llm)
     # one adapter for every member: on each input it does one member's task (answers all differ), so
     # it is right for at most one described member: chance when that member is described (seen: all
-    # are), 0 when it is a trained member of an unseen case
+    # are), 0 when it is a trained member of an unseen case (the next test builds the other case)
     assert r["accuracy"] <= r["chance"] + 1e-9 and r["nearest"] <= r["chance"] + 1e-9
     if setting == "seen":
         assert r["accuracy"] == r["nearest"] == pytest.approx(r["chance"], abs=1e-9)
     assert r["chance"] == pytest.approx(sum(c.chance * len(c.described) for c in cases) / sum(len(c.described) for c in cases))
     for g in r["groups"].values():
         assert len({m for row in g["confusion"].values() for m in row}) == 1  # every adapter did the same task
+
+
+def test_chance_is_what_a_text_blind_adapter_doing_a_described_task_scores(coll):
+    """The worst text-blind case for the bound: whatever the description, the adapter does the task of
+    one DESCRIBED member (in the unseen setting one unseen task, classified among all members). It is
+    right for exactly one of a group's described members on every input: 1 / (members described),
+    which is the chance each table prints (1 / (all members) would credit it with steering)."""
+    for setting in steer.SETTINGS:
+        cases = steer.cases(coll.tasks, coll.splits, setting, 4)
+        reply = {x: a[c.described[0]] for c in cases for x, a in zip(c.inputs, c.answers)}
+        net = H.HyperNetwork(H.T2LConfig(**TINY))
+        r = E.steering(None, None, net, DescriptionEncoder(), cases, coll.tasks,
+                       answers_for=lambda inputs, adapter: [reply[x] for x in inputs])
+        assert r["accuracy"] == pytest.approx(r["chance"], abs=1e-9), setting
+        for c in cases:
+            assert r["groups"][c.group]["accuracy"] == pytest.approx(1 / len(c.described)) == pytest.approx(c.chance)
+        if setting == "unseen":
+            assert all(len(c.described) < len(c.members) for c in cases)  # the bound differs from 1 / members
 
 
 def test_nearest_member_credits_a_slip_but_never_a_tie_or_garbage():
