@@ -103,7 +103,8 @@ def test_ablation_checkpoints_train_and_are_read_back_by_eval_and_the_cli(tmp_pa
     assert cfg["d_task"] == (10 if encoder == "one-hot" else hidden)
     assert len(cfg["one_hot_tasks"]) == (10 if encoder == "one-hot" else 0)
     assert json.loads((out / "zero_shot.json").read_text())["means"]["T2L-S"] is not None
-    ev = subprocess.run([sys.executable, "eval.py", "--tasks", "test", "--n", "1", "--methods", "t2l", "--descriptions", "1",
+    ev = subprocess.run([sys.executable, "eval.py", "--tasks", "add_1,list_last,is_technology", "--n", "1", "--methods", "t2l",
+                         "--descriptions", "1",
                          "--t2l", str(out / "best"), "--out", str(tmp_path / "ev")], cwd=ROOT, capture_output=True, text=True)
     assert ev.returncode == 0, ev.stderr[-2000:]
     assert "T2L-S" in json.loads((tmp_path / "ev" / "results.json").read_text())["means"]
