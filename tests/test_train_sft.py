@@ -91,7 +91,8 @@ def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_d
     assert {p["reference"] for p in z["paired"]} >= {"t2l_random", "t2l_wrong"}
     for setting in ("seen", "unseen"):
         st = z["steering"][setting]
-        assert {"accuracy", "chance", "n"} <= set(st) and 0 < st["chance"] < 0.2 and st["n"] > 0
+        # chance = 1 / (members described): 6 trained members a group (seen), 4-5 unseen ones (unseen)
+        assert {"accuracy", "chance", "n"} <= set(st) and 0 < st["chance"] <= (0.17 if setting == "seen" else 0.25) and st["n"] > 0
     ref = [r["loss"] for r in log]
 
     part = tmp_path / "part"
