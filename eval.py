@@ -53,6 +53,7 @@ import json
 import random
 import re
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -785,6 +786,16 @@ def chosen_methods(a) -> list[str]:
 EVAL_FILES = ("table.md", "results.json", "zero_shot.png", "benchmarks.png", "steering.png")
 
 
+def train_config(ckpt_dir) -> dict:
+    """A T2L checkpoint's train_config.json (what train_sft / train_recon saved beside it), {} without one."""
+    tc = Path(ckpt_dir) / "train_config.json"
+    try:
+        cfg = json.loads(tc.read_text(encoding="utf-8")) if tc.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise EvalError(f"{tc}: not readable JSON ({e})") from None
+    return cfg if isinstance(cfg, dict) else {}
+
+
 def training_prompt(t2l_paths: list, default: str = "definition") -> str:
     """--prompt auto: the user turn the T2L checkpoints were trained with (a checkpoint scored
     under another protocol than its training's measures the mismatch, not the method); `default`
@@ -792,12 +803,8 @@ def training_prompt(t2l_paths: list, default: str = "definition") -> str:
     an explicit --prompt."""
     found = {}
     for path in t2l_paths:
-        tc = Path(path) / "train_config.json"
-        try:
-            cfg = json.loads(tc.read_text(encoding="utf-8")) if tc.is_file() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise EvalError(f"{tc}: not readable JSON ({e})") from None
-        if isinstance(cfg, dict) and cfg.get("prompt") in ("definition", "bare"):
+        cfg = train_config(path)
+        if cfg.get("prompt") in ("definition", "bare"):
             found[str(path)] = cfg["prompt"]
     if len(set(found.values())) > 1:
         raise EvalError(f"the --t2l checkpoints were trained with different prompts ({found}); give --prompt definition or bare")
@@ -882,9 +889,7 @@ def write_outputs(results: dict, families: dict, out: Path, title: str, extra: d
     by_method = bool(extra.get("benchmarks"))
     table = markdown_by_method(results) if by_method else markdown(results, families)
     if extra.get("metrics"):  # every table says how it scored
-        counts = {}
-        for m in extra["metrics"].values():
-            counts[m] = counts.get(m, 0) + 1
+        counts = Counter(extra["metrics"].values())  # insertion order: the first task's metric first
         table += "\n\nScored by: " + ", ".join(f"{METRIC_NAMES.get(m, m)} ({k} {'task' if k == 1 else 'tasks'})"
                                               for m, k in counts.items()) + "."
     pairs = t2l_pairs(results)  # whether the text mattered: T2L minus its controls, under every table
@@ -951,8 +956,7 @@ def results_shape_problem(r: dict) -> str | None:
 
 def column_name(path, net) -> str:
     """'T2L-S' for an SFT checkpoint, 'T2L-S recon' for a reconstruction-trained one."""
-    tc = Path(path) / "train_config.json"
-    kind = json.loads(tc.read_text()).get("objective", "sft") if tc.is_file() else "sft"
+    kind = train_config(path).get("objective", "sft")
     return f"T2L-{net.cfg.variant}" + ("" if kind == "sft" else f" {kind}")
 
 
