@@ -52,16 +52,15 @@ import torch
 from tqdm import tqdm
 
 import common
-import lora as L
 import model as M
 import report as R
 import t2l as H
-from data import DataError, prepare_model
+from data import prepare_model
 from data.collection import load_collection
 from data.sni import DEFAULT_SNI_DIR, read_json
 
 
-class MapError(ValueError):
+class MapError(common.UserError):
     """A checkpoint the map cannot use, too many vectors, too few tasks: one line."""
 
 
@@ -296,7 +295,7 @@ def draw_maps(path: Path, xy: dict, items: list, cats: dict, coloured: list, tit
 # CLI
 
 
-ERRORS = (MapError, R.ReportError, DataError, M.ModelError, L.LoraError, common.OutputError, H.T2LError, OSError)
+ERRORS = (common.UserError, OSError)
 
 
 def parse_args(argv):

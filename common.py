@@ -22,6 +22,17 @@ from pathlib import Path
 
 
 # -----------------------------------------------------------------------------
+# Errors: one base class
+
+
+class UserError(ValueError):
+    """The base of every error a user can cause (a bad flag, file, folder or setting). Each module
+    raises its own subclass (ModelError, LoraError, T2LError, DataError, EvalError, TrainError,
+    OutputError, ...); each entry point catches UserError (and OSError, for paths) and prints ONE
+    line, `error: ...`, with no traceback. Anything else is a bug and keeps its traceback."""
+
+
+# -----------------------------------------------------------------------------
 # Command lines
 
 
@@ -69,7 +80,7 @@ def is_utf8(text: str) -> bool:
 # The output guard: a command never replaces what it did not write
 
 
-class OutputError(ValueError):
+class OutputError(UserError):
     """An output path the command must not write (a folder it did not write, the current
     directory, the input being read): one line naming it."""
 

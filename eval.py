@@ -65,7 +65,7 @@ import common
 import lora as L
 import model as M
 import t2l as H
-from data import DataError, prepare_model
+from data import prepare_model
 from data import format as fmt
 from data.benchmarks import BENCHMARKS, BenchExample, benchmark_messages, effective_mode, load_benchmark
 from data.code_exec import TIMEOUT_S, run_programs, trusted_tests
@@ -75,7 +75,7 @@ from data.metrics import benchmark_score, choice_decided, code_solution, extract
 from data.tasks import stable_seed
 
 
-class EvalError(ValueError):
+class EvalError(common.UserError):
     """A bad evaluation request (a method whose inputs are missing, incompatible adapters): one line."""
 
 METHODS = ("base", "description", "icl", "oracle", "mt_lora", "mt_lora_icl", "avg_lora", "lora", "t2l", "t2l_icl", "t2l_wrong",
@@ -688,7 +688,7 @@ def benchmark_chart(results: dict, path: Path, title: str):
 
 INPUT_OF = {"oracle": "--oracles", "avg_lora": "--oracles", "mt_lora": "--mt-lora", "mt_lora_icl": "--mt-lora", "lora": "--lora",
             "t2l": "--t2l", "t2l_icl": "--t2l", "t2l_wrong": "--t2l", "t2l_random": "--t2l"}
-ERRORS = (EvalError, DataError, M.ModelError, L.LoraError, common.OutputError, H.T2LError, OSError)
+ERRORS = (common.UserError, OSError)
 
 
 def parse_args(argv=None):

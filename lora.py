@@ -31,12 +31,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from common import recover_folder, write_folder_atomically  # the output guard (plumbing, common.py)
+from common import UserError, recover_folder, write_folder_atomically  # the output guard (plumbing, common.py)
 
 ALL_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
-class LoraError(ValueError):
+class LoraError(UserError):
     """A LoRA that does not fit its model, or a malformed adapter folder; the message is one line."""
 
 

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch.utils.checkpoint import checkpoint
 
-from common import ArgParser  # the one-line-error argument parser (plumbing, common.py)
+from common import ArgParser, UserError  # the one-line-error argument parser and the base error (plumbing, common.py)
 from tokenizers import Tokenizer as HFTok
 
 SUPPORTED_MODEL_TYPES = ("mistral", "llama", "gemma2", "qwen2")
@@ -49,7 +49,7 @@ DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "checkpoints" / "SmolLM2-1
 PREPARE_HINT = "python -m data.prepare_model"
 
 
-class ModelError(ValueError):
+class ModelError(UserError):
     """A bad model folder or config: the message is one line naming the file and what was expected."""
 
 

@@ -48,7 +48,7 @@ import eval as E
 import common
 
 
-class ReportError(ValueError):
+class ReportError(common.UserError):
     """A missing or malformed run folder, a bad argument, an output file we must not replace: one line."""
 
 
@@ -431,7 +431,7 @@ def ablation(specs: list, xlabel: str, out, argv):
 # CLI
 
 
-ERRORS = (ReportError, common.OutputError, OSError)
+ERRORS = (common.UserError, OSError)
 
 
 def parse_args(argv):

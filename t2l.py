@@ -43,11 +43,11 @@ from safetensors.torch import load_file, save_file
 import common
 import lora as L
 import model as M
-from data import DataError, prepare_model
+from data import prepare_model
 from data.format import user_turn
 
 
-class T2LError(ValueError):
+class T2LError(common.UserError):
     """Bad input to the hypernetwork (empty description, wrong checkpoint, missing encoder): one line."""
 
 
@@ -519,7 +519,7 @@ def adapter_for(net: HyperNetwork, encoder: TaskEncoder, description: str) -> di
 # CLI
 
 
-ERRORS = (T2LError, DataError, M.ModelError, L.LoraError, common.OutputError, OSError)  # bad input -> one `error:` line
+ERRORS = (common.UserError, OSError)  # bad input -> one `error:` line
 
 
 def main(argv=None):

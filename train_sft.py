@@ -53,7 +53,7 @@ import common
 import lora as L
 import model as M
 import t2l as H
-from data import DataError, prepare_model
+from data import prepare_model
 from data import format as fmt
 from data import steering as steer
 from data.collection import load_collection
@@ -64,7 +64,7 @@ T2L_VARIANTS = ("L", "M", "S")
 VARIANTS = ("lora", "mt_lora", *T2L_VARIANTS)
 
 
-class TrainError(ValueError):
+class TrainError(common.UserError):
     """A bad setting, a missing checkpoint to resume, a diverged run: one line."""
 
 
@@ -896,7 +896,7 @@ def input_paths(cfg) -> list[str]:
 
 
 # The project's error types (and OS errors on paths): a CLI turns them into one `error: ...` line.
-ERRORS = (TrainError, DataError, M.ModelError, L.LoraError, common.OutputError, H.T2LError, E.EvalError, OSError)
+ERRORS = (common.UserError, OSError)
 
 
 def main(argv=None):

@@ -6,8 +6,9 @@ This package sits at the bottom of the project with model.py and lora.py: it imp
 Its one error type lives here, so every module of the package can raise it without importing a
 sibling: a CLI turns it into one `error: ...` line.
 """
+from common import UserError
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A missing or malformed task file, collection or benchmark: one line naming the file and
     what was expected."""
