@@ -1,7 +1,7 @@
 """
 lora.py: LoRA by hand (Hu et al. 2021), on the activation side, with per-example adapters.
 
-    y = x W^T + s * (x A^T) B^T          A: (r, d_in), B: (d_out, r), s = alpha / r   (paper eq. (1))
+    y = x W^T + s * (x A^T) B^T          A: (r, d_in), B: (d_out, r), s = alpha / r   (section 2: W + Delta W, Delta W = s B A)
 
 T2L (paper section 3) generates a *different* adapter for every example of a batch: a batch of
 8 tasks carries 8 adapters, and one server can answer many task descriptions at once. So every

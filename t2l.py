@@ -2,7 +2,8 @@
 t2l.py: the Text-to-LoRA hypernetwork (paper section 3) and its command line.
 
     task description z --f--> task embedding f(z)                   (fixed sentence encoder)
-    h_theta(f(z), E[module], E[layer]) --> (A, B) of that module     (eq. (3); all pairs in one batch)
+    phi = (f(z), E[module], E[layer])                                (eq. (2): HyperNetwork.phi)
+    Delta W_{module,layer} = h_theta(phi) --> (A, B) of that module   (eq. (3): HyperNetwork.forward, all pairs in one batch)
 
 Read top to bottom:
   TaskEncoder     the fixed text encoder f: sentence-transformers, L2-normalised x sqrt(dim), cached
@@ -298,7 +299,7 @@ class HyperNetwork(nn.Module):
         self.cfg = cfg
         D, H, r, p = cfg.latent, cfg.head_in, cfg.rank, cfg.dropout
         n_types = len(cfg.targets)
-        # Input (section 3, eq. (3)): task (D/2) | layer (D/4) | module type (D/4), each LayerNorm'd.
+        # Input phi, eq. (2) (self.phi): task (D/2) | layer (D/4) | module type (D/4), each LayerNorm'd.
         self.task_proj = nn.Sequential(nn.Linear(cfg.d_task, D // 2), nn.LayerNorm(D // 2))
         if cfg.center:  # set once from the training descriptions (set_center), saved with the weights
             self.register_buffer("emb_mean", torch.zeros(cfg.d_task))
@@ -342,10 +343,17 @@ class HyperNetwork(nn.Module):
         every text. Centring removes the common part (README, deviations: --center)."""
         self.emb_mean.copy_(embeddings.float().mean(0).to(self.emb_mean.device))
 
+    def phi(self, emb, layers, types):
+        """Eq. (2), the hypernetwork's input phi_{m,l} = (f(z), E[m], E[l]): the task embedding
+        emb (N, d_task), projected, beside learned embeddings of the layer l (N,) and the module
+        type m (N,), each LayerNorm'd -> (N, D). The paper writes the parts as (task, module,
+        layer); they are concatenated here as task | layer | module, the reference's order (the
+        order of a concatenation read by a Linear layer changes nothing it can learn)."""
+        return torch.cat([self.task_proj(emb), self.layer_emb(layers), self.module_emb(types)], dim=-1)  # (N, D/2 + D/4 + D/4)
+
     def trunk(self, emb, layers, types):
-        """emb (N, d_task), layers (N,), types (N,) -> mlp1's output (N, D)."""
-        x = torch.cat([self.task_proj(emb), self.layer_emb(layers), self.module_emb(types)], dim=-1)  # (N, D)
-        return self.mlp1(self.mixer(x))
+        """emb (N, d_task), layers (N,), types (N,) -> phi (eq. (2)) -> mixer -> mlp1's output (N, D)."""
+        return self.mlp1(self.mixer(self.phi(emb, layers, types)))
 
     def head_inputs(self, z, t: str):
         """mlp1's output z (n, nL, D) for module type t -> the last block's output (n, nL, [2, [r,]] H)."""
@@ -359,8 +367,9 @@ class HyperNetwork(nn.Module):
         return self.mlp3(h)
 
     def forward(self, emb: torch.Tensor) -> dict:
-        """Task embeddings (n, d_task) -> adapter {module name: (A (n, r, d_in), B (n, d_out, r))}:
-        every (layer, module type) of every description in one batched pass (eq. (3))."""
+        """Eq. (3), Delta W_{m,l} = h_theta(phi_{m,l}): task embeddings (n, d_task) -> adapter
+        {module name: (A (n, r, d_in), B (n, d_out, r))}, every (layer, module type) of every
+        description in one batched pass."""
         cfg = self.cfg
         n, nL, nT, r = emb.shape[0], cfg.n_layers, len(cfg.targets), cfg.rank
         dev = emb.device

@@ -207,6 +207,7 @@ def recon_loss(gen: dict, target: dict, idx, cfg: ReconConfig, stats: dict):
     """Eq. (4): mean over modules of the distance chosen by --loss, in the units documented at the top.
     One module at a time on purpose: stacking all layers would materialise N x layers x d_out x
     d_in at once (17 GB for 8 Mistral-7B q_proj stacks) and was 2.5x slower on the CPU."""
+    # assignment 4: begin
     total = 0.0
     for k, (A, B) in gen.items():
         tA, tB = target[k][0][idx], target[k][1][idx]  # (n, r, d_in), (n, d_out, r)
@@ -218,6 +219,7 @@ def recon_loss(gen: dict, target: dict, idx, cfg: ReconConfig, stats: dict):
             mA, sA, mB, sB = stats[k]
             total = total + ((A - mA) / sA - (tA - mA) / sA).abs().mean() + ((B - mB) / sB - (tB - mB) / sB).abs().mean()
     return total / len(gen)
+    # assignment 4: end
 
 
 @torch.no_grad()

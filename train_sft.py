@@ -419,11 +419,13 @@ def sft_loss(model, ids, labels, mask, cfg: TrainConfig, n_tokens: int | None = 
     examples, so a task with long answers does not outweigh one with short answers. "token":
     one mean over every answer token of the batch; n_tokens is the global batch's count when
     this process holds a slice of it (the averaged gradients are then the global mean's)."""
+    # assignment 5: begin
     if cfg.loss_weighting == "token":
         if n_tokens is None:
             return model.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing)
         return model.loss(ids, labels, mask, reduction="sum", label_smoothing=cfg.label_smoothing) * DIST.world / n_tokens
     return model.loss(ids, labels, mask, reduction="per_example", label_smoothing=cfg.label_smoothing).mean()  # (B,) -> ()
+    # assignment 5: end
 
 
 def l2_ab(adapter: dict, targets: list) -> torch.Tensor:
