@@ -455,6 +455,7 @@ def paired(a_scores: dict, b_scores: dict, n_boot: int = BOOTSTRAP, seed: int = 
     """Column a against column b ({task: score or None}), over the tasks both scored:
     mean of d = a - b, its 95% paired bootstrap interval (resampling tasks), wins / ties / losses
     of a. None when no task has both scores."""
+    # assignment 6: begin
     tasks = [t for t in a_scores if a_scores[t] is not None and b_scores.get(t) is not None]
     if not tasks:
         return None
@@ -466,6 +467,7 @@ def paired(a_scores: dict, b_scores: dict, n_boot: int = BOOTSTRAP, seed: int = 
     tie = np.abs(d) <= 1e-12  # the same score (up to float rounding of a mean over descriptions)
     return {"n": len(d), "mean_diff": float(d.mean()), "ci95": [float(lo), float(hi)],
             "wins": int(((d > 0) & ~tie).sum()), "ties": int(tie.sum()), "losses": int(((d < 0) & ~tie).sum())}
+    # assignment 6: end
 
 
 def t2l_pairs(results: dict) -> list[dict]:

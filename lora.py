@@ -73,8 +73,10 @@ def lora_delta(x, A, B):
         return (x @ A.t()) @ B.t()  # (Bsz, T, r) -> (Bsz, T, d_out)
     if A.shape[0] != x.shape[0]:
         raise LoraError(f"per-example adapter batch {A.shape[0]} does not match input batch {x.shape[0]}")
+    # assignment 1: begin
     h = torch.bmm(x, A.transpose(1, 2))  # (Bsz, T, d_in) @ (Bsz, d_in, r) -> (Bsz, T, r)
     return torch.bmm(h, B.transpose(1, 2))  # (Bsz, T, r) @ (Bsz, r, d_out) -> (Bsz, T, d_out)
+    # assignment 1: end
 
 
 class LoRALinear(nn.Module):

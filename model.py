@@ -228,9 +228,11 @@ def rope_cos_sin(inv_freq: torch.Tensor, positions: torch.Tensor, dtype):
 
 def apply_rope(x, cos, sin):
     """x (B, H, T, d); rotate pairs (x_i, x_{i+d/2}) by the position angle."""
+    # assignment 2: begin
     x1, x2 = x.chunk(2, dim=-1)  # (B, H, T, d/2) each
     rotated = torch.cat([-x2, x1], dim=-1)  # (B, H, T, d)
     return x * cos[:, None] + rotated * sin[:, None]
+    # assignment 2: end
 
 
 def make_attention_mask(q_pos, k_pos, key_valid, window: int | None):
@@ -280,6 +282,7 @@ class Attention(nn.Module):
                                                scale=self.scale, enable_gqa=self.n_kv != self.n_heads)
         else:
             # Gemma-2: scores are soft-capped before softmax, which no fused kernel does.
+            # assignment 2: begin
             g = self.n_heads // self.n_kv
             k = k.repeat_interleave(g, dim=1)  # (B, n_heads, S, hd)
             v = v.repeat_interleave(g, dim=1)  # (B, n_heads, S, hd)
@@ -287,6 +290,7 @@ class Attention(nn.Module):
             scores = self.softcap * torch.tanh(scores / self.softcap)
             scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
             y = torch.softmax(scores.float(), dim=-1).to(q.dtype) @ v  # (B, n_heads, T, hd)
+            # assignment 2: end
         y = y.transpose(1, 2).reshape(B, T, self.n_heads * self.hd)  # (B, T, n_heads*hd)
         return self.o_proj(y)
 

@@ -376,6 +376,7 @@ class HyperNetwork(nn.Module):
         if cfg.center:
             emb = emb - self.emb_mean  # (n, d_task): what tells this description from the training ones' average
         # One row per (description, module type, layer): (n * nT * nL, ...)
+        # assignment 3: begin
         e = emb[:, None, None, :].expand(n, nT, nL, emb.shape[-1]).reshape(-1, emb.shape[-1])
         types = torch.arange(nT, device=dev)[None, :, None].expand(n, nT, nL).reshape(-1)
         layers = torch.arange(nL, device=dev)[None, None, :].expand(n, nT, nL).reshape(-1)
@@ -398,6 +399,7 @@ class HyperNetwork(nn.Module):
             for li, (a, b) in enumerate(zip(A.unbind(1), B.unbind(1))):
                 adapter[L.module_name(li, t)] = (a, b)  # (n, r, d_in), (n, d_out, r)
         return adapter
+        # assignment 3: end
 
 
 def n_params(net: nn.Module) -> int:
