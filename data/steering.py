@@ -3,7 +3,7 @@ data/steering.py: the steering test's groups. Does the description decide what t
 
 A zero-shot score cannot tell. An adapter that only teaches the answer format (one number, a
 list, a word) scores on many tasks whatever text wrote it, and the random-string control shows
-that (README, "Whether the text matters"). The steering test asks the sharper question: take a
+that (RESULTS.md, "Whether the text matters"). The steering test asks the sharper question: take a
 group of tasks that read the SAME input but want DIFFERENT answers (a list: sort it ascending,
 descending, reverse it, its max, its min, ...), write one adapter from each member's
 description, run every adapter on the same inputs, and check which member's answer each adapter

@@ -107,7 +107,7 @@ def world(tmp_path_factory):
         cfg = json.loads((w / name / "t2l_config.json").read_text())
         cfg = {k: v for k, v in cfg.items() if k != "base_model"} if edit is None else {**cfg, **edit}
         (w / name / "t2l_config.json").write_text(json.dumps(cfg))  # (json writes NaN as NaN)
-    # train_config.json beside a checkpoint, of the wrong shape (adapter_map.py reads its defaults there)
+    # train_config.json beside a checkpoint, of the wrong shape (scripts/adapter_map.py reads its defaults there)
     for name, tc in (("ckpt_tclist", [1, 2]), ("ckpt_tcseed", {"seed": "zero"})):
         H.save(net, w / name, {"train_config.json": tc})
     # adapter_config.json whose r disagrees with the tensors' rank (2), or whose lora_alpha is not > 0
@@ -123,7 +123,7 @@ def world(tmp_path_factory):
         (w / name).mkdir()
         (w / name / "config.json").write_text("{}")
         torch.save({**ok, **edit}, w / name / "ckpt.pt")
-    # eval.py --merge / report.py table inputs of the wrong shape
+    # eval.py --merge / scripts/report.py table inputs of the wrong shape
     for name, r in (("res_badrow", {"tasks": {"t1": 0.5}}), ("res_badfam", {"tasks": {"t1": {"base": 0.5}}, "families": ["x"]})):
         (w / name).mkdir()
         (w / name / "results.json").write_text(json.dumps(r))
@@ -163,8 +163,8 @@ R_ = "train_recon.py"
 E_ = "eval.py"
 P_ = "-m data.prepare_model"  # run as modules, the way their docs say
 D_ = "-m data"
-RP_ = "report.py"
-AM_ = "adapter_map.py"
+RP_ = "-m scripts.report"
+AM_ = "-m scripts.adapter_map"
 DESC = ["--description", "Sort the numbers."]
 CASES = [  # (id, script, args, what the one line must name)
     ("model-missing-folder", M_, ["--model", "nope", "--prompt", "hi"], "nope"),
@@ -294,6 +294,7 @@ CASES = [  # (id, script, args, what the one line must name)
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script,args,names", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_line_and_harms_nothing(world, script, args, names):
     before = snapshot(world)
@@ -315,6 +316,7 @@ def test_bad_input_is_one_line_and_harms_nothing(world, script, args, names):
     assert not (world / "PWNED").exists()  # the crafted pickle never ran
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task,left", [("task1_long", 0), ("task2_some", 1)])
 def test_eval_leaves_out_an_input_longer_than_the_model(world, tmp_path, task, left):
     """A 1 MB SNI input is more tokens than the model has positions: eval.py leaves that example out

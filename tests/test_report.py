@@ -1,5 +1,5 @@
-"""report.py (tables with standard errors and paired bootstrap intervals, ablations) and
-adapter_map.py (figure 5: maps of task embeddings and generated adapters), on made-up run folders
+"""scripts/report.py (tables with standard errors and paired bootstrap intervals, ablations) and
+scripts/adapter_map.py (figure 5: maps of task embeddings and generated adapters), on made-up run folders
 with known numbers and on a tiny hypernetwork for the tiny llama test model."""
 import json
 import math
@@ -11,10 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-import adapter_map as AM
 import model as M
-import report as R
 import t2l as H
+from scripts import adapter_map, report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +42,7 @@ def test_table_statistics_are_exact_and_the_plot_is_copied(tmp_path, capsys):
     run = write_results(tmp_path / "eval", TASKS, n_examples=8, methods=["base", "t2l"], data="builtin",
                         families={t: "fam" for t in TASKS})
     (run / "zero_shot.png").write_bytes(b"\x89PNG fake plot")
-    R.main(["table", str(run), "--out", str(tmp_path / "out" / "zs")])
+    report.main(["table", str(run), "--out", str(tmp_path / "out" / "zs")])
     out = json.loads((tmp_path / "out" / "zs.json").read_text())
     assert out["report"] == "table" and out["tasks"] == TASKS and out["n_examples"] == 8  # results.json, copied
     cols = out["stats"]["columns"]
@@ -66,7 +65,8 @@ def test_table_statistics_are_exact_and_the_plot_is_copied(tmp_path, capsys):
     assert vr["ci95"][0] > 0  # T2L beats t2l_random on every task: every resample is positive
 
     md = (tmp_path / "out" / "zs.md").read_text().splitlines()
-    assert md[0].startswith(R.MD_MARK) and str(run / "results.json") in md[0] and "n_examples 8" in md[0]
+    assert md[0].startswith("Made by `python -m scripts.report table ") and str(run / "results.json") in md[0]
+    assert "n_examples 8" in md[0]
     # per task, x100, '-' for no score
     assert "| t4 | fam | - | 10.0 | 100.0 | 75.0 | 25.0 |" in md and "| t3 | fam | 25.0 | 10.0 | 50.0 | 25.0 | 0.0 |" in md
     assert "| base | 25.0 | 14.4 | 3 |" in md and "| T2L-S | 62.5 | 16.1 | 4 |" in md
@@ -75,25 +75,25 @@ def test_table_statistics_are_exact_and_the_plot_is_copied(tmp_path, capsys):
     assert (tmp_path / "out" / "zs.png").read_bytes() == b"\x89PNG fake plot"
     assert not (tmp_path / "out" / "zs_benchmarks.png").exists()
     # Ours: a second run replaces the files without --force.
-    R.main(["table", str(run), "--out", str(tmp_path / "out" / "zs")])
+    report.main(["table", str(run), "--out", str(tmp_path / "out" / "zs")])
 
 
 def test_paired_bootstrap_is_reproducible_and_degenerate_when_every_difference_is_equal():
     a, b = {"x": 0.5, "y": 0.75, "z": None}, {"x": 0.25, "y": 0.5, "z": 1.0}
-    p = R.paired(a, b)
+    p = report.paired(a, b)
     assert p["n"] == 2 and p["ci95"] == pytest.approx([0.25, 0.25]) and p["wins"] == 2
     rng = np.random.default_rng(1)
     a = {f"t{i}": float(v) for i, v in enumerate(rng.random(30))}
     b = {f"t{i}": float(v) for i, v in enumerate(rng.random(30))}
-    assert R.paired(a, b) == R.paired(a, b)  # seed 0 every time
-    assert R.paired({"x": 0.5}, {"x": None}) is None
+    assert report.paired(a, b) == report.paired(a, b)  # seed 0 every time
+    assert report.paired({"x": 0.5}, {"x": None}) is None
 
 
 def test_a_foreign_file_is_refused_and_no_flag_replaces_it(tmp_path):
     run = write_results(tmp_path / "eval", TASKS)
     mine = tmp_path / "notes.md"
     mine.write_text("my own notes\n")
-    cmd = [sys.executable, str(ROOT / "report.py"), "table", str(run), "--out", str(tmp_path / "notes")]
+    cmd = [sys.executable, "-m", "scripts.report", "table", str(run), "--out", str(tmp_path / "notes")]
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     assert p.returncode != 0
     err = p.stderr.strip().splitlines()
@@ -102,16 +102,29 @@ def test_a_foreign_file_is_refused_and_no_flag_replaces_it(tmp_path):
     # a PNG beside no PREFIX.json of ours is not ours either
     (tmp_path / "plot.png").write_bytes(b"mine")
     with pytest.raises(SystemExit, match="plot.png: exists and was not written"):
-        R.main(["table", str(run), "--out", str(tmp_path / "plot")])
+        report.main(["table", str(run), "--out", str(tmp_path / "plot")])
     # an output inside the folder being read is refused, a link is never written through
     with pytest.raises(SystemExit, match="is \\(or lies inside\\) the input"):
-        R.main(["table", str(run), "--out", str(run / "results")])
+        report.main(["table", str(run), "--out", str(run / "results")])
     (tmp_path / "linked.md").symlink_to(mine)
     with pytest.raises(SystemExit, match="symbolic link"):
-        R.main(["table", str(run), "--out", str(tmp_path / "linked")])
+        report.main(["table", str(run), "--out", str(tmp_path / "linked")])
     with pytest.raises(SystemExit, match="--force"):  # there is no flag that replaces a user's file
-        R.main(["table", str(run), "--out", str(tmp_path / "notes"), "--force"])
+        report.main(["table", str(run), "--out", str(tmp_path / "notes"), "--force"])
     assert mine.read_text() == "my own notes\n"
+
+
+def test_a_table_written_before_the_move_to_scripts_is_still_ours(tmp_path):
+    """results/ holds .md files whose first line names `python report.py` (before scripts/): a new run
+    replaces them; a file with neither first line is still refused."""
+    run = write_results(tmp_path / "eval", TASKS)
+    old = tmp_path / "old.md"
+    old.write_text("Made by `python report.py table runs/eval --out old` from runs/eval/results.json.\n")
+    report.main(["table", str(run), "--out", str(tmp_path / "old")])
+    assert old.read_text().startswith("Made by `python -m scripts.report table ")
+    (tmp_path / "other.md").write_text("Made by `python eval.py` (not this script)\n")
+    with pytest.raises(SystemExit, match="other.md"):
+        report.main(["table", str(run), "--out", str(tmp_path / "other")])
 
 
 def test_ablation_rows_numbers_settings_and_errors(tmp_path):
@@ -122,7 +135,7 @@ def test_ablation_rows_numbers_settings_and_errors(tmp_path):
         (run / "final").mkdir()
         (run / "final" / "train_config.json").write_text(json.dumps({"steps": 300, "n_train_tasks": n_tasks, "lr": 1e-3}))
         arms.append(f"{n_tasks}={run}")
-    R.main(["ablation", *arms, "--xlabel", "training tasks", "--out", str(tmp_path / "res" / "abl")])
+    report.main(["ablation", *arms, "--xlabel", "training tasks", "--out", str(tmp_path / "res" / "abl")])
     out = json.loads((tmp_path / "res" / "abl.json").read_text())
     assert out["report"] == "ablation" and [a["label"] for a in out["arms"]] == ["4", "16", "64"]
     a0, a2 = out["arms"][0], out["arms"][2]
@@ -130,22 +143,22 @@ def test_ablation_rows_numbers_settings_and_errors(tmp_path):
     assert a2["t2l_mean"] == pytest.approx(0.4) and a0["base_mean"] == pytest.approx(0.3) and a0["n_tasks"] == 2
     assert a2["settings"] == {"steps": 300, "n_train_tasks": 64}  # only the listed settings that exist
     md = (tmp_path / "res" / "abl.md").read_text().splitlines()
-    assert md[0].startswith(R.MD_MARK)
+    assert md[0].startswith(report.MD_MARK)
     assert md[2] == "| training tasks | T2L column | T2L mean | s.e. | base mean | tasks | run | steps | n_train_tasks |"
     assert md[4].startswith("| 4 | T2L-S | 20.0 | 10.0 | 30.0 | 2 |") and md[4].endswith("| 300 | 4 |")
     assert (tmp_path / "res" / "abl.png").read_bytes()[:4] == b"\x89PNG"
     # bars for non-numeric labels
-    R.main(["ablation", f"small={tmp_path / 'arm4'}", f"big={tmp_path / 'arm64'}", "--out", str(tmp_path / "res" / "bars")])
+    report.main(["ablation", f"small={tmp_path / 'arm4'}", f"big={tmp_path / 'arm64'}", "--out", str(tmp_path / "res" / "bars")])
     assert (tmp_path / "res" / "bars.png").is_file()
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match=f"{tmp_path / 'empty' / 'zero_shot.json'}: not found"):
-        R.main(["ablation", f"x={tmp_path / 'empty'}", "--out", str(tmp_path / "res" / "e")])
+        report.main(["ablation", f"x={tmp_path / 'empty'}", "--out", str(tmp_path / "res" / "e")])
     with pytest.raises(SystemExit, match="LABEL=RUN_DIR"):
-        R.main(["ablation", str(tmp_path / "arm4"), "--out", str(tmp_path / "res" / "e")])
+        report.main(["ablation", str(tmp_path / "arm4"), "--out", str(tmp_path / "res" / "e")])
 
 
 # -----------------------------------------------------------------------------
-# adapter_map.py
+# scripts/adapter_map.py
 
 
 def test_space_stats_on_clusters_of_known_shape():
@@ -161,12 +174,12 @@ def test_space_stats_on_clusters_of_known_shape():
                 rows.append(sub + 0.05 * rng.normal(size=16))
                 tasks.append(f"c{c}t{t}"), cats.append(f"c{c}")
     x = np.array(rows)
-    st = AM.space_stats(x @ x.T, tasks, cats)
+    st = adapter_map.space_stats(x @ x.T, tasks, cats)
     assert st["k_task"] == 2 and st["knn_task"] == 1.0  # 3 vectors per task: 2 neighbours of the task's own
     assert st["knn_category"] == 1.0 and st["knn_category_chance"] < 0.7
     c = st["cosine_centred"]
     assert c["same_task"] > c["same_category"] > c["other_category"]
-    coords = AM.coordinates(x @ x.T)  # exact: the same pairwise distances
+    coords = adapter_map.coordinates(x @ x.T)  # exact: the same pairwise distances
     d = lambda z: ((z[:, None] - z[None]) ** 2).sum(-1)
     np.testing.assert_allclose(d(coords), d(x), rtol=1e-6, atol=1e-6)
 
@@ -207,7 +220,7 @@ def test_adapter_map_on_a_tiny_sni_folder(tmp_path, tiny_dirs):
     data = tiny_sni_folder(tmp_path / "sni")
     ckpt = tiny_checkpoint(folder, tmp_path / "ckpt")
     out = tmp_path / "maps" / "m"
-    AM.main([str(ckpt), "--data", str(data), "--model", str(folder), "--method", "pca", "--out", str(out)])
+    adapter_map.main([str(ckpt), "--data", str(data), "--model", str(folder), "--method", "pca", "--out", str(out)])
     r = json.loads(out.with_suffix(".json").read_text())
     assert r["report"] == "adapter_map" and r["n_tasks"] == 4 and r["n_vectors"] == 12  # 3 descriptions per task
     names = sorted(p.stem for p in (data / "tasks").glob("*.json"))
@@ -216,7 +229,7 @@ def test_adapter_map_on_a_tiny_sni_folder(tmp_path, tiny_dirs):
     assert {p["split"] for p in r["points"]} == {"train", "val", "test"}
     net = H.load(ckpt)
     # 3 layers x rank 4 x (q_proj 48 -> 64, v_proj 48 -> 32)
-    assert r["spaces"]["embedding"]["dim"] == 384 and r["spaces"]["adapter"]["dim"] == AM.adapter_size(net.cfg) == 3 * 4 * (112 + 80)
+    assert r["spaces"]["embedding"]["dim"] == 384 and r["spaces"]["adapter"]["dim"] == adapter_map.adapter_size(net.cfg) == 3 * 4 * (112 + 80)
     for space in ("embedding", "adapter"):
         st = r["spaces"][space]
         for key in ("cosine", "cosine_centred"):
@@ -227,8 +240,8 @@ def test_adapter_map_on_a_tiny_sni_folder(tmp_path, tiny_dirs):
             assert 0 <= st[key] <= 1
     assert all(len(p["adapter_xy"]) == 2 and len(p["embedding_xy"]) == 2 for p in r["points"])
     assert out.with_suffix(".png").read_bytes()[:4] == b"\x89PNG"
-    assert out.with_suffix(".md").read_text().startswith(AM.MD_MARK)
+    assert out.with_suffix(".md").read_text().startswith(adapter_map.MD_MARK)
     # a checkpoint conditioned on one-hot task ids has no text space to map
     onehot = tiny_checkpoint(folder, tmp_path / "onehot", encoder="one-hot(4)")
     with pytest.raises(SystemExit, match="needs a checkpoint conditioned on a text encoder"):
-        AM.main([str(onehot), "--data", str(data), "--model", str(folder), "--method", "pca", "--out", str(out)])
+        adapter_map.main([str(onehot), "--data", str(data), "--model", str(folder), "--method", "pca", "--out", str(out)])

@@ -1,5 +1,5 @@
-"""run_cpu.sh and run_full.sh end to end on a tiny setting (a few steps, a few tasks), so a broken
-stage fails CI rather than the second hour of a real run. One run of every stage in order, then
+"""recipes/run_cpu.sh and recipes/run_full.sh end to end on a tiny setting (a few steps, a few
+tasks), so a broken stage fails CI rather than the second hour of a real run. One run of every stage in order, then
 the checks: each stage marked done, each results file written, a second call skips what is done,
 and a killed training resumes from its checkpoint."""
 import json
@@ -49,14 +49,16 @@ def tiny_env(tmp_path) -> dict:
 def tiny_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("run_cpu")
     env = tiny_env(tmp)
-    r = subprocess.run(["bash", "run_cpu.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
+    r = subprocess.run(["bash", "recipes/run_cpu.sh"], cwd=ROOT, env=env, capture_output=True, text=True)
     return tmp, env, r
 
 
+@pytest.mark.slow
 def test_every_stage_of_run_cpu_runs_and_writes_its_results(tiny_run):
     tmp, env, r = tiny_run
     assert r.returncode == 0, (r.stdout[-3000:], r.stderr[-3000:])
-    listed = subprocess.run(["bash", "run_cpu.sh", "--list"], cwd=ROOT, env=env, capture_output=True, text=True).stdout
+    listed = subprocess.run(["bash", "recipes/run_cpu.sh", "--list"], cwd=ROOT, env=env, capture_output=True,
+                            text=True).stdout
     stages = [l.split()[0] for l in listed.splitlines()]
     assert stages[:4] == ["sni_mt_lora", "sni_t2l_S", "sni_t2l_M", "sni_t2l_L"] and "abl_encoder" in stages
     assert all(l.split()[1] == "done" for l in listed.splitlines())
@@ -78,16 +80,17 @@ def test_every_stage_of_run_cpu_runs_and_writes_its_results(tiny_run):
     assert cfg["encoder"] == "one-hot" and len(cfg["one_hot_tasks"]) == 3  # the tiny collection's training tasks
 
 
+@pytest.mark.slow
 def test_a_second_call_skips_finished_stages_and_a_killed_training_resumes(tiny_run):
     tmp, env, r = tiny_run
-    again = subprocess.run(["bash", "run_cpu.sh", "sni_mt", "map"], cwd=ROOT, env=env, capture_output=True, text=True)
+    again = subprocess.run(["bash", "recipes/run_cpu.sh", "sni_mt", "map"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert again.returncode == 0 and again.stdout.count("done earlier") == 2, again.stdout
     # a stage killed after its training checkpointed: the next call continues the run (--resume)
     run = tmp / "runs" / "sni" / "t2l_S"
     log = (run / "log.jsonl").read_text()
     (tmp / "runs" / "done" / "sni_t2l_S").unlink()
     (run / "zero_shot.json").unlink()  # as if killed before the closing table
-    r2 = subprocess.run(["bash", "run_cpu.sh", "sni_t2l_S"], cwd=ROOT, env=env, capture_output=True, text=True)
+    r2 = subprocess.run(["bash", "recipes/run_cpu.sh", "sni_t2l_S"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert (run / "log.jsonl").read_text() == log and (run / "zero_shot.json").is_file()  # no step taken again
     # an oracle killed before its first checkpoint (config.json and log.jsonl written, no ckpt.pt):
@@ -98,22 +101,22 @@ def test_a_second_call_skips_finished_stages_and_a_killed_training_resumes(tiny_
     shutil.rmtree(killed / "adapter")
     kept = (done / "adapter" / "adapter_model.safetensors").read_bytes()
     (tmp / "runs" / "done" / "sni_oracles").unlink()
-    r3 = subprocess.run(["bash", "run_cpu.sh", "sni_oracles"], cwd=ROOT, env=env, capture_output=True, text=True)
+    r3 = subprocess.run(["bash", "recipes/run_cpu.sh", "sni_oracles"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert r3.returncode == 0, r3.stderr[-3000:]
     assert (killed / "adapter" / "result.json").is_file()
     assert (done / "adapter" / "adapter_model.safetensors").read_bytes() == kept
 
 
 def test_a_stage_name_that_matches_nothing_is_an_error(tmp_path):
-    r = subprocess.run(["bash", "run_cpu.sh", "nonsense"], cwd=ROOT, env={**os.environ, "OUT": str(tmp_path)},
+    r = subprocess.run(["bash", "recipes/run_cpu.sh", "nonsense"], cwd=ROOT, env={**os.environ, "OUT": str(tmp_path)},
                        capture_output=True, text=True)
     assert r.returncode != 0 and r.stderr.startswith("error: no stage matches")
 
 
 def test_run_full_is_run_cpu_with_gpu_sizes(tmp_path):
     env = {**os.environ, "OUT": str(tmp_path / "runs"), "RESULTS": str(tmp_path / "results")}
-    r = subprocess.run(["bash", "run_full.sh", "--list"], cwd=ROOT, env=env, capture_output=True, text=True)
+    r = subprocess.run(["bash", "recipes/run_full.sh", "--list"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.split()[0] == "sni_mt_lora"
-    show = subprocess.run(["bash", "-c", "source <(sed '$d' run_full.sh); echo $SNI_STEPS $EVAL_N $DEVICE"], cwd=ROOT,
+    show = subprocess.run(["bash", "-c", "source <(sed '$d' recipes/run_full.sh); echo $SNI_STEPS $EVAL_N $DEVICE"], cwd=ROOT,
                           env=env, capture_output=True, text=True)
     assert show.stdout.split() == ["1500", "32", "cuda"]

@@ -1,10 +1,10 @@
 """
-adapter_map.py: the paper's figure 5: do the adapters T2L writes cluster by task, as the task
+scripts/adapter_map.py: the paper's figure 5: do the adapters T2L writes cluster by task, as the task
 descriptions do? Two 2-D maps side by side, of the same descriptions: their task embeddings f(z)
 (the hypernetwork's input) and the adapters the hypernetwork writes from them (its output).
 
-    python adapter_map.py runs/t2l_S/best --out results/adapter_map_builtin
-    python adapter_map.py runs/t2l_sni/best --data sni --method pca --per-task 5 --out results/adapter_map_sni
+    python -m scripts.adapter_map runs/t2l_S/best --out results/adapter_map_builtin
+    python -m scripts.adapter_map runs/t2l_sni/best --data sni --method pca --per-task 5 --out results/adapter_map_sni
 
 For every task of the collection (every split: the markers say which), N of its descriptions
 (its training descriptions, then its evaluation ones; --per-task, default 3) are encoded with the
@@ -38,7 +38,7 @@ would copy them several times). The vectors themselves are held once, in float32
 tasks x 3: 1.1 GB); more than MAX_GB is refused with a hint (fewer --per-task).
 
 Outputs: PREFIX.png (the two maps), PREFIX.json (every number and every point's 2-D coordinates),
-PREFIX.md. As report.py, it never replaces a PREFIX.* file it did not write.
+PREFIX.md. As scripts/report.py, it never replaces a PREFIX.* file it did not write.
 """
 from __future__ import annotations
 
@@ -53,11 +53,11 @@ from tqdm import tqdm
 
 import common
 import model as M
-import report as R
 import t2l as H
 from data import prepare_model
 from data.collection import load_collection
 from data.sni import DEFAULT_SNI_DIR, read_json
+from scripts import report
 
 
 class MapError(common.UserError):
@@ -66,7 +66,8 @@ class MapError(common.UserError):
 
 SUFFIXES = (".json", ".md", ".png")
 KINDS = ("adapter_map",)  # the "report" value of a PREFIX.json this script wrote
-MD_MARK = "Made by `python adapter_map.py"
+# Files written before this script moved to scripts/ begin with the old command; they are ours too.
+MD_MARK = ("Made by `python -m scripts.adapter_map", "Made by `python adapter_map.py")
 N_COLOURS = 8  # categories that get a colour of their own; the rest are "other"
 K = 5  # nearest neighbours
 SHUFFLES = 20  # category shuffles for the chance level of the k-NN category accuracy
@@ -288,7 +289,7 @@ def draw_maps(path: Path, xy: dict, items: list, cats: dict, coloured: list, tit
                   for s, m in SPLIT_MARKER.items() if s in split]
         axes[1].legend(handles=shapes, fontsize=7, loc="best")
         fig.suptitle(title, fontsize=10)
-    R.plot_atomically(path, draw, figsize=(11, 5))
+    report.plot_atomically(path, draw, figsize=(11, 5))
 
 
 # -----------------------------------------------------------------------------
@@ -299,8 +300,10 @@ ERRORS = (common.UserError, OSError)
 
 
 def parse_args(argv):
-    p = common.ArgParser(description="Figure 5 of the paper: 2-D maps of the task embeddings and of the adapters T2L writes "
-                    "from them, coloured by task category, and how well each space separates tasks and categories.")
+    p = common.ArgParser(prog="python -m scripts.adapter_map",
+                         description="Figure 5 of the paper: 2-D maps of the task embeddings and of the adapters "
+                         "T2L writes from them, coloured by task category, and how well each space separates tasks "
+                         "and categories.")
     p.add_argument("checkpoint", metavar="T2L_CKPT",
                    help="a T2L checkpoint folder (train_sft.py / train_recon.py: best/ or final/)")
     p.add_argument("--data", default=None, help="task collection: builtin | sni | a folder of SNI task files "
@@ -366,7 +369,7 @@ def run(a, argv):
     model_arg = a.model or tc.get("model") or None
     enc_arg = a.encoder or (tc.get("encoder") if tc.get("encoder") not in NOT_TEXT else None) or None
     inputs = [ckpt] + [p for p in (model_arg, enc_arg, data if data not in ("builtin", "sni") else None) if p]
-    paths = R.check_prefix(a.out, SUFFIXES, KINDS, MD_MARK, inputs=inputs)  # before any work
+    paths = report.check_prefix(a.out, SUFFIXES, KINDS, MD_MARK, inputs=inputs)  # before any work
     j_path, md_path, png_path = paths
 
     net = H.load(ckpt, a.device)
@@ -407,7 +410,7 @@ def run(a, argv):
            for s in stats}
     # The numbers (written before the figure: a kill in between leaves files this script recognises).
     counts = Counter(cats[t] for t in coll.tasks)
-    obj = {"report": "adapter_map", "command": R.command_line(argv, "adapter_map.py"), "checkpoint": str(ckpt),
+    obj = {"report": "adapter_map", "command": report.command_line(argv, "-m scripts.adapter_map"), "checkpoint": str(ckpt),
            "variant": net.cfg.variant, "encoder": net.cfg.encoder, "data": data, "seed": seed, "method": a.method,
            "per_task": a.per_task, "n_tasks": len(coll.tasks), "n_vectors": n,
            "splits": {s: len(v) for s, v in coll.splits.items()},
@@ -419,8 +422,8 @@ def run(a, argv):
                        "adapter_xy": [round(float(v), 4) for v in xy["adapter"][k]]}
                       for k, (t, s, i, _) in enumerate(items)]}
     md = markdown(obj, argv)
-    R.write_atomically(j_path, json.dumps(obj, indent=2) + "\n")
-    R.write_atomically(md_path, md)
+    report.write_atomically(j_path, json.dumps(obj, indent=2) + "\n")
+    report.write_atomically(md_path, md)
     draw_maps(png_path, xy, items, cats, coloured, title, sub)
     print(md)
     print(f"wrote {png_path}, {j_path}, {md_path}")
@@ -433,9 +436,9 @@ def fmt(v, digits=2) -> str:
 
 def markdown(obj: dict, argv) -> str:
     """A short summary: the two spaces, one row each."""
-    lines = [R.md_first_line(argv, f"from {obj['checkpoint']} on {obj['data']} (seed {obj['seed']}): {obj['n_vectors']} "
-                             f"descriptions ({obj['per_task']} per task) of {obj['n_tasks']} tasks, "
-                             f"{len(obj['categories'])} categories.", "adapter_map.py"), ""]
+    lines = [report.md_first_line(argv, f"from {obj['checkpoint']} on {obj['data']} (seed {obj['seed']}): {obj['n_vectors']} "
+                                  f"descriptions ({obj['per_task']} per task) of {obj['n_tasks']} tasks, "
+                                  f"{len(obj['categories'])} categories.", "-m scripts.adapter_map"), ""]
     lines += ["| space | dim | cos same task | cos other tasks | cos same category | cos other categories | "
               "k-NN task | 5-NN category | chance |", "| --- " * 9 + "|"]
     for s, st in obj["spaces"].items():

@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
-# run_cpu.sh: the README's "Results" on 2 CPU cores (about 2 hours), stage by stage.
+# recipes/run_cpu.sh: the results of RESULTS.md on 2 CPU cores (about 2 hours), stage by stage.
 #
-#   bash run_cpu.sh                 # every stage in order
-#   bash run_cpu.sh sni abl         # only the stages whose name starts with one of these words
-#   bash run_cpu.sh --list          # the stages, and which are done
+#   bash recipes/run_cpu.sh                 # every stage in order
+#   bash recipes/run_cpu.sh sni abl         # only the stages whose name starts with one of these words
+#   bash recipes/run_cpu.sh --list          # the stages, and which are done
+#
+# It runs from the repository root whatever the current directory (relative OUT / RESULTS paths
+# are taken from there too).
 #
 # Every stage writes under $OUT (runs/cpu) and marks itself done in $OUT/done/<stage>; a finished
 # stage is skipped on the next call, and a killed one resumes: the trainings continue from their
 # last checkpoint (--resume), the evaluations start again (minutes). Sizes are the variables below;
-# override any from the environment, e.g. `SNI_STEPS=40 bash run_cpu.sh sni`. The tests run the
+# override any from the environment, e.g. `SNI_STEPS=40 bash recipes/run_cpu.sh sni`. The tests run the
 # whole script on a tiny setting (tests/test_run_scripts.py), so a broken stage fails CI.
 #
-# What it runs (paper section 4 at the scale of a laptop; run_full.sh is the GPU version):
+# What it runs (paper section 4 at the scale of a laptop; recipes/run_full.sh is the GPU version):
 #   sni_*   on the SNI tasks shipped in data/sni120: the multi-task LoRA, T2L-S/M/L by SFT, per-task
 #           oracle LoRAs (unseen test tasks, and a small library of training tasks), T2L-L by
 #           reconstruction of that library, then one zero-shot table on the unseen val + test tasks
@@ -24,7 +27,7 @@
 #   map     the 2-D map of generated adapters beside that of the task embeddings (paper figure 5).
 #   bench   the ten benchmarks with the SNI-trained adapters (first BENCH_N questions of each).
 set -euo pipefail
-cd "$(dirname "$0")"
+cd "$(dirname "$0")/.."                  # the repository root
 OUT=${OUT:-runs/cpu}                    # everything this script writes (results/ gets the tables and plots)
 RESULTS=${RESULTS:-results/cpu}         # where the committed tables and plots go
 DATA=${DATA:-sni}                       # collection of the sni_* stages: sni | a folder of SNI task files
@@ -54,7 +57,6 @@ PROMPT=${PROMPT:-$([ "$RECIPE" = main ] && echo bare || echo definition)}  # use
 SNI_METRIC=${SNI_METRIC:-auto}          # SNI tables: auto (label accuracy / ROUGE-L) | rougeL (the reference's, every task)
 STEER_INPUTS=${STEER_INPUTS:-8}         # builtin_table: shared inputs per steering group (0 = no steering test)
 export PYTHONUNBUFFERED=1
-mkdir -p "$OUT/done" "$OUT/logs" "$RESULTS"
 
 # -- the stages ---------------------------------------------------------------------------------
 STAGES=(sni_mt_lora)
@@ -108,7 +110,7 @@ sni_eval() {
         --methods base,description,icl,mt_lora,avg_lora,oracle,t2l,t2l_wrong,t2l_random \
         --mt-lora "$OUT/sni/mt_lora/adapter" --oracles "$OUT/sni/lora" "${t2l[@]}" --t2l "$OUT/sni/recon_L/final" \
         --prompt "$PROMPT" --sni-metric "$SNI_METRIC" --out "$OUT/sni/eval"
-    python report.py table "$OUT/sni/eval" --out "$RESULTS/sni_table"
+    python -m scripts.report table "$OUT/sni/eval" --out "$RESULTS/sni_table"
 }
 
 abl() {  # abl NAME ARGS...: one T2L-S arm on the ablation collection; its closing table is its score
@@ -119,24 +121,24 @@ abl_tasks() {  # zero-shot score against the number of training tasks
     local arms=()
     for k in $ABL_TASKS; do abl "tasks_$k" --n-train-tasks "$k"; arms+=("$k=$OUT/abl/tasks_$k"); done
     abl all; arms+=("all=$OUT/abl/all")
-    python report.py ablation "${arms[@]}" --xlabel "training tasks" --out "$RESULTS/ablation_tasks"
+    python -m scripts.report ablation "${arms[@]}" --xlabel "training tasks" --out "$RESULTS/ablation_tasks"
 }
 abl_onehot() {  # one-hot task ids against descriptions (an unseen task has no id: it gets the zero vector)
     abl all
     abl onehot --encoder one-hot
-    python report.py ablation "description=$OUT/abl/all" "one-hot=$OUT/abl/onehot" --xlabel "conditioning" \
+    python -m scripts.report ablation "description=$OUT/abl/all" "one-hot=$OUT/abl/onehot" --xlabel "conditioning" \
         --out "$RESULTS/ablation_onehot"
 }
 abl_descs() {  # descriptions per training task
     local arms=()
     for k in $ABL_DESCS; do abl "descs_$k" --descs-per-task "$k"; arms+=("$k=$OUT/abl/descs_$k"); done
     abl all; arms+=("all=$OUT/abl/all")
-    python report.py ablation "${arms[@]}" --xlabel "descriptions per training task" --out "$RESULTS/ablation_descs"
+    python -m scripts.report ablation "${arms[@]}" --xlabel "descriptions per training task" --out "$RESULTS/ablation_descs"
 }
 abl_encoder() {  # the task encoder: MiniLM against the base LLM's own mean-pooled hidden states
     abl all
     abl llm_encoder --encoder base-llm
-    python report.py ablation "MiniLM=$OUT/abl/all" "base LLM=$OUT/abl/llm_encoder" --xlabel "task encoder" \
+    python -m scripts.report ablation "MiniLM=$OUT/abl/all" "base LLM=$OUT/abl/llm_encoder" --xlabel "task encoder" \
         --out "$RESULTS/ablation_encoder"
 }
 builtin_table() {  # the zero-shot table on the ablations' collection; its T2L-S is the "all" arm
@@ -147,16 +149,16 @@ builtin_table() {  # the zero-shot table on the ablations' collection; its T2L-S
         --methods base,description,icl,mt_lora,t2l,t2l_wrong,t2l_random --mt-lora "$OUT/builtin/mt_lora/adapter" \
         --t2l "$OUT/abl/all/best" --prompt "$PROMPT" $([ "$STEER_INPUTS" -gt 0 ] && echo --steering --steering-inputs "$STEER_INPUTS") \
         --out "$OUT/builtin/eval"
-    python report.py table "$OUT/builtin/eval" --out "$RESULTS/builtin_table"
+    python -m scripts.report table "$OUT/builtin/eval" --out "$RESULTS/builtin_table"
 }
 map() {  # what the hypernetwork writes, for every task of the SNI collection
-    python adapter_map.py "$OUT/sni/t2l_S/best" --device "$DEVICE" --model "$MODEL" --data "$DATA" --per-task "$MAP_PER_TASK" \
+    python -m scripts.adapter_map "$OUT/sni/t2l_S/best" --device "$DEVICE" --model "$MODEL" --data "$DATA" --per-task "$MAP_PER_TASK" \
         --out "$RESULTS/adapter_map"
 }
 bench() {
     python eval.py --device "$DEVICE" --model "$MODEL" --benchmarks all --n "$BENCH_N" --max-new-tokens "$BENCH_TOKENS" --methods base,mt_lora,t2l \
         --mt-lora "$OUT/sni/mt_lora/adapter" --t2l "$OUT/sni/t2l_S/best" --descriptions 1 --out "$OUT/bench"
-    python report.py table "$OUT/bench" --out "$RESULTS/bench"
+    python -m scripts.report table "$OUT/bench" --out "$RESULTS/bench"
 }
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -170,7 +172,8 @@ if [ "${1:-}" = --list ]; then
 fi
 SELECT=("$@")
 todo=(); for s in "${STAGES[@]}"; do wanted "$s" && todo+=("$s"); done
-[ ${#todo[@]} -eq 0 ] && { echo "error: no stage matches: $* (bash run_cpu.sh --list)" >&2; exit 2; }
+[ ${#todo[@]} -eq 0 ] && { echo "error: no stage matches: $* (bash recipes/run_cpu.sh --list)" >&2; exit 2; }
+mkdir -p "$OUT/done" "$OUT/logs" "$RESULTS"  # only now: --list and a bad stage name write nothing
 i=0
 for s in "${todo[@]}"; do
     i=$((i + 1))

@@ -1,8 +1,8 @@
 """
-report.py: finished runs -> the result files committed under results/ (tables with error bars,
-paired comparisons, plots), so that every number the README quotes comes from one command.
+scripts/report.py: finished runs -> the result files committed under results/ (tables with error bars,
+paired comparisons, plots), so that every number RESULTS.md quotes comes from one command.
 
-    python report.py table RUN_DIR --out PREFIX
+    python -m scripts.report table RUN_DIR --out PREFIX
         RUN_DIR is an eval.py --out folder (results.json). Writes PREFIX.md (the per-task table,
         then per column: mean, standard error over tasks, tasks scored; then every T2L column
         against each reference column present (mt_lora, base, t2l_random, t2l_wrong, avg_lora)
@@ -10,15 +10,15 @@ paired comparisons, plots), so that every number the README quotes comes from on
         wins / ties / losses), PREFIX.json (results.json plus those statistics), and copies of
         RUN_DIR's zero_shot.png and benchmarks.png as PREFIX.png and PREFIX_benchmarks.png.
 
-    python report.py ablation LABEL=RUN_DIR [LABEL=RUN_DIR ...] --xlabel TEXT --out PREFIX
+    python -m scripts.report ablation LABEL=RUN_DIR [LABEL=RUN_DIR ...] --xlabel TEXT --out PREFIX
         each RUN_DIR is a train_sft.py T2L run folder (zero_shot.json). Writes PREFIX.md (one row
         per arm, in the order given: T2L mean and its standard error, the base model's mean, tasks,
         the run folder and its training settings), PREFIX.json, and PREFIX.png: T2L score per arm
         with standard-error bars and a dashed line at the base model's mean. Numeric labels
         (say 1=runs/a 4=runs/b) give a line plot on a numeric x axis, others bars.
 
-    python report.py table runs/eval --out results/zero_shot_test
-    python report.py ablation 6=runs/tasks6 24=runs/tasks24 96=runs/tasks96 --xlabel "training tasks" --out results/n_tasks
+    python -m scripts.report table runs/eval --out results/zero_shot_test
+    python -m scripts.report ablation 6=runs/tasks6 24=runs/tasks24 96=runs/tasks96 --xlabel "training tasks" --out results/n_tasks
 
 PREFIX is a file prefix (results/name), not a folder. The command never replaces a file it did not
 write: an existing PREFIX.json must carry its marker ("report": ...), an existing PREFIX.md its
@@ -57,7 +57,8 @@ REFERENCES = E.REFERENCES
 BOOTSTRAP, SEED = E.BOOTSTRAP, E.BOOTSTRAP_SEED  # resamples of the tasks for the paired interval, and their seed
 # The first line of every .md this script writes starts with this: it is how a later run knows the
 # file is its own (and also tells the reader where the numbers came from).
-MD_MARK = "Made by `python report.py"
+# Files written before this script moved to scripts/ begin with the old command; they are ours too.
+MD_MARK = ("Made by `python -m scripts.report", "Made by `python report.py")
 KINDS = ("table", "ablation")  # the "report" value of a PREFIX.json this script wrote
 SETTINGS = ("steps", "n_train_tasks", "descs_per_task", "encoder")  # ablation: training settings shown per arm
 
@@ -112,7 +113,7 @@ def _json_marked(path: Path, kinds) -> bool:
     return isinstance(obj, dict) and obj.get("report") in kinds
 
 
-def _md_marked(path: Path, mark: str) -> bool:
+def _md_marked(path: Path, mark: str | tuple) -> bool:
     try:
         with open(path, encoding="utf-8") as f:
             return f.readline().startswith(mark)
@@ -152,13 +153,13 @@ def plot_atomically(path: Path, draw, figsize):
             tmp.unlink()
 
 
-def command_line(argv, script="report.py") -> str:
+def command_line(argv, script="-m scripts.report") -> str:
     """The command as typed (for the first line of the .md and the .json)."""
     return f"python {script} " + shlex.join(argv)
 
 
-def md_first_line(argv, rest: str, script="report.py") -> str:
-    """'Made by `python report.py table runs/eval --out x` <rest>': says where the numbers came from,
+def md_first_line(argv, rest: str, script="-m scripts.report") -> str:
+    """'Made by `python -m scripts.report table runs/eval --out x` <rest>': says where the numbers came from,
     and is the marker by which a later run knows the .md is its own (it starts with MD_MARK)."""
     return f"Made by `{command_line(argv, script)}` {rest}"
 
@@ -224,7 +225,7 @@ def pct(v, signed=False) -> str:
 
 
 # -----------------------------------------------------------------------------
-# report.py table
+# scripts.report table
 
 
 TABLE_SUFFIXES = (".json", ".md", ".png", "_benchmarks.png")
@@ -305,7 +306,7 @@ def table(run_dir, out, argv):
 
 
 # -----------------------------------------------------------------------------
-# report.py ablation
+# scripts.report ablation
 
 
 ABLATION_SUFFIXES = (".json", ".md", ".png")
@@ -435,8 +436,10 @@ ERRORS = (common.UserError, OSError)
 
 
 def parse_args(argv):
-    p = common.ArgParser(description="Collect finished runs into result files (tables with standard errors and paired "
-                    "bootstrap intervals, plots). `report.py table --help`, `report.py ablation --help`.")
+    p = common.ArgParser(prog="python -m scripts.report",
+                         description="Collect finished runs into result files (tables with standard errors and "
+                         "paired bootstrap intervals, plots). `python -m scripts.report table --help`, "
+                         "`python -m scripts.report ablation --help`.")
     sub = p.add_subparsers(dest="cmd", required=True, metavar="{table,ablation}")  # subparsers are ArgParsers too
     t = sub.add_parser("table", help="an eval.py run folder -> PREFIX.md / .json / .png with statistics",
                        description="An eval.py --out folder (results.json) -> PREFIX.md: the per-task table, mean, "
