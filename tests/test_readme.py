@@ -76,7 +76,7 @@ def missing_paths(paths: list[str], root: Path) -> list[str]:
 
 def top_level_items(root: Path) -> set[str]:
     """Every top-level .py file ('eval.py') and folder ('data/') that git tracks; without git (a
-    copy of the project), what is on disk, less what .gitignore names and the caches."""
+    copy of the project), what is on disk, less what .gitignore names and hidden tool folders."""
     try:
         files = subprocess.run(["git", "ls-files"], cwd=root, capture_output=True, text=True, check=True).stdout.split()
     except (OSError, subprocess.CalledProcessError):
@@ -86,8 +86,7 @@ def top_level_items(root: Path) -> set[str]:
         return {i for i in items if (root / i).exists()}  # a path moved or deleted in the work tree is gone
     ignored = {line.strip().rstrip("/") for line in (root / ".gitignore").read_text().splitlines() if line.strip()}
     return {p.name + "/" if p.is_dir() else p.name for p in root.iterdir()
-            if (p.is_dir() or p.suffix == ".py") and p.name not in ignored and p.name not in (".git", "__pycache__")
-            and not p.name.startswith(".pytest")}
+            if (p.is_dir() or p.suffix == ".py") and p.name not in ignored and not p.name.startswith(".")}
 
 
 def unlisted(items: set[str], paths: list[str]) -> list[str]:
