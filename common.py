@@ -1,24 +1,40 @@
 """
 common.py: the plumbing every command shares, kept out of the method files so that model.py,
-lora.py and t2l.py read as the paper does. A student may skip this file.
+lora.py, t2l.py and the training scripts read as the paper does. A student may skip this file
+(and checkpoint.py, its companion for run folders and checkpoints).
 
+    UserError                 the base of every error a user can cause; entry points print it as ONE line
     ArgParser                 argparse whose bad flag is ONE `error: ...` line (every CLI uses it)
-    OutputError               an output path a command must not write
+    config_from_args          a settings @dataclass from the command line (one flag per field, --help from its comments)
+    check_settings            one rule per setting -> a one-line SettingsError naming the flag
+    DIST, start_processes     torchrun: this process's rank, the process group, gradient averaging
     check_output              THE output guard: may this command (re)place that folder?
     write_folder_atomically   write a folder beside its target and swap it in (a kill never leaves half)
+    write_text_atomically     the same for one text file
+    save_plot                 the one plotting helper (matplotlib, headless)
+    plot_losses               a training run's loss curve (and T2L's text dependence) as loss.png
 
-It sits below every other module (model.py, lora.py and data/ import it; it imports nothing of the
-project), so the one guard is the same for every command, data/prepare_model.py included.
+It sits below every other module (model.py, lora.py, checkpoint.py and data/ import it; it imports
+nothing of the project), so the one guard is the same for every command, data/prepare_model.py
+included.
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
+import dataclasses
+import inspect
+import math
 import os
+import re
 import shutil
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+
+import torch
+import torch.distributed as dist
 
 
 # -----------------------------------------------------------------------------
@@ -74,6 +90,155 @@ def is_utf8(text: str) -> bool:
         return True
     except UnicodeEncodeError:
         return False
+
+
+# -----------------------------------------------------------------------------
+# Settings: a @dataclass whose every field is a command-line flag
+
+
+class SettingsError(UserError):
+    """A bad value of a setting (a flag): one line naming the flag and what it must be."""
+
+
+def field_comments(cls) -> dict:
+    """{field: its end-of-line comment} read from the dataclass source, so --help says what the
+    code says (one place to document a setting)."""
+    return dict(re.findall(r"^\s+(\w+):[^=\n]+=[^#\n]*#\s*(.+)$", inspect.getsource(cls), re.M))
+
+
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each default, except None: those settings say where their default comes from."""
+
+    def _get_help_string(self, action):
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
+def config_from_args(cls, argv, description: str):
+    """A settings dataclass from the command line: one --flag per field, booleans as switches;
+    --help lists every flag with its comment and default."""
+    p = ArgParser(description=description, formatter_class=DefaultsHelp)
+    comments = field_comments(cls)
+    for f in dataclasses.fields(cls):
+        flag, text = f"--{f.name.replace('_', '-')}", comments.get(f.name, f.name).replace("%", "%%")
+        if f.type in ("bool", bool):
+            p.add_argument(flag, action="store_true", help=text)
+        elif f.type == "bool | None":  # on, off, or the recipe's: --center / --no-center
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            typ = {"int": int, "float": float}.get(f.type.removesuffix(" | None"), str)
+            p.add_argument(flag, type=typ, default=f.default, help=text)
+    return cls(**vars(p.parse_args(argv)))
+
+
+def check_settings(cfg, rules: dict):
+    """rules {field: (test, what it must be)} -> a one-line SettingsError naming the first bad flag."""
+    for name, (ok, what) in rules.items():
+        v = getattr(cfg, name)
+        if not ok(v):
+            raise SettingsError(f"--{name.replace('_', '-')} must be {what}, got {v!r}")
+
+
+# Rules that several settings share (check_settings)
+POSITIVE = (lambda v: v >= 1, "a positive integer")
+NON_NEGATIVE_INT = (lambda v: v >= 0, "an integer >= 0")
+FRACTION = (lambda v: math.isfinite(v) and 0 <= v < 1, "a number in [0, 1)")
+NON_NEGATIVE = (lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+FINITE_POSITIVE = (lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
+DEVICE = (lambda v: v in ("auto", "cpu") or (v.startswith("cuda") and torch.cuda.is_available()),
+          "auto, cpu, or cuda on a machine with a CUDA device")
+PROMPT = (lambda v: v in ("definition", "bare"), "definition or bare")
+TRAINING_RULES = {  # the optimisation settings train_sft.py and train_recon.py both have
+    "steps": POSITIVE, "batch_size": POSITIVE, "weight_decay": NON_NEGATIVE, "grad_clip": FINITE_POSITIVE,
+    "warmup_frac": (lambda v: math.isfinite(v) and 0 <= v <= 1, "a number in [0, 1]"), "ckpt_every": POSITIVE,
+    "stop_after": NON_NEGATIVE_INT, "lr": FINITE_POSITIVE, "device": DEVICE,
+    "latent": (lambda v: v >= 4 and v % 4 == 0, "a positive multiple of 4"), "head_in": POSITIVE,
+}
+
+
+def pick_device(name: str) -> torch.device:
+    """--device auto: the GPU when there is one, else the CPU."""
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
+# -----------------------------------------------------------------------------
+# Several processes: `torchrun --nproc_per_node N train_sft.py ...` (PyTorch's own launcher)
+#
+# Every process builds the same model and the same trainable (same seed), reads the same global
+# batch i, and takes its slice of it; after the backward the gradients are averaged over the
+# processes (one all-reduce per tensor, average_gradients), so every process takes the same step
+# and the result does not depend on N. Only rank 0 writes logs, checkpoints and tables. NCCL
+# between GPUs, gloo between CPU processes; several machines: torchrun's rendezvous (docs/scaling.md).
+
+
+@dataclass
+class Dist:
+    rank: int = 0  # this process's index
+    world: int = 1  # number of processes
+
+    @property
+    def main(self) -> bool:  # the one process that writes files and prints tables
+        return self.rank == 0
+
+    def mean(self, t: torch.Tensor) -> torch.Tensor:
+        """The mean of a tensor over the processes (itself when alone)."""
+        if self.world == 1:
+            return t
+        t = t.detach().clone()
+        dist.all_reduce(t)
+        return t / self.world
+
+
+DIST = Dist()  # this process; start_processes() fills it in (one object, so `from common import DIST` stays true)
+
+
+def start_processes(device_name: str) -> torch.device:
+    """Join the process group torchrun set up (WORLD_SIZE > 1); -> this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return pick_device(device_name)
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    gpu = device_name != "cpu" and torch.cuda.is_available()
+    if gpu:
+        torch.cuda.set_device(local)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if gpu else "gloo")
+    DIST.rank, DIST.world = rank, world
+    return torch.device(f"cuda:{local}") if gpu else torch.device("cpu")
+
+
+def end_processes():
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def my_slice(batch_size: int) -> slice:
+    """This process's rows of a global batch: consecutive, equal shares."""
+    if batch_size % DIST.world:
+        raise SettingsError(f"--batch-size {batch_size} must be divisible by the {DIST.world} processes")
+    k = batch_size // DIST.world
+    return slice(DIST.rank * k, (DIST.rank + 1) * k)
+
+
+def average_gradients(params):
+    """With several processes: each parameter's gradient := its mean over the processes, i.e. the
+    gradient of the whole global batch (one all-reduce per tensor). Alone: nothing to do."""
+    if DIST.world == 1:
+        return
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad)  # sum over processes ...
+        p.grad /= DIST.world  # ... -> mean
+
+
+def rng_states() -> list:
+    """Every process's RNG state (dropout and NEFTune noise differ per process): rank r's at [r]."""
+    mine = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_available() else {})}
+    if DIST.world == 1:
+        return [mine]
+    everyone = [None] * DIST.world
+    dist.all_gather_object(everyone, mine)
+    return everyone
 
 
 # -----------------------------------------------------------------------------
@@ -175,3 +340,58 @@ def recover_folder(out_dir: Path, owned: tuple):
     if (aside.is_dir() and not aside.is_symlink() and not out_dir.exists()
             and all(owns(owned, p.name) for p in aside.iterdir())):
         os.replace(aside, out_dir)
+
+
+def write_text_atomically(path, text: str):
+    """Write a text file so that a kill leaves the old file or the new one, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# -----------------------------------------------------------------------------
+# Plots
+
+
+def save_plot(path, draw, figsize=(6, 3.5)):
+    """The project's one plotting helper: draw(fig, ax) on a fresh figure, saved as a PNG.
+    matplotlib is imported here, lazily, with its headless backend (a display-only dependency)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=figsize)
+    try:
+        draw(fig, ax)
+        fig.tight_layout()
+        fig.savefig(path, dpi=120)
+    finally:
+        plt.close(fig)
+
+
+def plot_losses(losses: list, path: Path, title: str, records=()):
+    """The training curve: every step's loss, a running mean and the validation loss; with T2L's
+    validation records, on a second axis, the task-specific share of the adapters and the probe's
+    steering accuracy against its chance: when the hypernetwork starts to read the text."""
+    k = max(1, len(losses) // 20)
+    smooth = [sum(losses[max(0, i - k + 1):i + 1]) / len(losses[max(0, i - k + 1):i + 1]) for i in range(len(losses))]
+    records = [r for r in records if "val_loss" in r]
+
+    def draw(fig, ax):
+        ax.plot(range(1, len(losses) + 1), losses, lw=0.8, alpha=0.5, label="step loss")
+        if len(losses) >= 2 * k:
+            ax.plot(range(1, len(losses) + 1), smooth, lw=1.5, label=f"mean of {k}")
+        if records:
+            ax.plot([r["step"] for r in records], [r["val_loss"] for r in records], "o-", lw=1.5, label="validation loss")
+        ax.set_xlabel("step"), ax.set_ylabel("loss"), ax.set_title(title), ax.legend(loc="upper left", fontsize=7)
+        text = [r for r in records if "task_share" in r]
+        if text:
+            ax2 = ax.twinx()
+            steps = [r["step"] for r in text]
+            ax2.plot(steps, [r["task_share"] for r in text], "s--", color="tab:green", label="task-specific share of dW")
+            if any("steering" in r for r in text):
+                ax2.plot(steps, [r.get("steering") for r in text], "^--", color="tab:red", label="steering (exact)")
+                ax2.plot(steps, [r.get("steering_nearest") for r in text], "v:", color="tab:purple", label="steering (nearest)")
+                ax2.axhline(text[-1]["steering_chance"], color="tab:red", lw=0.8, ls=":", label="steering chance")
+            ax2.set_ylim(0, 1), ax2.set_ylabel("text dependence"), ax2.legend(loc="upper right", fontsize=7)
+    save_plot(path, draw, figsize=(7, 4))

@@ -611,7 +611,7 @@ def steering_chart(report: dict, path: Path, title: str):
             a.set_yticks(range(len(rows)), rows, fontsize=5)
             a.set_title(f"{st} / {g}: {100 * v['accuracy']:.0f}% (chance {100 * v['chance']:.0f}%)", fontsize=7)
         fig.suptitle(title, fontsize=8)
-    save_plot(path, draw, figsize=(3.2 * ((len(panels) + len(report) - 1) // max(1, len(report))), 3.2 * len(report)))
+    common.save_plot(path, draw, figsize=(3.2 * ((len(panels) + len(report) - 1) // max(1, len(report))), 3.2 * len(report)))
 
 
 def steering_markdown(report: dict) -> str:
@@ -633,19 +633,85 @@ def steering_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def save_plot(path: Path, draw, figsize=(6, 3.5)):
-    """The project's one plotting helper: draw(fig, ax) on a fresh figure, saved as a PNG.
-    matplotlib is imported here, lazily, with its headless backend (a display-only dependency)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=figsize)
-    try:
-        draw(fig, ax)
-        fig.tight_layout()
-        fig.savefig(path, dpi=120)
-    finally:
-        plt.close(fig)
+# -----------------------------------------------------------------------------
+# During and after training (train_sft.py): the validation loss, the text-dependence probe, the closing table
+
+
+@torch.no_grad()
+def validation_loss(llm, trainable, encoder, val_set, scaling, device) -> float:
+    """Mean answer loss on the validation set. T2L: each example under the adapter written from each
+    of its task's 3 evaluation descriptions (cheap, and it ranks checkpoints as zero-shot scores do)."""
+    trainable.eval()
+    total, n = 0.0, 0
+    for ids, labels, mask, descs in val_set:
+        if encoder is None:
+            adapters = [trainable.adapter()]
+        else:
+            written = trainable(encoder(descs).to(device))  # all descriptions in one pass: A (n_desc, r, d_in)
+            adapters = [{k: (A[j].expand(len(ids), -1, -1), B[j].expand(len(ids), -1, -1)) for k, (A, B) in written.items()}
+                        for j in range(len(descs))]
+        for adapter in adapters:
+            with L.use_adapter(llm, adapter, scaling):
+                total += llm.loss(ids, labels, mask, reduction="per_example").mean().item()
+            n += 1
+    trainable.train()
+    return total / max(1, n)
+
+
+def text_probe(tasks, names, val_names, cfg) -> dict:
+    """The fixed probe of text dependence, built once: one unseen description of every steering-group
+    member and of every validation task (for the task-specific share), and the seen steering cases
+    (built-in suite only) with --probe-inputs inputs each."""
+    cases = steer.cases(tasks, {"train": names}, "seen", cfg.probe_inputs) if cfg.probe_inputs else []
+    members = [m for _, ms in steer.GROUPS.values() for m in ms if m in tasks]
+    descs = [tasks[n].eval_descriptions[0] for n in dict.fromkeys(members + list(val_names)) if tasks[n].eval_descriptions]
+    return {"descriptions": descs, "cases": cases}
+
+
+@torch.no_grad()
+def text_dependence(model, tok, net, encoder, probe: dict, tasks) -> dict:
+    """How much of a written adapter depends on the text: the task-specific share of Delta W over
+    the probe's descriptions (eval.task_share) and, on the built-in suite, the probe's steering
+    accuracy (one description per member; exact and nearest member) with its chance."""
+    net.eval()
+    out = {"task_share": task_share(net(encoder(probe["descriptions"]).to(next(net.parameters()).device)))}
+    if probe["cases"]:
+        r = steering(model, tok, net, encoder, probe["cases"], tasks, n_desc=1)
+        out.update({"steering": r["accuracy"], "steering_nearest": r["nearest"], "steering_chance": r["chance"]})
+    net.train()
+    return out
+
+
+def closing_table(model, tok, coll, net, encoder, cfg, out: Path):
+    """The closing table: the base model against T2L (one adapter from each of a task's first
+    --final-descs unseen descriptions, scores averaged) and its two controls (random strings, other training tasks'
+    descriptions), with T2L minus each paired over the unseen test tasks (spread over families);
+    then the steering test. eval.py has every other column."""
+    test = coll.splits["test"]
+    names = test
+    if cfg.final_tasks:
+        by_fam = {}
+        for n in test:
+            by_fam.setdefault(coll.tasks[n].family, []).append(n)
+        names, i = [], 0
+        while len(names) < min(cfg.final_tasks, len(test)):
+            names += [by_fam[f][i] for f in sorted(by_fam) if i < len(by_fam[f])][: cfg.final_tasks - len(names)]
+            i += 1
+    column = f"T2L-{cfg.variant}"
+    s = Setup(n=cfg.final_examples, n_desc=cfg.final_descs, t2l=[(column, net.eval(), encoder)], prompt=cfg.prompt)
+    methods = ["base", "t2l", *CONTROLS]  # T2L beside what any adapter gives: random strings, other tasks' descriptions
+    results = run_table(model, tok, coll.tasks, names, methods, s, desc="zero-shot", train_names=coll.splits["train"])
+    steering = {}
+    if cfg.steering_inputs and cfg.data == "builtin":  # the groups are built-in tasks
+        steering[column] = steering_report(model, tok, net, encoder, coll.tasks, coll.splits, cfg.steering_inputs,
+                                             n_desc=cfg.steering_descs)
+    print()
+    write_outputs(results, {n: coll.tasks[n].family for n in names}, out,
+                    f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)",
+                    {"n_examples": cfg.final_examples, "n_descriptions": cfg.final_descs, "prompt": cfg.prompt, "data": cfg.data,
+                     "wrong_descriptions": s.wrong, "metrics": {n: coll.tasks[n].metric for n in names}},
+                    stem="zero_shot", steering=steering)
+    return results
 
 
 def bar_chart(results: dict, path: Path, title: str):
@@ -663,7 +729,7 @@ def bar_chart(results: dict, path: Path, title: str):
             ax.text(i, 100 * means[c] + 1.5, f"{100 * means[c]:.1f}", ha="center", fontsize=8)
         ax.set_xticks(range(len(cols)), cols, rotation=30, ha="right")
         ax.set_ylabel("test score (%)"), ax.set_ylim(0, 105), ax.set_title(title)
-    save_plot(path, draw, figsize=(1.1 * len(cols) + 2, 4))
+    common.save_plot(path, draw, figsize=(1.1 * len(cols) + 2, 4))
 
 
 def benchmark_chart(results: dict, path: Path, title: str):
@@ -681,7 +747,7 @@ def benchmark_chart(results: dict, path: Path, title: str):
         ax.set_xticks(range(len(groups)), groups, rotation=30, ha="right")
         ax.set_ylabel("score (%)"), ax.set_ylim(0, 100), ax.set_title(title)
         ax.legend(fontsize=7, ncol=min(4, len(cols)))
-    save_plot(path, draw, figsize=(0.25 * len(groups) * len(cols) + 3, 4))
+    common.save_plot(path, draw, figsize=(0.25 * len(groups) * len(cols) + 3, 4))
 
 
 # -----------------------------------------------------------------------------

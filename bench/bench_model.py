@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import resource
 import subprocess
 import sys
@@ -28,6 +29,11 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import lora as L  # noqa: E402
+import model as M  # noqa: E402
+import t2l as H  # noqa: E402
+from data import prepare_model  # noqa: E402
 
 # Gemma-2-2B's published config.json (google/gemma-2-2b), used with random weights.
 GEMMA2_2B = dict(model_type="gemma2", vocab_size=256000, hidden_size=2304, intermediate_size=9216,
@@ -51,9 +57,6 @@ def t2l_step(impl, m, device, dtype):
     embedding, the frozen LLM runs under them, only the hypernetwork gets gradients. Ours: lora.py's
     batched per-example LoRALinear. transformers: forward hooks on q_proj / v_proj that add the
     per-example bmm deltas, the way the reference implementation applies generated LoRAs (hooks.py)."""
-    import lora as L
-    import t2l as H
-    import model as M
     m.requires_grad_(False)
     cfg = L.LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj"])
     mcfg = m.config if impl == "ours" else M.ModelConfig.from_dict(m.config.to_dict())
@@ -88,9 +91,7 @@ def t2l_step(impl, m, device, dtype):
 def build(impl: str, arch: str, device: str, dtype, lora: bool = False, t2l: bool = False):
     """Returns (module whose parameters get gradients, step_fn(ids, labels) -> loss) for 'ours' or 'hf'
     ('hf' = transformers, plus PEFT with --lora)."""
-    import model as M
     if arch == "smollm2":
-        from data import prepare_model
         d = prepare_model.model_dir()
         if impl == "ours":
             m = M.load_pretrained(d, device=device, dtype=dtype)
@@ -117,7 +118,6 @@ def build(impl: str, arch: str, device: str, dtype, lora: bool = False, t2l: boo
     # LoRA training: frozen base, rank-8 adapters on q_proj and v_proj, only A and B get gradients.
     m.requires_grad_(False)
     if impl == "ours":
-        import lora as L
         cfg = L.LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj"])
         L.inject(m, cfg)
         trainable = L.LoRA(m, cfg).to(device)
@@ -190,7 +190,6 @@ def main():
     a = p.parse_args()
     if a.impl:
         return worker(a)
-    import platform
     results = {"ours": [], "hf": []}
     for r in range(a.repeats):
         for impl in ("hf", "ours"):

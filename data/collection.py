@@ -23,7 +23,7 @@ from pathlib import Path
 
 from data import DataError
 from data.sni import DEFAULT_SNI_DIR, load_sni
-from data.tasks import SEED, Task, builtin_tasks, splits
+from data.tasks import SEED, Task, builtin_tasks, splits, stable_seed
 
 
 @dataclass
@@ -41,6 +41,18 @@ class Collection:
             raise DataError(f"unknown task family {unknown[0]!r} in {self.name} (families: {', '.join(known)})")
         keep = set(families)
         return Collection(self.name, self.tasks, {k: [n for n in v if self.tasks[n].family in keep] for k, v in self.splits.items()})
+
+    def training_tasks(self, k: int = 0, seed: int = SEED) -> list[str]:
+        """The training split, or its first k tasks after a seeded shuffle (k 0: all). The paper's
+        ablation of the number of training tasks (--n-train-tasks): one shuffle per seed, so the
+        12-task set lies inside the 24-task one."""
+        names = list(self.splits["train"])
+        if not k:
+            return names
+        if k > len(names):
+            raise DataError(f"--n-train-tasks {k}: --data {self.name} has only {len(names)} training tasks")
+        random.Random(stable_seed(seed, "n-train-tasks")).shuffle(names)
+        return sorted(names[:k])
 
 
 def load_collection(name_or_path: str = "builtin", seed: int = SEED) -> Collection:

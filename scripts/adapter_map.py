@@ -259,7 +259,7 @@ def map_2d(g: np.ndarray, method: str) -> np.ndarray:
 def draw_maps(path: Path, xy: dict, items: list, cats: dict, coloured: list, title: str, subtitles: dict):
     """Two scatter plots side by side (task embeddings | adapters): colour = category, marker = split."""
     def draw(fig, ax):
-        import matplotlib.pyplot as plt  # lazily, as eval.save_plot does
+        import matplotlib.pyplot as plt  # lazily, as common.save_plot does
         from matplotlib.lines import Line2D
         ax.remove()  # save_plot gives one axis; this figure has two
         axes = fig.subplots(1, 2)

@@ -142,11 +142,11 @@ def copy_atomically(src: Path, dst: Path):
 
 
 def plot_atomically(path: Path, draw, figsize):
-    """eval.save_plot (the project's one plotting helper) into a temporary file, then renamed."""
+    """common.save_plot (the project's one plotting helper) into a temporary file, then renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp(path)
     try:
-        E.save_plot(tmp, draw, figsize)
+        common.save_plot(tmp, draw, figsize)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -1,7 +1,6 @@
 """The paper's ablations as settings: --n-train-tasks, --descs-per-task, --encoder base-llm / one-hot,
 and a checkpoint of each kind read back by eval.py and t2l.py (they bring their own encoder)."""
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -10,11 +9,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import checkpoint
 import common
 import lora as L
 import model as M
 import t2l as H
 import train_sft as T
+from data import DataError
+from data.batches import Batches
 from data.collection import load_collection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -70,14 +72,12 @@ def test_one_hot_encoder_maps_each_training_description_to_its_id_and_others_to_
 
 def test_n_train_tasks_is_a_nested_seeded_subset_and_too_many_is_an_error():
     coll = load_collection("builtin")
-    cfg = T.TrainConfig()
-    sub12 = T.training_tasks(coll, T.TrainConfig(n_train_tasks=12))
-    sub24 = T.training_tasks(coll, T.TrainConfig(n_train_tasks=24))
+    sub12, sub24 = coll.training_tasks(12, seed=0), coll.training_tasks(24, seed=0)
     assert len(sub12) == 12 and len(sub24) == 24 and set(sub12) < set(sub24) < set(coll.splits["train"])
-    assert T.training_tasks(coll, cfg) == coll.splits["train"]
-    assert T.training_tasks(coll, T.TrainConfig(n_train_tasks=12, seed=1)) != sub12
-    with pytest.raises(T.TrainError, match="only 137 training tasks"):
-        T.training_tasks(coll, T.TrainConfig(n_train_tasks=1000))
+    assert coll.training_tasks(0) == coll.splits["train"]
+    assert coll.training_tasks(12, seed=1) != sub12
+    with pytest.raises(DataError, match="only 137 training tasks"):
+        coll.training_tasks(1000)
 
 
 def test_descs_per_task_limits_the_descriptions_drawn(default_model_dir):
@@ -85,14 +85,15 @@ def test_descs_per_task_limits_the_descriptions_drawn(default_model_dir):
     tok = M.load_tokenizer(default_model_dir)
     names = coll.splits["train"][:6]
     for k in (1, 2):
-        b = T.Batches(tok, coll.tasks, names, T.TrainConfig(batch_size=4, descs_per_task=k, max_len=96))
+        b = Batches(tok, coll.tasks, names, T.TrainConfig(batch_size=4, descs_per_task=k, max_len=96))
         seen = {d for i in range(30) for d in b.get(i)[4]}
         allowed = {d for n in names for d in coll.tasks[n].train_descriptions[:k]}
         assert seen <= allowed and len(seen) > 1
-    b = T.Batches(tok, coll.tasks, names, T.TrainConfig(batch_size=4, max_len=96))
+    b = Batches(tok, coll.tasks, names, T.TrainConfig(batch_size=4, max_len=96))
     assert len({d for i in range(30) for d in b.get(i)[4]}) > 12  # 0 = all of them
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("encoder", ["one-hot", "base-llm"])
 def test_ablation_checkpoints_train_and_are_read_back_by_eval_and_the_cli(tmp_path, default_model_dir, encoder):
     out = tmp_path / "run"
@@ -134,12 +135,12 @@ def test_a_task_of_a_multi_task_resume_without_checkpoint_starts_over_but_foreig
     out.mkdir()
     (out / "config.json").write_text("{}")
     (out / "log.jsonl").write_text("")
-    job = T.task_job(cfg, out, many=True)
-    assert not job.resume and job.force  # killed before its first checkpoint: start it over
+    job = lambda names: dict((o.name, j) for o, _, j in checkpoint.task_runs(tmp_path, names, cfg))["task_a"]
+    assert not job(["task_a", "task_b"]).resume and job(["task_a", "task_b"]).force  # killed before its first checkpoint: start it over
     (out / "ckpt.pt").write_bytes(b"")
-    assert T.task_job(cfg, out, many=True).resume  # a checkpoint: continue it
+    assert job(["task_a", "task_b"]).resume  # a checkpoint: continue it
     (out / "ckpt.pt").unlink()
     (out / "notes.txt").write_text("mine")
     with pytest.raises(common.OutputError):
-        T.task_job(cfg, out, many=True)
-    assert T.task_job(cfg, out, many=False) is cfg  # one task: --resume means what it says
+        job(["task_a", "task_b"])
+    assert job(["task_a"]) is cfg  # one task: --resume means what it says

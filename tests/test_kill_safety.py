@@ -14,13 +14,13 @@ import torch
 import common
 import lora as L
 import t2l as H
-import train_sft as T
+import checkpoint
 from conftest import ROOT
 
 WRITER = r"""
 import sys, torch
 sys.path.insert(0, {root!r})
-import common, lora as L, t2l as H, train_sft as T
+import checkpoint, common, lora as L, t2l as H
 kind, out = sys.argv[1], sys.argv[2]
 if kind == "adapter_fallback":
     common._exchange = lambda a, b: False  # force the two-rename path
@@ -42,7 +42,7 @@ while True:
             net.offsets["q_proj"].fill_(float(i))
         H.save(net, out)
     else:
-        T.save_ckpt(__import__("pathlib").Path(out), net, opt, i, cfg, [float(i)])
+        checkpoint.save_ckpt(__import__("pathlib").Path(out), net, opt, i, cfg, [float(i)])
 """
 
 
@@ -55,9 +55,10 @@ def loads(kind, out):
         return int(A.flatten()[0])
     if kind == "t2l":
         return int(H.load(out).offsets["q_proj"].flatten()[0])
-    return T.read_ckpt(out)["step"]
+    return checkpoint.read_ckpt(out)["step"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["adapter", "adapter_fallback", "t2l", "ckpt"])
 def test_sigkill_at_any_moment_leaves_a_loadable_old_or_new_version(tmp_path, kind):
     out = tmp_path / ("ckpt.pt" if kind == "ckpt" else "thing")

@@ -1,13 +1,15 @@
 """The house rules of the code, checked with `ast` so that later changes keep them:
 
-- imports run one way, bottom to top: common.py (layer 0: the plumbing, importing nothing of the
-  project), model.py, lora.py and data/ (layer 1), then t2l.py, eval.py,
-  train_sft.py, train_recon.py, and the two result scripts report.py and adapter_map.py on top; a module imports only from layers below it (inside layer 1 only
-  lora.py -> model.py and data/ -> data/), so there is no cycle, not even through an import
-  inside a function;
+- imports run one way, bottom to top: common.py and checkpoint.py (layer 0: the plumbing, importing
+  nothing of the project but each other, checkpoint -> common), model.py, lora.py and data/ (layer 1),
+  then t2l.py, eval.py, train_sft.py, train_recon.py, the result scripts of scripts/ (report.py,
+  adapter_map.py), and bench/ and course/ on top; a module imports only from layers below it (inside
+  a layer only lora.py -> model.py, checkpoint.py -> common.py, and within data/, scripts/, bench/,
+  course/), so there is no cycle, not even through an import inside a function;
 - model.py imports no project module but common.py, and data/ never imports model.py or lora.py;
 - imports sit at the top of a file, except the heavy optional display / encoder / template
-  libraries (matplotlib, sentence_transformers, jinja2, sklearn), imported where they are used.
+  libraries (matplotlib, sentence_transformers, jinja2, sklearn) and what only bench/'s comparisons
+  or a data fetch need (transformers, peft, pyarrow), imported where they are used.
 """
 import ast
 from pathlib import Path
@@ -15,14 +17,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LAYER = {"common": 0, "model": 1, "lora": 1, "data": 1, "t2l": 2, "eval": 3, "train_sft": 4, "train_recon": 5, "report": 6,
-         "adapter_map": 7}
-LAZY_OK = ("matplotlib", "sentence_transformers", "jinja2", "sklearn")
+LAYER = {"common": 0, "checkpoint": 0, "model": 1, "lora": 1, "data": 1, "t2l": 2, "eval": 3, "train_sft": 4,
+         "train_recon": 5, "scripts": 6, "bench": 7, "course": 7}
+LAZY_OK = ("matplotlib", "sentence_transformers", "jinja2", "sklearn",  # display / encoder / template libraries
+           "transformers", "peft", "pyarrow")  # what only bench/ (the comparison) or a data fetch needs
 
 
 def project_modules() -> dict[str, Path]:
     mods = {p.stem: p for p in ROOT.glob("*.py")}
-    mods.update({"data" if p.stem == "__init__" else f"data.{p.stem}": p for p in (ROOT / "data").glob("*.py")})
+    for pkg in ("data", "scripts", "bench", "course"):  # data/ (layer 1); scripts/, bench/ and course/ (the top)
+        mods.update({pkg if p.stem == "__init__" else f"{pkg}.{p.stem}": p for p in (ROOT / pkg).glob("*.py")})
     return mods
 
 
@@ -89,7 +93,8 @@ def test_imports_go_down_the_layers():
     bad = []
     for m, v in imp.items():
         for n, line, _ in v:
-            same_ok = (m == "lora" and n == "model") or (m.startswith("data") and n.startswith("data"))
+            same_ok = (m, n) in (("lora", "model"), ("checkpoint", "common")) or any(
+                m.startswith(k) and n.startswith(k) for k in ("data", "scripts", "bench", "course"))
             if n != m and not (layer(n) < layer(m) or (layer(n) == layer(m) and same_ok)):
                 bad.append(f"{mods[m].name}:{line} imports {n}")
     assert not bad, bad
@@ -98,6 +103,7 @@ def test_imports_go_down_the_layers():
 def test_model_py_imports_nothing_of_the_project_and_data_not_model_or_lora():
     mods, imp = graph()
     assert imp["common"] == [], imp["common"]
+    assert [n for n, _, _ in imp["checkpoint"] if n != "common"] == [], imp["checkpoint"]  # plumbing: the bottom
     assert [n for n, _, _ in imp["model"] if n != "common"] == [], imp["model"]
     for m, v in imp.items():
         if m.startswith("data"):

@@ -7,6 +7,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import checkpoint
+import common
 import lora as L
 import model as M
 import train_sft as T
@@ -19,6 +21,7 @@ def read_losses(path):
     return [json.loads(l)["loss"] for l in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_lora_run_writes_everything_and_resume_is_exact(tmp_path, default_model_dir):
     full = tmp_path / "full"
     T.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(full), "--ckpt-every", "3", *FAST])
@@ -38,6 +41,7 @@ def test_lora_run_writes_everything_and_resume_is_exact(tmp_path, default_model_
     assert read_losses(part / "list_first" / "log.jsonl") == ref  # bit-for-bit the same losses
 
 
+@pytest.mark.slow
 def test_only_lora_parameters_move(default_model_dir):
     model = M.load_pretrained(default_model_dir)
     tok = M.load_tokenizer(default_model_dir)
@@ -75,6 +79,7 @@ T2L_FAST = ["--variant", "S", "--steps", "6", "--batch-size", "4", "--max-len", 
             "--steering-inputs", "1", "--probe-inputs", "1"]
 
 
+@pytest.mark.slow
 def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_dir):
     full = tmp_path / "full"
     T.main([*T2L_FAST, "--out", str(full)])
@@ -118,6 +123,7 @@ def test_an_embedding_depends_on_its_text_alone_not_on_what_was_encoded_before()
     assert torch.equal(enc(texts), a)
 
 
+@pytest.mark.slow
 def test_t2l_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, default_model_dir, monkeypatch):
     real = T.sft_loss
     calls = []
@@ -146,7 +152,7 @@ def test_help_lists_every_setting_with_its_comment_and_default(script, capsys):
     with pytest.raises(SystemExit):
         mod.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines; compare word streams
-    comments = T.field_comments(cls)
+    comments = common.field_comments(cls)
     for f in dataclasses.fields(cls):
         if f.name == "objective":  # train_recon writes it itself; not a flag
             continue
@@ -167,13 +173,14 @@ def test_a_crafted_pickle_checkpoint_is_refused_without_running(tmp_path):
         def __reduce__(self):
             return (Path.touch, (tmp_path / "PWNED",))
     (tmp_path / "ckpt.pt").write_bytes(pickle.dumps({"params": {}, "x": Boom()}))
-    with pytest.raises(T.TrainError, match="refused, nothing was run"):
-        T.read_ckpt(tmp_path / "ckpt.pt")
+    with pytest.raises(checkpoint.CheckpointError, match="refused, nothing was run"):
+        checkpoint.read_ckpt(tmp_path / "ckpt.pt")
     assert not (tmp_path / "PWNED").exists()
     pickle.loads((tmp_path / "ckpt.pt").read_bytes())  # the file really is armed: plain pickle runs it
     assert (tmp_path / "PWNED").exists()
 
 
+@pytest.mark.slow
 def test_ctrl_c_checkpoints_then_says_how_to_continue(tmp_path, default_model_dir):
     """SIGINT during training (issue 21): the step in flight ends, its checkpoint is written, then ONE
     line `interrupted at step N; --resume continues` and exit code 130, no traceback; --resume then
