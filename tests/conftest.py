@@ -12,6 +12,14 @@ sys.path.insert(0, str(ROOT))
 VOCAB = 128
 
 
+def pytest_configure(config):
+    """Register the `slow` marker (so `--strict-markers` accepts it). The fast tier,
+    `python -m pytest -q -m "not slow"`, runs in under 3 minutes on 2 cores and still reaches every
+    module; CI runs everything."""
+    config.addinivalue_line("markers", "slow: trains, converts or runs the real model or spawns the "
+                            "scripts end to end (minutes); deselect with -m \"not slow\"")
+
+
 def tiny_hf_config(family: str):
     """A transformers config small enough for CPU tests where each feature bites:
     grouped KV heads (4 query heads, 2 KV heads), head_dim != hidden / heads, a sliding window

@@ -324,6 +324,7 @@ def test_sanitizer_takes_the_block_that_defines_the_function():
 # The local data
 
 
+@pytest.mark.slow  # loads every benchmark in full, twice (4-11 s); test_data.test_benchmark_loaders reads them fast
 @needs_data
 def test_local_data_matches_splits_and_fields():
     for name, (_, n) in B.BENCHMARKS.items():
@@ -397,6 +398,7 @@ def test_missing_and_unknown_benchmarks_are_one_line_errors(tmp_path):
 # eval.py end to end
 
 
+@pytest.mark.slow
 @needs_data
 def test_eval_cli_code_and_math_benchmarks_on_the_cpu(tmp_path):
     """The issue's check, as a user runs it: generation, sandboxed tests, the table. 96 new tokens
@@ -414,6 +416,7 @@ def test_eval_cli_code_and_math_benchmarks_on_the_cpu(tmp_path):
     assert (out / "benchmarks.png").stat().st_size > 1000 and (out / "zero_shot.png").stat().st_size > 1000
 
 
+@pytest.mark.slow
 @needs_data
 def test_eval_multiple_choice_methods_split_and_merged(tmp_path, default_model_dir):
     """Generative multiple choice with base / ICL / description, run as two processes' worth of
@@ -437,6 +440,7 @@ def test_eval_multiple_choice_methods_split_and_merged(tmp_path, default_model_d
     assert ll["scoring"] == "loglik" and ll["tasks"]["arc_easy"]["icl"] is None  # no ICL variant of log-likelihood
 
 
+@pytest.mark.slow
 @needs_data
 def test_multiple_choice_early_stop_matches_the_full_generation(default_model_dir):
     """PEEK_TOKENS first, the full budget only for undecided replies: the scores equal those of

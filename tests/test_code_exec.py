@@ -102,6 +102,7 @@ def outside(tmp_path):
         shutil.rmtree(f, ignore_errors=True)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FETCHED, reason="benchmarks not fetched: run python -m data.benchmarks --fetch")
 @pytest.mark.parametrize("name", ["humaneval", "mbpp"])
 def test_canonical_solutions_score_100_percent(name):
@@ -122,6 +123,7 @@ def test_a_wrong_solution_fails_and_a_right_one_passes(mode):
     assert (wrong.passed, wrong.status) == (False, "failed") and "AssertionError" in wrong.output
 
 
+@pytest.mark.slow
 def test_hazards_score_zero_within_the_limit_and_the_run_goes_on(tmp_path, mode):
     outside = tmp_path / f"outside_{uuid.uuid4().hex}"
     keep = tmp_path / "keep.txt"
@@ -158,6 +160,7 @@ def test_hazards_score_zero_within_the_limit_and_the_run_goes_on(tmp_path, mode)
     assert elapsed < 60
 
 
+@pytest.mark.slow
 def test_nothing_outlives_a_killed_program(mode):
     """A hanging program is killed and reaped at the time limit, and its directory removed (the
     fallback's temporary directory; the sandbox's tmpfs goes with its namespace, and no process of
@@ -264,6 +267,7 @@ def test_the_evaluator_survives_its_programs(tamper):
     assert os.getpid() == me and os.getppid() == parent  # still here, and so is whoever started us
 
 
+@pytest.mark.slow
 @needs_sandbox
 @pytest.mark.parametrize("tamper", HOOK_OFF)
 @pytest.mark.parametrize("ending", ["exits at once", "hangs until the time limit"])
@@ -285,6 +289,7 @@ def test_a_grandchild_does_not_outlive_the_sandbox(tamper, ending):
         assert sandbox_processes() == []
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tamper", ["", "frame"])
 def test_a_mkdir_loop_ends_within_the_limit(mode, tamper):
     """Creating directories until the time limit: the sandbox's tmpfs runs out of inodes, the fallback's
@@ -369,6 +374,7 @@ POLY_TESTS = "def check(candidate):\n    assert abs(poly([-2, 1], candidate([-2,
 ABS_TESTS = "assert abs(add(1, 2) - 3) < 1e-9\nassert abs(add(2, 2) - 4) < 1e-9\n"
 
 
+@pytest.mark.slow
 def test_split_right_passes_wrong_fails_hang_times_out(mode):
     right, wrong, raising, hanging = run_programs([
         (RIGHT_ADD, ADD_TESTS, "add"), (WRONG_ADD, ADD_TESTS, "add"),
@@ -572,6 +578,7 @@ def test_killing_the_runner_is_a_fail(monkeypatch):
     assert not o.passed
 
 
+@pytest.mark.slow
 @needs_sandbox
 def test_nothing_outlives_a_split_run():
     o = run_tests("def add(a, b):\n    import time\n    time.sleep(1000)\n", ADD_TESTS, "add", timeout=1.5)

@@ -12,6 +12,8 @@ from safetensors.torch import load_file
 
 from conftest import ROOT
 
+pytestmark = pytest.mark.slow  # torchrun training runs, minutes
+
 COMMON = ["--variant", "S", "--steps", "3", "--batch-size", "4", "--max-len", "96", "--latent", "32", "--head-in", "64",
           "--val-every", "100", "--val-examples", "1", "--final-tasks", "1", "--final-examples", "1", "--ckpt-every", "1",
           "--hyper-dropout", "0", "--lora-dropout", "0", "--neftune", "0", "--lr", "1e-4",

@@ -90,6 +90,7 @@ def random_oracle(model_dir, folder, task, seed):
     return ad
 
 
+@pytest.mark.slow
 def test_table_with_an_untrained_t2l_equals_the_base_model(tmp_path, default_model_dir):
     """At initialisation T2L writes Delta W = 0, so its column must equal the base column exactly;
     the oracle column appears only for the task that has one, the average LoRA is built from the
@@ -128,7 +129,7 @@ def test_bad_method_is_an_error():
         E.main(["--methods", "base,oracel"])
 
 
-@pytest.mark.parametrize("data", ["sni", "folder"])
+@pytest.mark.parametrize("data", [pytest.param("sni", marks=pytest.mark.slow), "folder"])  # sni: ~40 s
 def test_eval_runs_on_the_shipped_sni_collection_and_on_any_sni_folder(tmp_path, default_model_dir, data):
     import json
     import shutil

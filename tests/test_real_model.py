@@ -6,6 +6,10 @@ import torch
 import model as M
 from data.prepare_model import find_gguf
 
+# slow: transformers loads and runs the real 135M model (~30 s); model.py's parity is checked fast on
+# tiny random models of every family in test_model_parity.py
+pytestmark = pytest.mark.slow
+
 PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 
 

@@ -209,6 +209,7 @@ def test_paired_differences_credit_only_what_the_text_adds():
     assert "t2l_random" in E.pairs_markdown(E.t2l_pairs(better))
 
 
+@pytest.mark.slow
 def test_eval_adds_the_controls_and_a_text_blind_t2l_gains_nothing_over_them(tmp_path, default_model_dir, capsys):
     """A T2L checkpoint that writes one non-zero adapter whatever the text: eval.py (asked only for
     t2l) adds both controls, and every paired difference is exactly 0."""
