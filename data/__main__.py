@@ -11,10 +11,9 @@ import random
 import sys
 from collections import Counter
 
-from data import DataError
 from data.collection import load_collection
 from data.tasks import HELD_OUT_FAMILIES, SEED
-from common import ArgParser  # the project's one-line-error parser (plumbing, common.py)
+from common import ArgParser, UserError  # the one-line-error parser and the base error (plumbing, common.py)
 
 
 def main(argv=None):
@@ -32,7 +31,7 @@ def main(argv=None):
             p.error(f"argument {flag}: expected 0 or more, got {value}")
     try:
         coll = load_collection(a.data, a.seed)
-    except (DataError, OSError) as e:
+    except (UserError, OSError) as e:
         sys.exit(f"error: {e}")
     tasks, sp = coll.tasks, coll.splits
     if a.names:

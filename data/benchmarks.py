@@ -60,6 +60,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import UserError
 from data import DataError
 from data.tasks import Example, Task
 
@@ -451,5 +452,5 @@ if __name__ == "__main__":
             t = load_benchmark(n, scoring="generate")
             e = t.examples("test")[0]
             print(f"{n:14s} {len(t.examples('test')):6d} questions  parsed as {t.metric:6s}  first: {e.input[:60]!r}")
-    except (DataError, OSError, subprocess.CalledProcessError) as err:
+    except (UserError, OSError, subprocess.CalledProcessError) as err:
         sys.exit(f"error: {err}")

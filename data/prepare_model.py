@@ -294,7 +294,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     try:
         print(prepare_smollm2(a.out, a.force, a.gguf))
-    except (DataError, common.OutputError, OSError) as e:  # bad input -> one `error:` line
+    except (common.UserError, OSError) as e:  # bad input -> one `error:` line
         sys.exit(f"error: {e}")
 
 
