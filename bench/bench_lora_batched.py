@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import lora as L  # noqa: E402
-import model as M  # noqa: E402
+import lora  # noqa: E402
 from data import prepare_model  # noqa: E402
+from model import load_pretrained  # noqa: E402
 
 
 def main():
@@ -38,10 +38,10 @@ def main():
     dtype = getattr(torch, a.dtype)
     if a.peft_mixed:
         return peft_mixed(a, dtype)
-    m = M.load_pretrained(prepare_model.model_dir(), device=a.device, dtype=dtype)
-    cfg = L.LoraConfig(target_modules=a.targets.split(","))
-    L.inject(m, cfg, fuse=a.fuse)
-    shapes = L.module_shapes(m, cfg)
+    m = load_pretrained(prepare_model.model_dir(), device=a.device, dtype=dtype)
+    cfg = lora.LoraConfig(target_modules=a.targets.split(","))
+    lora.inject(m, cfg, fuse=a.fuse)
+    shapes = lora.module_shapes(m, cfg)
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     rows = []
     for B in map(int, a.batches.split(",")):
@@ -58,7 +58,7 @@ def main():
             for i in range(a.steps + 1):
                 sync()
                 t0 = time.perf_counter()
-                with L.use_adapter(m, ad, cfg.scaling):
+                with lora.use_adapter(m, ad, cfg.scaling):
                     m.loss(ids, labels).backward()
                 sync()
                 if i:
@@ -82,13 +82,13 @@ def peft_mixed(a, dtype):
     B, d = a.peft_mixed, prepare_model.model_dir()
     sync = torch.cuda.synchronize if a.device == "cuda" else (lambda: None)
     ids = torch.randint(3, 49152, (B, a.seq), device=a.device)
-    cfg = L.LoraConfig()
-    m = M.load_pretrained(d, device=a.device, dtype=dtype)
-    L.inject(m, cfg)
+    cfg = lora.LoraConfig()
+    m = load_pretrained(d, device=a.device, dtype=dtype)
+    lora.inject(m, cfg)
     g = torch.Generator().manual_seed(0)
     ads = [{n: (torch.randn(cfg.r, di, generator=g) * 0.02, torch.randn(do, cfg.r, generator=g) * 0.02)
-            for n, (di, do) in L.module_shapes(m, cfg).items()} for _ in range(B)]
-    stacked = {k: (v[0].to(a.device, dtype), v[1].to(a.device, dtype)) for k, v in L.stack(ads).items()}
+            for n, (di, do) in lora.module_shapes(m, cfg).items()} for _ in range(B)]
+    stacked = {k: (v[0].to(a.device, dtype), v[1].to(a.device, dtype)) for k, v in lora.stack(ads).items()}
     hf = tf.AutoModelForCausalLM.from_pretrained(d, dtype=dtype).to(a.device).eval()
     pm = peft.get_peft_model(hf, peft.LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, target_modules=cfg.target_modules),
                              adapter_name="a0").eval()
@@ -114,7 +114,7 @@ def peft_mixed(a, dtype):
         return sorted(ts)[len(ts) // 2], out
 
     def ours():
-        with L.use_adapter(m, stacked, cfg.scaling):
+        with lora.use_adapter(m, stacked, cfg.scaling):
             return m(ids)
     t_ours, lo = timed(ours)
     t_peft, lp = timed(lambda: pm(input_ids=ids, adapter_names=names).logits)

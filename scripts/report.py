@@ -44,8 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
-import eval as E
 import common
+import eval
 
 
 class ReportError(common.UserError):
@@ -53,8 +53,8 @@ class ReportError(common.UserError):
 
 
 # Columns a T2L column is compared with, when present (names as eval.columns writes them).
-REFERENCES = E.REFERENCES
-BOOTSTRAP, SEED = E.BOOTSTRAP, E.BOOTSTRAP_SEED  # resamples of the tasks for the paired interval, and their seed
+REFERENCES = eval.REFERENCES
+BOOTSTRAP, SEED = eval.BOOTSTRAP, eval.BOOTSTRAP_SEED  # resamples of the tasks for the paired interval, and their seed
 # The first line of every .md this script writes starts with this: it is how a later run knows the
 # file is its own (and also tells the reader where the numbers came from).
 # Files written before this script moved to scripts/ begin with the old command; they are ours too.
@@ -178,10 +178,10 @@ def mean_se(xs) -> tuple:
     return float(v.mean()), se, len(v)
 
 
-paired = E.paired  # the paired bootstrap lives with the scoring (eval.py prints it under every table)
+paired = eval.paired  # the paired bootstrap lives with the scoring (eval.py prints it under every table)
 
 
-is_t2l, reference_columns = E.is_t2l, E.reference_columns  # shared with eval.py's tables
+is_t2l, reference_columns = eval.is_t2l, eval.reference_columns  # shared with eval.py's tables
 
 
 # -----------------------------------------------------------------------------
@@ -259,10 +259,10 @@ def table(run_dir, out, argv):
     about = [f"{k} {', '.join(map(str, r[k])) if isinstance(r[k], list) else r[k]}"
              for k in ("n_examples", "methods", "data") if r.get(k) is not None]
     lines = [md_first_line(argv, f"from {run_dir / 'results.json'}" + (f" ({'; '.join(about)})" if about else "") + "."), ""]
-    lines += ["## Scores per task (x100)", "", E.markdown(rows, r.get("families") or {}), ""]
+    lines += ["## Scores per task (x100)", "", eval.markdown(rows, r.get("families") or {}), ""]
     if isinstance(r.get("metrics"), dict) and r["metrics"]:  # how the table scored (eval.py records it per task)
         used = sorted(set(map(str, r["metrics"].values())))
-        lines += ["Scored by: " + ", ".join(E.METRIC_NAMES.get(m, m) for m in used) + ".", ""]
+        lines += ["Scored by: " + ", ".join(eval.METRIC_NAMES.get(m, m) for m in used) + ".", ""]
     lines += ["## Per column, over tasks", "", "| column | mean | s.e. | tasks |", "| --- | --- | --- | --- |"]
     lines += [f"| {c} | {pct(s['mean'])} | {pct(s['se'])} | {s['n']} |" for c, s in summary.items()]
     lines += ["", "s.e.: standard error of the mean over tasks (sample standard deviation / sqrt(tasks)).", ""]
