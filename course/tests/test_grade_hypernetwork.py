@@ -4,13 +4,13 @@ type and layer, what the same network gives run on that one row alone through it
 import pytest
 import torch
 
-import lora as L
-import model as M
-import t2l as H
+import lora
+import t2l
+from model import ModelConfig
 
 # A base small enough to run each row alone: q (24 -> 24), v (24 -> 12: d_out < d_in),
 # up (24 -> 40: d_out > d_in), down (40 -> 24), 3 layers.
-BASE = M.ModelConfig.from_dict({"model_type": "llama", "vocab_size": 50, "hidden_size": 24, "intermediate_size": 40,
+BASE = ModelConfig.from_dict({"model_type": "llama", "vocab_size": 50, "hidden_size": 24, "intermediate_size": 40,
                                 "num_hidden_layers": 3, "num_attention_heads": 2, "num_key_value_heads": 1})
 TARGETS = ["q_proj", "v_proj", "up_proj", "down_proj"]
 
@@ -35,8 +35,8 @@ def one_row(net, emb, t, layer):
 @pytest.mark.parametrize("center", [False, True])
 def test_forward_is_every_row_alone(variant, center):
     torch.manual_seed(0)
-    cfg = H.T2LConfig.for_base(BASE, variant=variant, d_task=10, latent=16, head_in=32, rank=3, targets=TARGETS, center=center)
-    net = H.HyperNetwork(cfg)
+    cfg = t2l.T2LConfig.for_base(BASE, variant=variant, d_task=10, latent=16, head_in=32, rank=3, targets=TARGETS, center=center)
+    net = t2l.HyperNetwork(cfg)
     with torch.no_grad():  # weight everywhere (the heads start at zero), so that every part shows in the output
         for p in net.parameters():
             p.add_(torch.randn_like(p) * 0.1)
@@ -45,11 +45,11 @@ def test_forward_is_every_row_alone(variant, center):
     net.eval()  # no dropout
     emb = torch.randn(4, 10)
     adapter = net(emb)
-    assert set(adapter) == {L.module_name(li, t) for li in range(3) for t in TARGETS}
+    assert set(adapter) == {lora.module_name(li, t) for li in range(3) for t in TARGETS}
     for t in TARGETS:
         d_in, d_out = cfg.module_dims[t]
         for li in range(3):
-            A, B = adapter[L.module_name(li, t)]
+            A, B = adapter[lora.module_name(li, t)]
             assert A.shape == (4, 3, d_in) and B.shape == (4, d_out, 3), (t, li)
             for i in range(4):
                 want_A, want_B = one_row(net, emb[i], t, li)
@@ -59,8 +59,8 @@ def test_forward_is_every_row_alone(variant, center):
 
 def test_gradients_reach_the_hypernetwork():
     """SFT and reconstruction train through the adapter: every part of the network must get a gradient."""
-    cfg = H.T2LConfig.for_base(BASE, variant="S", d_task=10, latent=16, head_in=32, rank=3, targets=TARGETS)
-    net = H.HyperNetwork(cfg).eval()
+    cfg = t2l.T2LConfig.for_base(BASE, variant="S", d_task=10, latent=16, head_in=32, rank=3, targets=TARGETS)
+    net = t2l.HyperNetwork(cfg).eval()
     with torch.no_grad():  # non-zero heads: at init (zero heads) nothing flows back into the trunk
         for head in net.heads.values():
             head.weight.normal_(0, 0.1)

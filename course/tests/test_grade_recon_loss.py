@@ -3,7 +3,7 @@ train_recon.py's docstring, computed here with dense Delta W = B A."""
 import pytest
 import torch
 
-import train_recon as R
+import train_recon
 
 D = {"q": (12, 12), "v": (12, 6), "up": (12, 20)}  # module: (d_in, d_out)
 
@@ -18,7 +18,7 @@ def test_each_loss_is_its_definition(loss):
     target = library(6)
     idx = torch.tensor([4, 0, 2])
     gen = {k: (A[idx] + 0.3 * torch.randn_like(A[idx]), B[idx] + 0.3 * torch.randn_like(B[idx])) for k, (A, B) in target.items()}
-    stats = R.loss_stats(loss, target)
+    stats = train_recon.loss_stats(loss, target)
     want = 0.0
     for k, (A, B) in gen.items():
         tA, tB = target[k][0][idx], target[k][1][idx]
@@ -30,7 +30,7 @@ def test_each_loss_is_its_definition(loss):
         else:  # L1 on A and B, each element standardised by the library's mean and std
             mA, sA, mB, sB = stats[k]
             want += ((A - tA) / sA).abs().mean() + ((B - tB) / sB).abs().mean()
-    got = R.recon_loss(gen, target, idx, R.ReconConfig(loss=loss), stats)
+    got = train_recon.recon_loss(gen, target, idx, train_recon.ReconConfig(loss=loss), stats)
     torch.testing.assert_close(got, want / len(gen), rtol=1e-4, atol=1e-6)
-    assert R.recon_loss({k: (target[k][0][idx], target[k][1][idx]) for k in D}, target, idx, R.ReconConfig(loss=loss), stats) \
+    assert train_recon.recon_loss({k: (target[k][0][idx], target[k][1][idx]) for k in D}, target, idx, train_recon.ReconConfig(loss=loss), stats) \
         == pytest.approx(0.0, abs=1e-5)  # the library's own adapters: no loss
