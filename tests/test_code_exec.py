@@ -17,12 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from data import benchmarks as B
-from data import code_exec as C
+from data import benchmarks
+from data import code_exec
 from data.code_exec import prepare_tests, run_program, run_programs, run_tests, trusted_tests
 
-FETCHED = (B.BENCH_DIR / "mbpp" / "questions.jsonl.gz").is_file()
-PROBLEM = C.sandbox_problem()  # None where the namespace sandbox works (CI: root, unshare present)
+FETCHED = (benchmarks.BENCH_DIR / "mbpp" / "questions.jsonl.gz").is_file()
+PROBLEM = code_exec.sandbox_problem()  # None where the namespace sandbox works (CI: root, unshare present)
 needs_sandbox = pytest.mark.skipif(PROBLEM is not None, reason=f"no namespace sandbox on this machine ({PROBLEM}); "
                                                               "the fallback's tests (mode=fallback) still run")
 
@@ -33,9 +33,9 @@ def mode(request, monkeypatch):
     if request.param == "sandbox":
         if PROBLEM is not None:
             pytest.skip(f"no namespace sandbox on this machine ({PROBLEM}); the mode=fallback run tests the fallback")
-        monkeypatch.delenv(C.SANDBOX_ENV, raising=False)
+        monkeypatch.delenv(code_exec.SANDBOX_ENV, raising=False)
     else:
-        monkeypatch.setenv(C.SANDBOX_ENV, "fallback")
+        monkeypatch.setenv(code_exec.SANDBOX_ENV, "fallback")
     return request.param
 
 
@@ -60,7 +60,7 @@ def sandbox_processes() -> list[int]:
             uid_line = next(l for l in Path(f"/proc/{entry}/status").read_text().splitlines() if l.startswith("Uid:"))
         except (OSError, StopIteration):
             continue
-        if int(uid_line.split()[1]) in (C.SANDBOX_UID, C.RUNNER_UID):
+        if int(uid_line.split()[1]) in (code_exec.SANDBOX_UID, code_exec.RUNNER_UID):
             pids.append(int(entry))
     return pids
 
@@ -107,7 +107,7 @@ def outside(tmp_path):
 @pytest.mark.parametrize("name", ["humaneval", "mbpp"])
 def test_canonical_solutions_score_100_percent(name):
     """On the split path that eval.py uses: every call forwarded as plain data, no in-process fallback."""
-    ex = B.load_benchmark(name, scoring="generate").examples("test")
+    ex = benchmarks.load_benchmark(name, scoring="generate").examples("test")
     # HumanEval's canonical solution is the body: prompt + body; MBPP's is the whole program
     jobs = [(e.prompt + e.answer if name == "humaneval" else e.answer, trusted_tests(name, e.prompt, e.tests), e.entry_point)
             for e in ex]
@@ -178,7 +178,7 @@ def test_nothing_outlives_a_killed_program(mode):
 # The verdict: decided by the evaluator, not forgeable by printing, exiting or reading anything.
 
 FORGERIES = {
-    "print what a pass prints": "print(" + repr(C.REPORT.decode()) + ")\nprint('passed')\nassert False",
+    "print what a pass prints": "print(" + repr(code_exec.REPORT.decode()) + ")\nprint('passed')\nassert False",
     "os._exit(0) before the asserts": "import os\nos._exit(0)\nassert False",
     "sys.exit(0) before the asserts": "import sys\nsys.exit(0)\nassert False",
     **{f"os._exit({s}) before the asserts": f"import os\nos._exit({s})\nassert False" for s in (1, 2, 42, 255)},
@@ -309,7 +309,7 @@ def test_the_sandbox_is_what_the_docstring_says():
     everywhere but /tmp, /run empty, the home directory hidden, no network, its own PID namespace, an
     init it cannot trace, no user namespaces, mounts it cannot change, a process limit, the limits as set,
     the project directory hidden."""
-    closed, interpreter_dir = C._interpreter_exposure()  # e.g. /root, which hides /root/.pyenv/versions/3.11.7
+    closed, interpreter_dir = code_exec._interpreter_exposure()  # e.g. /root, which hides /root/.pyenv/versions/3.11.7
     shown = os.path.relpath(interpreter_dir, closed).split(os.sep)[0] if closed else ""
     program = TAMPER["frame"] + f"""
 import ctypes, errno, os, resource, socket, sys
@@ -327,7 +327,7 @@ for folder in ('/var/tmp', '/dev/shm', '/usr', '/', sys.prefix, {closed!r} or '/
         assert e.errno in (errno.EROFS, errno.EACCES), (folder, e)
 open('/tmp/x', 'w').write('scratch is writable')
 assert os.listdir('/run') == []
-for folder in {C._hidden_dirs()!r}:  # the project: benchmark files with the expected answers, reference solutions
+for folder in {code_exec._hidden_dirs()!r}:  # the project: benchmark files with the expected answers, reference solutions
     assert os.listdir(folder) == [], folder
 assert [name for _, name in socket.if_nameindex()] == ['lo']
 try:
@@ -340,11 +340,11 @@ libc = ctypes.CDLL(None, use_errno=True)
 assert libc.unshare(0x10000000) == -1  # CLONE_NEWUSER
 assert libc.mount(None, b'/', None, 0x20 | 0x1000, None) == -1  # MS_REMOUNT | MS_BIND: make / writable again
 assert libc.ptrace(16, 1, None, None) == -1  # PTRACE_ATTACH to the init shell
-assert resource.getrlimit(resource.RLIMIT_NPROC) == ({3 + C.EXTRA_TASKS},) * 2
-assert resource.getrlimit(resource.RLIMIT_AS) == ({C.MEMORY_BYTES},) * 2
+assert resource.getrlimit(resource.RLIMIT_NPROC) == ({3 + code_exec.EXTRA_TASKS},) * 2
+assert resource.getrlimit(resource.RLIMIT_AS) == ({code_exec.MEMORY_BYTES},) * 2
 children = []
 try:
-    for _ in range({C.EXTRA_TASKS + 2}):
+    for _ in range({code_exec.EXTRA_TASKS + 2}):
         pid = os.fork()
         if pid == 0:
             import time
@@ -353,7 +353,7 @@ try:
         children.append(pid)
     raise AssertionError('more processes than the limit')
 except BlockingIOError:
-    assert len(children) <= {C.EXTRA_TASKS}, children
+    assert len(children) <= {code_exec.EXTRA_TASKS}, children
 """
     o = run_program(program, timeout=20)
     assert o.passed, o.output
@@ -389,12 +389,12 @@ def test_split_right_passes_wrong_fails_hang_times_out(mode):
 # Each is (solution, tests, entry point) and scores 0 on the split path. Those in BEATS_RUN_PROGRAM
 # pass run_program (solution + tests in one process): they are real attacks, not strawmen.
 SPLIT_FORGERIES = {
-    "print what a pass prints": (f"print({C.REPORT.decode()!r})\nprint('passed')\n" + WRONG_ADD, ADD_TESTS, "add"),
+    "print what a pass prints": (f"print({code_exec.REPORT.decode()!r})\nprint('passed')\n" + WRONG_ADD, ADD_TESTS, "add"),
     "sys.exit(0) while loading": ("import sys\nsys.exit(0)\n" + RIGHT_ADD, ADD_TESTS, "add"),
     "os._exit(0) while loading": ("import os\nos._exit(0)\n", ADD_TESTS, "add"),
     "os._exit(0) in the first call": ("import os\ndef add(a, b):\n    os._exit(0)\n", ADD_TESTS, "add"),
     "REPORT on every fd it holds, then exit 0": (
-        "import os\nfor fd in range(64):\n    try:\n        os.write(fd, " + repr(C.REPORT) + ")\n"
+        "import os\nfor fd in range(64):\n    try:\n        os.write(fd, " + repr(code_exec.REPORT) + ")\n"
         "    except OSError:\n        pass\nos._exit(0)\n" + WRONG_ADD, ADD_TESTS, "add"),
     "answers on the pipe before it is asked": (
         "import os\nfor fd in range(3, 64):\n    try:\n"
@@ -526,7 +526,7 @@ def test_the_solution_cannot_reach_the_runner(tamper):
                 "assert not any(b'\"role\": \"runner\"' in c for c in seen), seen\n")
     write_all = (look + "    try:\n        fds = os.listdir(f'/proc/{pid}/fd')\n    except OSError:\n        fds = []\n"
                  "    for fd in fds:\n        try:\n"
-                 f"            with open(f'/proc/{{pid}}/fd/{{fd}}', 'wb', buffering=0) as f:\n                f.write({C.REPORT!r})\n"
+                 f"            with open(f'/proc/{{pid}}/fd/{{fd}}', 'wb', buffering=0) as f:\n                f.write({code_exec.REPORT!r})\n"
                  "        except OSError:\n            pass\nos._exit(0)\n")
     kills, writes = run_programs([(TAMPER[tamper] + kill_all + RIGHT_ADD, ADD_TESTS, "add"),
                                   (TAMPER[tamper] + write_all + WRONG_ADD, ADD_TESTS, "add")], timeout=10)
@@ -552,7 +552,7 @@ mine = [open(f'/proc/{{p}}/cmdline', 'rb').read() for p in os.listdir('/proc') i
 assert not any(b'"role": "solution"' in c for c in mine)
 assert not any(b'"role": "runner"' in c for c in view()) and any(b'"role": "solution"' in c for c in view())
 if {os.geteuid() == 0}:
-    assert open('/proc/self/uid_map').read().split()[1] == '{C.RUNNER_UID}' and uid_map()[1] == '{C.SANDBOX_UID}'
+    assert open('/proc/self/uid_map').read().split()[1] == '{code_exec.RUNNER_UID}' and uid_map()[1] == '{code_exec.SANDBOX_UID}'
 """
     o = run_tests(solution, tests, None, timeout=10)
     assert o.passed, o.output
@@ -561,7 +561,7 @@ if {os.geteuid() == 0}:
 def test_killing_the_runner_is_a_fail(monkeypatch):
     """In the fallback (no namespaces) the solution can find the runner, its sibling process, and kill
     it: that scores 0 even with a right answer, never a pass."""
-    monkeypatch.setenv(C.SANDBOX_ENV, "fallback")
+    monkeypatch.setenv(code_exec.SANDBOX_ENV, "fallback")
     kill = TAMPER["frame"] + (
         "import os, signal, time\n"
         "def runners():\n    found = []\n    for p in os.listdir('/proc'):\n        try:\n"
@@ -591,12 +591,12 @@ def test_nothing_outlives_a_split_run():
 # The fallback.
 
 def test_the_fallback_is_announced_once(monkeypatch, capfd):
-    monkeypatch.setenv(C.SANDBOX_ENV, "fallback")
-    monkeypatch.setattr(C, "_warned", set())
-    assert C.sandbox_problem() == f"{C.SANDBOX_ENV}=fallback is set"
+    monkeypatch.setenv(code_exec.SANDBOX_ENV, "fallback")
+    monkeypatch.setattr(code_exec, "_warned", set())
+    assert code_exec.sandbox_problem() == f"{code_exec.SANDBOX_ENV}=fallback is set"
     assert run_program("assert True").passed and run_program("assert True").passed
     err = capfd.readouterr().err
-    assert err.count("WARNING") == 1 and "NO security boundary" in err and C.SANDBOX_ENV in err
+    assert err.count("WARNING") == 1 and "NO security boundary" in err and code_exec.SANDBOX_ENV in err
 
 
 def test_where_namespaces_fail_programs_run_in_the_fallback(monkeypatch, capfd):
@@ -607,15 +607,15 @@ def test_where_namespaces_fail_programs_run_in_the_fallback(monkeypatch, capfd):
         (fake / "unshare").write_text("#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n")
         (fake / "unshare").chmod(0o755)
         fake.chmod(0o755)  # the sandbox's user must be able to run it
-        monkeypatch.setattr(C, "PATH", f"{fake}:{C.PATH}")
-        monkeypatch.setattr(C, "_probe_result", [])
-        monkeypatch.setattr(C, "_warned", set())
-        monkeypatch.delenv(C.SANDBOX_ENV, raising=False)
-        problem = C.sandbox_problem()
+        monkeypatch.setattr(code_exec, "PATH", f"{fake}:{code_exec.PATH}")
+        monkeypatch.setattr(code_exec, "_probe_result", [])
+        monkeypatch.setattr(code_exec, "_warned", set())
+        monkeypatch.delenv(code_exec.SANDBOX_ENV, raising=False)
+        problem = code_exec.sandbox_problem()
         assert problem is not None and "trial run" in problem and "Operation not permitted" in problem, problem
         right, wrong = run_program("assert 1 + 1 == 2"), run_program("assert 1 + 1 == 3")
         assert right.passed and not wrong.passed
-        assert C.sandbox_problem() == problem  # tried once, remembered
+        assert code_exec.sandbox_problem() == problem  # tried once, remembered
         err = capfd.readouterr().err
         assert err.count("WARNING") == 1 and "NO security boundary" in err and "Operation not permitted" in err
     finally:

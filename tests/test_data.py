@@ -2,12 +2,12 @@
 
 import pytest
 
-import model as M
 from data import DataError
 from data import format as fmt
 from data.metrics import score
 from data.sni import DEFAULT_SNI_DIR, TaskFileError, load_sni, load_sni_task
 from data.tasks import HELD_OUT_FAMILIES, builtin_tasks, splits
+from model import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def test_no_unseen_task_leaks_into_training(suite):
 
 def test_prompts_are_short(suite, default_model_dir):
     tasks, _ = suite
-    tok = M.load_tokenizer(default_model_dir)
+    tok = load_tokenizer(default_model_dir)
     lens, ans = [], []
     for t in tasks.values():
         for ids, labels in fmt.encode_examples(tok, t.examples("test", 4))[0]:
@@ -77,7 +77,7 @@ def test_prompts_are_short(suite, default_model_dir):
 
 
 def test_labels_mask_all_but_answer(default_model_dir):
-    tok = M.load_tokenizer(default_model_dir)
+    tok = load_tokenizer(default_model_dir)
     ids, labels = fmt.encode(tok, fmt.messages_for("3, 1, 2"), "1, 2, 3")
     ans = [t for t in labels if t != -100]
     assert tok.decode(ans, skip_special_tokens=False) == "1, 2, 3<|im_end|>"

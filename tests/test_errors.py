@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-import model as M
+from model import ModelError, load_pretrained, load_tokenizer
 from conftest import ROOT, build_tiny_hf
 
 
@@ -27,8 +27,8 @@ def test_unknown_model_type(tiny):
     cfg = json.loads((tiny / "config.json").read_text())
     cfg["model_type"] = "gpt_neox"
     (tiny / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(M.ModelError) as e:
-        M.load_pretrained(tiny)
+    with pytest.raises(ModelError) as e:
+        load_pretrained(tiny)
     msg = one_line(e)
     assert "config.json" in msg and "gpt_neox" in msg
 
@@ -37,8 +37,8 @@ def test_wrong_tensor_shape(tiny):
     sd = load_file(tiny / "model.safetensors")
     sd["model.layers.1.mlp.up_proj.weight"] = torch.zeros(7, 48)
     save_file(sd, tiny / "model.safetensors")
-    with pytest.raises(M.ModelError) as e:
-        M.load_pretrained(tiny)
+    with pytest.raises(ModelError) as e:
+        load_pretrained(tiny)
     msg = one_line(e)
     assert "model.layers.1.mlp.up_proj.weight" in msg and "(7, 48)" in msg and "(96, 48)" in msg
 
@@ -47,8 +47,8 @@ def test_missing_tensor(tiny):
     sd = load_file(tiny / "model.safetensors")
     del sd["model.layers.0.self_attn.v_proj.weight"]
     save_file(sd, tiny / "model.safetensors")
-    with pytest.raises(M.ModelError) as e:
-        M.load_pretrained(tiny)
+    with pytest.raises(ModelError) as e:
+        load_pretrained(tiny)
     assert "model.layers.0.self_attn.v_proj.weight" in one_line(e)
 
 
@@ -56,14 +56,14 @@ def test_missing_shard(tmp_path):
     build_tiny_hf("mistral").save_pretrained(tmp_path, safe_serialization=True, max_shard_size="60KB")
     shard = sorted(tmp_path.glob("model-*.safetensors"))[-1]
     shard.unlink()
-    with pytest.raises(M.ModelError) as e:
-        M.load_pretrained(tmp_path)
+    with pytest.raises(ModelError) as e:
+        load_pretrained(tmp_path)
     assert shard.name in one_line(e)
 
 
 def test_missing_tokenizer(tiny):
-    with pytest.raises(M.ModelError) as e:
-        M.load_tokenizer(tiny)
+    with pytest.raises(ModelError) as e:
+        load_tokenizer(tiny)
     assert "tokenizer.json" in one_line(e)
 
 

@@ -4,12 +4,12 @@ import json
 import pytest
 import torch
 
-import eval as E
-import lora as L
-import model as M
-import t2l as H
+import eval
+import lora
+import t2l
 from data.metrics import extract_answer, score
 from data.tasks import Example, builtin_tasks, splits
+from model import ModelConfig, load_pretrained, load_tokenizer
 
 
 @pytest.mark.parametrize("reply,gold,metric,labels,want", [
@@ -40,7 +40,7 @@ def test_extract_answer_keeps_the_first_line_only():
 def test_average_lora_is_the_mean_delta_w():
     g = torch.Generator().manual_seed(0)
     ads = [{"m": (torch.randn(4, 6, generator=g), torch.randn(5, 4, generator=g))} for _ in range(3)]
-    A, B = E.average_lora(ads)["m"]
+    A, B = eval.average_lora(ads)["m"]
     assert A.shape == (12, 6) and B.shape == (5, 12)
     torch.testing.assert_close(B @ A, sum(b @ a for a, b in (ad["m"] for ad in ads)) / 3)
     naive = (sum(ad["m"][1] for ad in ads) / 3) @ (sum(ad["m"][0] for ad in ads) / 3)
@@ -51,42 +51,42 @@ def test_wrong_description_control_draws_other_training_tasks_as_the_reference()
     tasks = builtin_tasks()
     sp = splits(tasks)
     for name in sp["test"][:10]:
-        picked = E.wrong_descriptions(tasks, name, sp["train"], 3)
+        picked = eval.wrong_descriptions(tasks, name, sp["train"], 3)
         assert len(picked) == 3 and len({t for t, _ in picked}) == 3  # three different tasks
         for other, desc in picked:
             assert other in sp["train"] and tasks[other].family != tasks[name].family
             assert desc in tasks[other].train_descriptions
-        assert picked == E.wrong_descriptions(tasks, name, sp["train"], 3)  # seeded: the same every run
-    assert E.wrong_descriptions(tasks, sp["test"][0], sp["train"]) != E.wrong_descriptions(tasks, sp["test"][1], sp["train"])
-    assert E.RANDOM_STRINGS[0] == "dogs;cats;bananas;"  # the reference's random strings
+        assert picked == eval.wrong_descriptions(tasks, name, sp["train"], 3)  # seeded: the same every run
+    assert eval.wrong_descriptions(tasks, sp["test"][0], sp["train"]) != eval.wrong_descriptions(tasks, sp["test"][1], sp["train"])
+    assert eval.RANDOM_STRINGS[0] == "dogs;cats;bananas;"  # the reference's random strings
 
 
 def test_choice_loglik_picks_the_likely_answer(default_model_dir):
-    model = M.load_pretrained(default_model_dir)
-    tok = M.load_tokenizer(default_model_dir)
+    model = load_pretrained(default_model_dir)
+    tok = load_tokenizer(default_model_dir)
     ex = [Example("What is the capital of France?", "Paris", ("London", "Paris", "Banana")),
           Example("What is 2 + 2?", "4", ("4", "9", "x"))]
-    assert E.choice_loglik(model, tok, ex) == [1.0, 1.0]
+    assert eval.choice_loglik(model, tok, ex) == [1.0, 1.0]
     wrong = [Example(e.input, e.choices[-1], e.choices) for e in ex]  # same questions, absurd gold
-    assert E.choice_loglik(model, tok, wrong) == [0.0, 0.0]
+    assert eval.choice_loglik(model, tok, wrong) == [0.0, 0.0]
     # Winogrande-style: one shared continuation, the contexts differ; right only if the right context wins
     wino = [Example("The trophy did not fit in the suitcase because the trophy", " was too big.", (" was too big.", " was too big."),
                     ("The trophy did not fit in the suitcase because the trophy", "The trophy did not fit in the suitcase because the suitcase"))]
     flipped = [Example(wino[0].contexts[1], wino[0].answer, wino[0].choices, wino[0].contexts)]
-    assert sorted(E.choice_loglik(model, tok, wino) + E.choice_loglik(model, tok, flipped)) == [0.0, 1.0]
+    assert sorted(eval.choice_loglik(model, tok, wino) + eval.choice_loglik(model, tok, flipped)) == [0.0, 1.0]
     # per-character normalisation lets a long fluent choice beat a short right one; the raw sum does not
     moon = [Example("What is 2 + 2?", "4", ("4", "the moon is made of cheese"))]
-    assert E.choice_loglik(model, tok, moon, norm="none") == [1.0]
+    assert eval.choice_loglik(model, tok, moon, norm="none") == [1.0]
 
 
 def random_oracle(model_dir, folder, task, seed):
     """A PEFT adapter with a non-zero B (so it changes answers), saved as <folder>/<task>/adapter."""
-    mcfg = M.ModelConfig.from_json(model_dir / "config.json")
-    lcfg = L.LoraConfig()
+    mcfg = ModelConfig.from_json(model_dir / "config.json")
+    lcfg = lora.LoraConfig()
     g = torch.Generator().manual_seed(seed)
     ad = {k: (torch.randn(8, d_in, generator=g) * 0.05, torch.randn(d_out, 8, generator=g) * 0.05)
-          for k, (d_in, d_out) in L.module_shapes(mcfg, lcfg).items()}
-    L.save_peft(ad, lcfg, folder / task / "adapter", extra={"task": task})
+          for k, (d_in, d_out) in lora.module_shapes(mcfg, lcfg).items()}
+    lora.save_peft(ad, lcfg, folder / task / "adapter", extra={"task": task})
     return ad
 
 
@@ -95,12 +95,12 @@ def test_table_with_an_untrained_t2l_equals_the_base_model(tmp_path, default_mod
     """At initialisation T2L writes Delta W = 0, so its column must equal the base column exactly;
     the oracle column appears only for the task that has one, the average LoRA is built from the
     training-task oracles; the run writes the table, the JSON and the chart."""
-    cfg = H.T2LConfig.for_base(M.ModelConfig.from_json(default_model_dir / "config.json"), variant="S", latent=32, head_in=64)
-    ckpt = H.save(H.HyperNetwork(cfg), tmp_path / "t2l")
+    cfg = t2l.T2LConfig.for_base(ModelConfig.from_json(default_model_dir / "config.json"), variant="S", latent=32, head_in=64)
+    ckpt = t2l.save(t2l.HyperNetwork(cfg), tmp_path / "t2l")
     random_oracle(default_model_dir, tmp_path / "oracles", "list_first", 0)
     random_oracle(default_model_dir, tmp_path / "oracles", "add_10", 1)  # a training task: the average's only member
     out = tmp_path / "eval"
-    E.main(["--tasks", "list_first,words_upper", "--n", "2", "--methods", "base,oracle,avg_lora,t2l,t2l_wrong,t2l_random",
+    eval.main(["--tasks", "list_first,words_upper", "--n", "2", "--methods", "base,oracle,avg_lora,t2l,t2l_wrong,t2l_random",
             "--t2l", str(ckpt), "--oracles", str(tmp_path / "oracles"), "--out", str(out), "--descriptions", "1"])
     res = json.loads((out / "results.json").read_text())
     assert list(res["means"]) == ["base", "oracle", "avg_lora", "T2L-S", "t2l_wrong", "t2l_random"]
@@ -116,17 +116,17 @@ def test_merge_joins_runs_split_by_task_and_by_column(tmp_path):
                         ("c", {"t1": {"T2L-S recon": 0.25}})]:
         (tmp_path / name).mkdir()
         (tmp_path / name / "results.json").write_text(json.dumps({"tasks": tasks, "families": {t: "fam" for t in tasks}}))
-    E.main(["--merge", ",".join(str(tmp_path / n) for n in "abc"), "--out", str(tmp_path / "all")])
+    eval.main(["--merge", ",".join(str(tmp_path / n) for n in "abc"), "--out", str(tmp_path / "all")])
     res = json.loads((tmp_path / "all" / "results.json").read_text())
     assert res["tasks"]["t1"] == {"base": 0.5, "T2L-S": 1.0, "T2L-S recon": 0.25}
     assert res["means"] == {"base": 0.25, "T2L-S": 0.75, "T2L-S recon": 0.25}  # a missing cell is left out of the mean
     with pytest.raises(SystemExit, match="results.json: not found"):
-        E.main(["--merge", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
+        eval.main(["--merge", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
 
 
 def test_bad_method_is_an_error():
     with pytest.raises(SystemExit, match="unknown method 'oracel'"):
-        E.main(["--methods", "base,oracel"])
+        eval.main(["--methods", "base,oracel"])
 
 
 @pytest.mark.parametrize("data", [pytest.param("sni", marks=pytest.mark.slow), "folder"])  # sni: ~40 s
@@ -140,7 +140,7 @@ def test_eval_runs_on_the_shipped_sni_collection_and_on_any_sni_folder(tmp_path,
         for p in sorted((DEFAULT_SNI_DIR / "tasks").glob("*.json"))[:3]:
             shutil.copy(p, src)
         data = str(src.parent)
-    E.main(["--data", data, "--tasks", "val" if data == "sni" else "all", "--methods", "base", "--n", "1",
+    eval.main(["--data", data, "--tasks", "val" if data == "sni" else "all", "--methods", "base", "--n", "1",
             "--out", str(tmp_path / "out")])
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(res["tasks"]) == (12 if data == "sni" else 3) and all("base" in r for r in res["tasks"].values())
@@ -156,11 +156,11 @@ def test_prompt_auto_follows_the_checkpoints_training_prompt(tmp_path):
         if prompt:
             (d / "train_config.json").write_text(json.dumps({"prompt": prompt}))
         ckpts[name] = str(d)
-    assert E.training_prompt([ckpts["bare"]]) == "bare"
-    assert E.training_prompt([ckpts["ref"], ckpts["none"]]) == "definition"
-    assert E.training_prompt([]) == E.training_prompt([ckpts["none"]]) == "definition"
-    with pytest.raises(E.EvalError, match="different prompts"):
-        E.training_prompt([ckpts["bare"], ckpts["ref"]])
+    assert eval.training_prompt([ckpts["bare"]]) == "bare"
+    assert eval.training_prompt([ckpts["ref"], ckpts["none"]]) == "definition"
+    assert eval.training_prompt([]) == eval.training_prompt([ckpts["none"]]) == "definition"
+    with pytest.raises(eval.EvalError, match="different prompts"):
+        eval.training_prompt([ckpts["bare"], ckpts["ref"]])
     (tmp_path / "none" / "train_config.json").write_text("{not json")
-    with pytest.raises(E.EvalError, match="train_config.json"):
-        E.training_prompt([ckpts["none"]])
+    with pytest.raises(eval.EvalError, match="train_config.json"):
+        eval.training_prompt([ckpts["none"]])

@@ -3,7 +3,7 @@ batch must give each row the tokens it would get alone."""
 import pytest
 import torch
 
-import model as M
+from model import left_pad, load_pretrained
 from conftest import VOCAB
 
 
@@ -20,7 +20,7 @@ def greedy_recompute(m, prompt, n):
 @pytest.mark.parametrize("family", ["llama", "mistral", "gemma2"])
 def test_kv_cache_equals_recompute(family, tiny_dirs):
     _, d = tiny_dirs[family]
-    m = M.load_pretrained(d)
+    m = load_pretrained(d)
     torch.manual_seed(0)
     prompt = torch.randint(3, VOCAB, (7,)).tolist()
     got = m.generate(torch.tensor([prompt]), max_new_tokens=20, eos_token_ids=[]).tolist()[0]
@@ -31,10 +31,10 @@ def test_kv_cache_equals_recompute(family, tiny_dirs):
 @pytest.mark.parametrize("family", ["llama", "gemma2"])
 def test_left_padded_batch_equals_alone(family, tiny_dirs):
     _, d = tiny_dirs[family]
-    m = M.load_pretrained(d)
+    m = load_pretrained(d)
     torch.manual_seed(1)
     prompts = [torch.randint(3, VOCAB, (n,)).tolist() for n in (3, 9, 6)]
-    ids, mask = M.left_pad(prompts, pad_id=0)
+    ids, mask = left_pad(prompts, pad_id=0)
     batch = m.generate(ids, mask, max_new_tokens=12, eos_token_ids=[]).tolist()
     for p, row in zip(prompts, batch):
         alone = m.generate(torch.tensor([p]), max_new_tokens=12, eos_token_ids=[]).tolist()[0]
@@ -43,11 +43,11 @@ def test_left_padded_batch_equals_alone(family, tiny_dirs):
 
 def test_stops_at_eos_and_pads(tiny_dirs):
     _, d = tiny_dirs["llama"]
-    m = M.load_pretrained(d)
+    m = load_pretrained(d)
     prompt = torch.randint(3, VOCAB, (1, 5))
     free = m.generate(prompt, max_new_tokens=10, eos_token_ids=[]).tolist()[0]
     stop = free[3]  # pretend the 4th generated token is end-of-sequence
-    ids, mask = M.left_pad([prompt[0].tolist(), prompt[0].tolist()[:3]], pad_id=0)
+    ids, mask = left_pad([prompt[0].tolist(), prompt[0].tolist()[:3]], pad_id=0)
     out = m.generate(ids, mask, max_new_tokens=10, eos_token_ids=[stop], pad_token_id=99)
     row = out[0].tolist()
     first = row.index(stop)
@@ -57,7 +57,7 @@ def test_stops_at_eos_and_pads(tiny_dirs):
 
 def test_sampling_is_seeded(tiny_dirs):
     _, d = tiny_dirs["qwen2"]
-    m = M.load_pretrained(d)
+    m = load_pretrained(d)
     prompt = torch.randint(3, VOCAB, (2, 5))
     g = lambda s: m.generate(prompt, max_new_tokens=8, temperature=1.0, top_p=0.9, eos_token_ids=[],
                              generator=torch.Generator().manual_seed(s))

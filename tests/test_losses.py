@@ -4,7 +4,7 @@ eq. (4) and its two variants, on hand-made A and B."""
 import pytest
 import torch
 
-import model as M
+from model import load_pretrained
 from train_recon import ReconConfig, recon_loss
 from train_sft import TrainConfig, sft_loss
 
@@ -18,7 +18,7 @@ EPS = 0.1  # the reference's label smoothing
 @pytest.fixture(scope="module")
 def batch(tiny_dirs):
     """Three examples with answers of 2, 5 and 3 tokens; the third right-padded (mask 0, label -100)."""
-    model = M.load_pretrained(tiny_dirs["qwen2"][1])
+    model = load_pretrained(tiny_dirs["qwen2"][1])
     ids = torch.randint(3, 100, (3, 8), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[2, 5:] = 0

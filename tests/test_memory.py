@@ -4,8 +4,8 @@ cross-entropy in chunks give the same loss and the same gradients as the plain p
 import pytest
 import torch
 
-import lora as L
-import model as M
+import lora
+from model import load_pretrained
 from conftest import FAMILIES
 
 
@@ -15,7 +15,7 @@ def loss_and_grads(model, ids, labels, adapter, reduction, ckpt, chunk, seed=0):
     for t in leaves:
         t.grad = None
     torch.manual_seed(seed)  # the LoRA dropout masks: the recomputation must draw the same ones
-    with L.use_adapter(model, adapter, 2.0, dropout=0.1):
+    with lora.use_adapter(model, adapter, 2.0, dropout=0.1):
         loss = model.loss(ids, labels, reduction=reduction, label_smoothing=0.1)
         loss = loss.mean() if loss.dim() else loss
     loss.backward()  # after the adapter was cleared: the recomputation must still see it
@@ -25,14 +25,14 @@ def loss_and_grads(model, ids, labels, adapter, reduction, ckpt, chunk, seed=0):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("reduction", ["mean", "per_example", "sum"])
 def test_checkpointing_and_chunked_cross_entropy_change_nothing(tiny_dirs, family, reduction):
-    model = M.load_pretrained(tiny_dirs[family][1])
-    cfg = L.LoraConfig(r=4, target_modules=list(L.ALL_TARGETS))
-    L.inject(model, cfg)
+    model = load_pretrained(tiny_dirs[family][1])
+    cfg = lora.LoraConfig(r=4, target_modules=list(lora.ALL_TARGETS))
+    lora.inject(model, cfg)
     g = torch.Generator().manual_seed(1)
     B, T = 3, 12
     adapter = {n: (torch.randn(B, 4, i, generator=g).mul_(0.1).requires_grad_(),
                    torch.randn(B, o, 4, generator=g).mul_(0.1).requires_grad_())
-               for n, (i, o) in L.module_shapes(model, cfg).items()}
+               for n, (i, o) in lora.module_shapes(model, cfg).items()}
     ids = torch.randint(3, 128, (B, T), generator=g)
     labels = torch.full_like(ids, -100)
     labels[0, 8:], labels[1, 3:], labels[2, 10:] = ids[0, 8:], ids[1, 3:], ids[2, 10:]  # answers of 4, 9, 2 tokens
@@ -47,7 +47,7 @@ def test_checkpointing_and_chunked_cross_entropy_change_nothing(tiny_dirs, famil
 
 def test_checkpointing_really_recomputes(tiny_dirs):
     """The flag is not a no-op: with it, every block runs twice per training step."""
-    model = M.load_pretrained(tiny_dirs["llama"][1])
+    model = load_pretrained(tiny_dirs["llama"][1])
     calls = []
     # a pre-hook: the recomputation stops early, inside the MLP, once it has what the backward needs
     model.model.layers[0].mlp.register_forward_pre_hook(lambda *a: calls.append(1))

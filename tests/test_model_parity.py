@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-import model as M
+from model import ModelConfig, Transformer, load_pretrained, rope_inv_freq
 from conftest import FAMILIES, VOCAB, build_tiny_hf
 
 
@@ -18,7 +18,7 @@ def hf_logits(hf, ids, mask):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_parity_whole(family, tiny_dirs):
     hf, d = tiny_dirs[family]
-    ours = M.load_pretrained(d)
+    ours = load_pretrained(d)
     torch.manual_seed(1)
     ids = torch.randint(3, VOCAB, (2, 24))  # 24 > sliding window 5, > llama3 original context 8
     mask = torch.ones_like(ids)
@@ -32,7 +32,7 @@ def test_parity_whole(family, tiny_dirs):
 def test_parity_padded(family, tiny_dirs):
     """Left padding (generation) and right padding (training): real positions must match HF."""
     hf, d = tiny_dirs[family]
-    ours = M.load_pretrained(d)
+    ours = load_pretrained(d)
     torch.manual_seed(2)
     ids = torch.randint(3, VOCAB, (3, 20))
     mask = torch.ones_like(ids)
@@ -50,7 +50,7 @@ def test_parity_sharded(family, tmp_path):
     hf.save_pretrained(tmp_path, safe_serialization=True, max_shard_size="60KB")
     index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
     assert len(set(index["weight_map"].values())) > 1, "the test must really shard"
-    ours = M.load_pretrained(tmp_path)
+    ours = load_pretrained(tmp_path)
     ids = torch.randint(3, VOCAB, (2, 16))
     ref = hf_logits(hf, ids, torch.ones_like(ids))
     assert (ours(ids) - ref).abs().max().item() <= 1e-4
@@ -60,21 +60,21 @@ def test_features_bite(tiny_dirs):
     """The tiny configs are only useful if switching each feature off changes the logits."""
     _, d = tiny_dirs["gemma2"]
     ids = torch.randint(3, VOCAB, (1, 24))
-    base = M.load_pretrained(d)
+    base = load_pretrained(d)
     ref = base(ids)
     for change in ({"attn_logit_softcapping": None}, {"final_logit_softcapping": None},
                    {"query_pre_attn_scalar": 16}, {"sliding_window": None}):
         cfg = json.loads((d / "config.json").read_text())
         cfg.update(change)
-        m = M.Transformer(M.ModelConfig.from_dict(cfg))
+        m = Transformer(ModelConfig.from_dict(cfg))
         m.load_state_dict(base.state_dict())
         assert (m(ids) - ref).abs().max().item() > 1e-3, f"{change} did not change the output"
     # llama3 rope scaling must matter at these positions too
     _, d = tiny_dirs["llama"]
-    base = M.load_pretrained(d)
+    base = load_pretrained(d)
     cfg = json.loads((d / "config.json").read_text())
     cfg["rope_parameters"] = {"rope_type": "default", "rope_theta": cfg["rope_parameters"]["rope_theta"]}
-    m = M.Transformer(M.ModelConfig.from_dict(cfg))
+    m = Transformer(ModelConfig.from_dict(cfg))
     m.load_state_dict(base.state_dict())
     assert (m(ids) - base(ids)).abs().max().item() > 1e-3
 
@@ -87,15 +87,15 @@ def test_old_style_rope_config_matches_new(tiny_dirs):
     rp = old.pop("rope_parameters")
     old["rope_theta"] = rp["rope_theta"]
     old["rope_scaling"] = {k: v for k, v in rp.items() if k != "rope_theta"}
-    a, b = M.ModelConfig.from_dict(new), M.ModelConfig.from_dict(old)
-    assert torch.equal(M.rope_inv_freq(a), M.rope_inv_freq(b))
+    a, b = ModelConfig.from_dict(new), ModelConfig.from_dict(old)
+    assert torch.equal(rope_inv_freq(a), rope_inv_freq(b))
 
 
 def test_logits_index_and_loss(tiny_dirs):
     """Logits at chosen positions equal the full logits there; loss on answer tokens equals the
     cross-entropy computed from the full logits."""
     _, d = tiny_dirs["mistral"]
-    m = M.load_pretrained(d)
+    m = load_pretrained(d)
     ids = torch.randint(3, VOCAB, (2, 12))
     full = m(ids)
     idx = torch.tensor([[0, 5, 11], [3, 3, 7]])

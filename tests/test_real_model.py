@@ -3,8 +3,8 @@ our tokenizer, chat template and greedy answer must equal what transformers make
 import pytest
 import torch
 
-import model as M
 from data.prepare_model import find_gguf
+from model import chat, load_pretrained, load_tokenizer
 
 # slow: transformers loads and runs the real 135M model (~30 s); model.py's parity is checked fast on
 # tiny random models of every family in test_model_parity.py
@@ -15,7 +15,7 @@ PROMPT = [{"role": "user", "content": "What is the capital of France?"}]
 
 @pytest.fixture(scope="module")
 def ours(default_model_dir):
-    return M.load_pretrained(default_model_dir), M.load_tokenizer(default_model_dir)
+    return load_pretrained(default_model_dir), load_tokenizer(default_model_dir)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +61,6 @@ def test_logits_match_transformers(ours, theirs):
 
 def test_chat_batch_answers(ours):
     model, tok = ours
-    answers = M.chat(model, tok, ["What is the capital of France?", "What is 2 + 2?"], max_new_tokens=20)
+    answers = chat(model, tok, ["What is the capital of France?", "What is 2 + 2?"], max_new_tokens=20)
     assert "Paris" in answers[0]
     assert "4" in answers[1]

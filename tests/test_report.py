@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-import model as M
-import t2l as H
+import t2l
+from model import ModelConfig
 from scripts import adapter_map, report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -205,14 +205,14 @@ def tiny_sni_folder(root: Path) -> Path:
 
 
 def tiny_checkpoint(folder: Path, path: Path, encoder="all-MiniLM-L6-v2") -> Path:
-    mcfg = M.ModelConfig.from_json(folder / "config.json")
-    cfg = H.T2LConfig.for_base(mcfg, variant="S", d_task=384, latent=32, head_in=64, rank=4, encoder=encoder)
-    net = H.HyperNetwork(cfg)
+    mcfg = ModelConfig.from_json(folder / "config.json")
+    cfg = t2l.T2LConfig.for_base(mcfg, variant="S", d_task=384, latent=32, head_in=64, rank=4, encoder=encoder)
+    net = t2l.HyperNetwork(cfg)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():  # a "trained" network: the zero-initialised heads get some weight
         for p in net.parameters():
             p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return H.save(net, path)
+    return t2l.save(net, path)
 
 
 def test_adapter_map_on_a_tiny_sni_folder(tmp_path, tiny_dirs):
@@ -227,7 +227,7 @@ def test_adapter_map_on_a_tiny_sni_folder(tmp_path, tiny_dirs):
     cats = {p["task"]: p["category"] for p in r["points"]}
     assert [cats[n] for n in names] == ["Sentiment Analysis", "Sentiment Analysis", "Question Answering", "uncategorised"]
     assert {p["split"] for p in r["points"]} == {"train", "val", "test"}
-    net = H.load(ckpt)
+    net = t2l.load(ckpt)
     # 3 layers x rank 4 x (q_proj 48 -> 64, v_proj 48 -> 32)
     assert r["spaces"]["embedding"]["dim"] == 384 and r["spaces"]["adapter"]["dim"] == adapter_map.adapter_size(net.cfg) == 3 * 4 * (112 + 80)
     for space in ("embedding", "adapter"):

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import eval as E
-from data.collection import load_collection
+import eval
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -72,7 +71,7 @@ def test_every_stage_of_run_cpu_runs_and_writes_its_results(tiny_run):
     for c in ("base", "description", "icl", "mt_lora", "avg_lora", "oracle", *t2l_cols):
         assert c in cols, (c, cols)
     for c in t2l_cols:  # each checkpoint beside its own controls (several checkpoints: one pair each)
-        assert {E.reference_columns(sorted(cols), c)[0].split(" ")[0], E.reference_columns(sorted(cols), c)[1].split(" ")[0]} \
+        assert {eval.reference_columns(sorted(cols), c)[0].split(" ")[0], eval.reference_columns(sorted(cols), c)[1].split(" ")[0]} \
             == {"t2l_random", "t2l_wrong"}, (c, cols)
     abl = json.loads((res / "ablation_tasks.json").read_text())
     assert [a["label"] for a in abl["arms"]] == ["2", "all"]

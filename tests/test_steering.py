@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-import eval as E
-import t2l as H
+import eval
+import t2l
 from data import steering as steer
 from data.collection import load_collection
 from data.metrics import normalise
@@ -72,7 +72,7 @@ class OracleNet(torch.nn.Module):
 
     def __init__(self, tasks_of):
         super().__init__()
-        self.cfg = H.T2LConfig(**TINY)
+        self.cfg = t2l.T2LConfig(**TINY)
         self.names = sorted(set(tasks_of.values()))
         g = torch.Generator().manual_seed(0)
         self.A = torch.nn.Parameter(torch.randn(len(self.names), 2, 2, 6, generator=g))  # (task, layer, r, d_in)
@@ -118,16 +118,16 @@ def test_a_text_blind_hypernetwork_steers_at_chance_and_a_text_reading_one_near_
     oracle = OracleNet(owners(coll))
     llm = nearest_task_llm(coll, cases, oracle)
 
-    perfect = E.steering(None, None, oracle, IndexEncoder(oracle), cases, coll.tasks, answers_for=llm)
+    perfect = eval.steering(None, None, oracle, IndexEncoder(oracle), cases, coll.tasks, answers_for=llm)
     assert perfect["accuracy"] == perfect["nearest"] == 1.0 and perfect["n"] == sum(len(c.described) * 3 * 6 for c in cases)
 
     torch.manual_seed(0)
-    blind = H.HyperNetwork(H.T2LConfig(**TINY))
+    blind = t2l.HyperNetwork(t2l.T2LConfig(**TINY))
     with torch.no_grad():
         for p in blind.heads.parameters():
             p.normal_()  # a non-zero adapter ...
         blind.task_proj[0].weight.zero_()  # ... that cannot depend on the text
-    r = E.steering(None, None, blind, DescriptionEncoder(), cases, coll.tasks, answers_for=llm)
+    r = eval.steering(None, None, blind, DescriptionEncoder(), cases, coll.tasks, answers_for=llm)
     # one adapter for every member: on each input it does one member's task (answers all differ), so
     # it is right for at most one described member: chance when that member is described (seen: all
     # are), 0 when it is a trained member of an unseen case (the next test builds the other case)
@@ -147,8 +147,8 @@ def test_chance_is_what_a_text_blind_adapter_doing_a_described_task_scores(coll)
     for setting in steer.SETTINGS:
         cases = steer.cases(coll.tasks, coll.splits, setting, 4)
         reply = {x: a[c.described[0]] for c in cases for x, a in zip(c.inputs, c.answers)}
-        net = H.HyperNetwork(H.T2LConfig(**TINY))
-        r = E.steering(None, None, net, DescriptionEncoder(), cases, coll.tasks,
+        net = t2l.HyperNetwork(t2l.T2LConfig(**TINY))
+        r = eval.steering(None, None, net, DescriptionEncoder(), cases, coll.tasks,
                        answers_for=lambda inputs, adapter: [reply[x] for x in inputs])
         assert r["accuracy"] == pytest.approx(r["chance"], abs=1e-9), setting
         for c in cases:
@@ -168,23 +168,23 @@ def test_nearest_member_credits_a_slip_but_never_a_tie_or_garbage():
 def test_task_share_is_zero_without_the_text_and_large_with_it(coll):
     oracle = OracleNet(owners(coll))
     descs = list(oracle.tasks_of)[:20]
-    assert E.task_share(oracle(IndexEncoder(oracle)(descs))) > 0.5
-    blind = H.HyperNetwork(H.T2LConfig(**TINY))
+    assert eval.task_share(oracle(IndexEncoder(oracle)(descs))) > 0.5
+    blind = t2l.HyperNetwork(t2l.T2LConfig(**TINY))
     with torch.no_grad():
         for p in blind.heads.parameters():
             p.normal_()
         blind.task_proj[0].weight.zero_()
-    assert E.task_share(blind.eval()(DescriptionEncoder()(descs))) < 1e-3
-    assert E.task_share(H.HyperNetwork(H.T2LConfig(**TINY))(DescriptionEncoder()(descs))) == 0.0  # Delta W = 0 at init
+    assert eval.task_share(blind.eval()(DescriptionEncoder()(descs))) < 1e-3
+    assert eval.task_share(t2l.HyperNetwork(t2l.T2LConfig(**TINY))(DescriptionEncoder()(descs))) == 0.0  # Delta W = 0 at init
 
 
 def test_centering_removes_the_mean_training_embedding():
     torch.manual_seed(0)
-    net = H.HyperNetwork(H.T2LConfig(**TINY, center=True))
+    net = t2l.HyperNetwork(t2l.T2LConfig(**TINY, center=True))
     emb = torch.randn(5, 8) + 3.0
     net.set_center(emb)
     assert torch.allclose(net.emb_mean, emb.mean(0))
-    plain = H.HyperNetwork(H.T2LConfig(**TINY))
+    plain = t2l.HyperNetwork(t2l.T2LConfig(**TINY))
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "emb_mean"})
     a, b = net.eval()(emb), plain.eval()(emb - emb.mean(0))
     assert all(torch.equal(a[k][1], b[k][1]) for k in a)
@@ -196,37 +196,37 @@ def test_centering_removes_the_mean_training_embedding():
 
 def test_paired_differences_credit_only_what_the_text_adds():
     same = {t: {"T2L-S": v, "t2l_random": v, "t2l_wrong": v} for t, v in (("a", 0.2), ("b", 0.5), ("c", 0.9))}
-    pairs = E.t2l_pairs(same)
+    pairs = eval.t2l_pairs(same)
     assert [p["reference"] for p in pairs] == ["t2l_random", "t2l_wrong"]
     assert all(p["mean_diff"] == 0 and p["ties"] == 3 and p["ci95"] == [0, 0] for p in pairs)
     better = {t: {**row, "T2L-S": row["T2L-S"] + 0.1} for t, row in same.items()}
-    p = E.t2l_pairs(better)[0]
+    p = eval.t2l_pairs(better)[0]
     assert p["mean_diff"] == pytest.approx(0.1) and p["wins"] == 3 and p["ci95"][0] == pytest.approx(0.1)
     # two checkpoints: each is compared with its own controls
     two = {"a": {"T2L-S": 0.5, "T2L-L": 0.7, "t2l_random T2L-S": 0.5, "t2l_random T2L-L": 0.1}}
-    got = {(p["t2l"], p["reference"]): p["mean_diff"] for p in E.t2l_pairs(two)}
+    got = {(p["t2l"], p["reference"]): p["mean_diff"] for p in eval.t2l_pairs(two)}
     assert got == {("T2L-S", "t2l_random T2L-S"): 0.0, ("T2L-L", "t2l_random T2L-L"): pytest.approx(0.6)}
-    assert "t2l_random" in E.pairs_markdown(E.t2l_pairs(better))
+    assert "t2l_random" in eval.pairs_markdown(eval.t2l_pairs(better))
 
 
 @pytest.mark.slow
 def test_eval_adds_the_controls_and_a_text_blind_t2l_gains_nothing_over_them(tmp_path, default_model_dir, capsys):
     """A T2L checkpoint that writes one non-zero adapter whatever the text: eval.py (asked only for
     t2l) adds both controls, and every paired difference is exactly 0."""
-    import model as M
-    mcfg = M.ModelConfig.from_json(default_model_dir / "config.json")
+    from model import ModelConfig
+    mcfg = ModelConfig.from_json(default_model_dir / "config.json")
     torch.manual_seed(0)
-    net = H.HyperNetwork(H.T2LConfig.for_base(mcfg, variant="S", latent=16, head_in=16))
+    net = t2l.HyperNetwork(t2l.T2LConfig.for_base(mcfg, variant="S", latent=16, head_in=16))
     with torch.no_grad():
         for p in net.heads.parameters():
             p.normal_(0, 0.02)
         net.task_proj[0].weight.zero_()
-    H.save(net, tmp_path / "blind")
+    t2l.save(net, tmp_path / "blind")
     out = tmp_path / "eval"
-    E.main(["--tasks", "list_last,add_1", "--n", "2", "--methods", "base,t2l", "--t2l", str(tmp_path / "blind"),
+    eval.main(["--tasks", "list_last,add_1", "--n", "2", "--methods", "base,t2l", "--t2l", str(tmp_path / "blind"),
             "--out", str(out), "--descriptions", "1"])
     r = json.loads((out / "results.json").read_text())
     assert r["methods"] == ["base", "t2l", "t2l_random", "t2l_wrong"]
-    controls = [p for p in r["paired"] if p["reference"] in E.CONTROLS]
+    controls = [p for p in r["paired"] if p["reference"] in eval.CONTROLS]
     assert len(controls) == 2 and all(p["mean_diff"] == 0 and p["ties"] == 2 for p in controls)
     assert "| T2L-S | t2l_random | 2 | +0.0 |" in capsys.readouterr().out

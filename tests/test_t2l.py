@@ -4,16 +4,16 @@ import json
 import pytest
 import torch
 
-import lora as L
-import model as M
-import t2l as H
-import train_sft as T
+import lora
+import t2l
+import train_sft
+from model import ModelConfig, load_pretrained
 
-ALL = list(L.ALL_TARGETS)
+ALL = list(lora.ALL_TARGETS)
 
 
 def tiny_cfg(tiny_dirs, family="mistral"):
-    return M.ModelConfig.from_json(tiny_dirs[family][1] / "config.json")
+    return ModelConfig.from_json(tiny_dirs[family][1] / "config.json")
 
 
 def perturb(net, scale=0.05, seed=0):
@@ -28,10 +28,10 @@ def perturb(net, scale=0.05, seed=0):
 @pytest.mark.parametrize("variant", ["L", "M", "S"])
 def test_delta_w_is_exactly_zero_at_init(tiny_dirs, variant):
     mcfg = tiny_cfg(tiny_dirs)
-    cfg = H.T2LConfig.for_base(mcfg, variant=variant, d_task=16, latent=32, head_in=64, rank=4, targets=ALL)
+    cfg = t2l.T2LConfig.for_base(mcfg, variant=variant, d_task=16, latent=32, head_in=64, rank=4, targets=ALL)
     # gate_proj / up_proj have d_out (96) > d_in (48); o_proj has d_in (64) > d_out (48)
     assert cfg.module_dims["gate_proj"] == [48, 96] and cfg.module_dims["o_proj"] == [64, 48]
-    net = H.HyperNetwork(cfg)
+    net = t2l.HyperNetwork(cfg)
     adapter = net(torch.randn(3, 16))
     for name, (A, B) in adapter.items():
         assert torch.count_nonzero(B @ A) == 0, name  # exactly zero, every variant, every module type
@@ -50,22 +50,22 @@ def mistral_7b_config(tmp_path):
 @pytest.mark.parametrize("variant,reference", [("L", 55.4e6), ("M", 34.4e6), ("S", 5.0e6)])
 def test_mistral_7b_parameter_counts_match_the_reference(tmp_path, capsys, variant, reference):
     path = mistral_7b_config(tmp_path)
-    H.main(["--count-params", "--base-config", str(path), "--variant", variant, "--d-task", "1024"])
+    t2l.main(["--count-params", "--base-config", str(path), "--variant", variant, "--d-task", "1024"])
     out = capsys.readouterr().out
     n = int(out.split(": ")[1].split(" parameters")[0].replace(",", ""))
     assert abs(n - reference) / reference < 0.02, out
-    cfg = H.T2LConfig.for_base(M.ModelConfig.from_json(path), variant=variant, d_task=1024)
-    assert H.n_params(H.HyperNetwork(cfg)) == n
+    cfg = t2l.T2LConfig.for_base(ModelConfig.from_json(path), variant=variant, d_task=1024)
+    assert t2l.n_params(t2l.HyperNetwork(cfg)) == n
 
 
 @pytest.mark.parametrize("variant", ["L", "M", "S"])
 def test_one_pass_gives_every_layer_and_module_for_every_description(tiny_dirs, variant):
     mcfg = tiny_cfg(tiny_dirs, "llama")
-    cfg = H.T2LConfig.for_base(mcfg, variant=variant, d_task=16, latent=32, head_in=64, rank=4, targets=["q_proj", "v_proj", "down_proj"])
-    net = perturb(H.HyperNetwork(cfg)).eval()  # no dropout: row i must not depend on its neighbours
+    cfg = t2l.T2LConfig.for_base(mcfg, variant=variant, d_task=16, latent=32, head_in=64, rank=4, targets=["q_proj", "v_proj", "down_proj"])
+    net = perturb(t2l.HyperNetwork(cfg)).eval()  # no dropout: row i must not depend on its neighbours
     emb = torch.randn(5, 16)
     adapter = net(emb)
-    shapes = L.module_shapes(mcfg, cfg.lora_config())
+    shapes = lora.module_shapes(mcfg, cfg.lora_config())
     assert set(adapter) == set(shapes) and len(adapter) == 3 * mcfg.num_hidden_layers
     for name, (A, B) in adapter.items():
         d_in, d_out = shapes[name]
@@ -104,14 +104,14 @@ def plain_tiny_llama(tmp_path_factory):
 
 @pytest.mark.parametrize("variant", ["L", "M", "S"])
 def test_sft_steps_on_a_tiny_model_reduce_the_loss_and_touch_only_the_hypernetwork(plain_tiny_llama, variant):
-    model = M.load_pretrained(plain_tiny_llama)
+    model = load_pretrained(plain_tiny_llama)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = T.TrainConfig(variant=variant, reg_ab=1e-3, label_smoothing=0.0)
-    lcfg = L.LoraConfig(r=4, target_modules=ALL)
-    L.inject(model, lcfg)
+    cfg = train_sft.TrainConfig(variant=variant, reg_ab=1e-3, label_smoothing=0.0)
+    lcfg = lora.LoraConfig(r=4, target_modules=ALL)
+    lora.inject(model, lcfg)
     torch.manual_seed(0)
-    hcfg = H.T2LConfig.for_base(model.config, variant=variant, d_task=8, latent=32, head_in=64, rank=4, targets=lcfg.target_modules)
-    net = H.HyperNetwork(hcfg).train()
+    hcfg = t2l.T2LConfig.for_base(model.config, variant=variant, d_task=8, latent=32, head_in=64, rank=4, targets=lcfg.target_modules)
+    net = t2l.HyperNetwork(hcfg).train()
     task_emb = torch.randn(4, 8)  # 4 tasks, fixed embeddings
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
     rng = torch.Generator().manual_seed(0)
@@ -119,9 +119,9 @@ def test_sft_steps_on_a_tiny_model_reduce_the_loss_and_touch_only_the_hypernetwo
     for step in range(60):
         tasks, ids, labels, mask = synthetic_batch(rng, 4, 8, 6, model.config.vocab_size)
         adapter = net(task_emb[tasks])  # one adapter per example (eq. (3))
-        with L.use_adapter(model, adapter, lcfg.scaling):
-            sft = T.sft_loss(model, ids, labels, mask, cfg)  # eq. (5)
-        loss = sft + cfg.reg_ab * T.l2_ab(adapter, lcfg.target_modules)
+        with lora.use_adapter(model, adapter, lcfg.scaling):
+            sft = train_sft.sft_loss(model, ids, labels, mask, cfg)  # eq. (5)
+        loss = sft + cfg.reg_ab * train_sft.l2_ab(adapter, lcfg.target_modules)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if step == 0:
@@ -139,20 +139,20 @@ def test_sft_steps_on_a_tiny_model_reduce_the_loss_and_touch_only_the_hypernetwo
 def test_cli_adapter_loads_in_peft_with_the_same_logits(tmp_path, tiny_dirs):
     import peft
     hf, folder = tiny_dirs["llama"]
-    model = M.load_pretrained(folder)
-    hcfg = H.T2LConfig.for_base(model.config, variant="M", d_task=384, latent=32, head_in=64, rank=4, alpha=8.0,
+    model = load_pretrained(folder)
+    hcfg = t2l.T2LConfig.for_base(model.config, variant="M", d_task=384, latent=32, head_in=64, rank=4, alpha=8.0,
                                 targets=["q_proj", "v_proj", "gate_proj"])
-    ckpt = H.save(perturb(H.HyperNetwork(hcfg), 0.02), tmp_path / "ckpt")
+    ckpt = t2l.save(perturb(t2l.HyperNetwork(hcfg), 0.02), tmp_path / "ckpt")
     desc = "Reverse the order of the words in the sentence."
-    H.main(["--checkpoint", str(ckpt), "--description", desc, "--out", str(tmp_path / "adapter")])
+    t2l.main(["--checkpoint", str(ckpt), "--description", desc, "--out", str(tmp_path / "adapter")])
     cfg = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert cfg["r"] == 4 and cfg["lora_alpha"] == 8.0 and cfg["target_modules"] == ["q_proj", "v_proj", "gate_proj"]
 
-    net, enc = H.load(ckpt), H.TaskEncoder()
-    adapter = H.adapter_for(net, enc, desc)
+    net, enc = t2l.load(ckpt), t2l.TaskEncoder()
+    adapter = t2l.adapter_for(net, enc, desc)
     ids = torch.randint(3, 128, (2, 9))
-    L.inject(model, hcfg.lora_config())
-    with torch.no_grad(), L.use_adapter(model, adapter, hcfg.lora_config().scaling):
+    lora.inject(model, hcfg.lora_config())
+    with torch.no_grad(), lora.use_adapter(model, adapter, hcfg.lora_config().scaling):
         ours = model(ids)
     with torch.no_grad():
         plain = model(ids)
@@ -162,14 +162,14 @@ def test_cli_adapter_loads_in_peft_with_the_same_logits(tmp_path, tiny_dirs):
 
 
 def test_bad_inputs_give_one_line_errors(tmp_path, tiny_dirs, default_model_dir):
-    enc = H.TaskEncoder()
-    with pytest.raises(H.T2LError, match="description is empty"):
+    enc = t2l.TaskEncoder()
+    with pytest.raises(t2l.T2LError, match="description is empty"):
         enc(["   "])
-    with pytest.raises(H.T2LError, match="not a sentence-transformers model folder"):
-        H.TaskEncoder(tmp_path / "no_encoder_here")
+    with pytest.raises(t2l.T2LError, match="not a sentence-transformers model folder"):
+        t2l.TaskEncoder(tmp_path / "no_encoder_here")
     # a checkpoint made for the tiny llama, applied to SmolLM2
-    hcfg = H.T2LConfig.for_base(tiny_cfg(tiny_dirs, "llama"), variant="S", d_task=384, latent=32, head_in=64)
-    ckpt = H.save(H.HyperNetwork(hcfg), tmp_path / "ckpt")
+    hcfg = t2l.T2LConfig.for_base(tiny_cfg(tiny_dirs, "llama"), variant="S", d_task=384, latent=32, head_in=64)
+    ckpt = t2l.save(t2l.HyperNetwork(hcfg), tmp_path / "ckpt")
     for argv, msg in [
         (["--checkpoint", str(ckpt), "--description", "", "--out", str(tmp_path / "a")], "description is empty"),
         (["--checkpoint", str(ckpt), "--description", "Sort the list.", "--prompt", "3, 1, 2"], "made for base model"),
@@ -178,24 +178,24 @@ def test_bad_inputs_give_one_line_errors(tmp_path, tiny_dirs, default_model_dir)
          "not a sentence-transformers model folder"),
     ]:
         with pytest.raises(SystemExit) as e:
-            H.main(argv)
+            t2l.main(argv)
         text = str(e.value)
         assert msg in text and "\n" not in text, text
 
 
 def test_checkpoint_with_a_wrong_tensor_shape_is_refused(tmp_path, tiny_dirs):
     from safetensors.torch import load_file, save_file
-    hcfg = H.T2LConfig.for_base(tiny_cfg(tiny_dirs), variant="L", d_task=16, latent=32, head_in=64)
-    ckpt = H.save(H.HyperNetwork(hcfg), tmp_path / "ckpt")
+    hcfg = t2l.T2LConfig.for_base(tiny_cfg(tiny_dirs), variant="L", d_task=16, latent=32, head_in=64)
+    ckpt = t2l.save(t2l.HyperNetwork(hcfg), tmp_path / "ckpt")
     sd = load_file(str(ckpt / "hypernet.safetensors"))
     sd["heads.q_proj.weight"] = sd["heads.q_proj.weight"][:, :10].contiguous()
     save_file(sd, str(ckpt / "hypernet.safetensors"))
-    with pytest.raises(H.T2LError, match="heads.q_proj.weight has shape"):
-        H.load(ckpt)
+    with pytest.raises(t2l.T2LError, match="heads.q_proj.weight has shape"):
+        t2l.load(ckpt)
 
 
 def test_a_description_longer_than_the_encoder_reads_gets_a_warning(capsys):
-    enc = H.TaskEncoder()
+    enc = t2l.TaskEncoder()
     enc(["Sort the numbers."])
     assert "warning" not in capsys.readouterr().err
     long = "Sort the numbers from smallest to largest. " * 200

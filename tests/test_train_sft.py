@@ -9,10 +9,10 @@ from safetensors.torch import load_file
 
 import checkpoint
 import common
-import lora as L
-import model as M
-import train_sft as T
+import lora
+import train_sft
 from data.collection import load_collection
+from model import load_pretrained, load_tokenizer
 
 FAST = ["--batch-size", "2", "--eval-examples", "2", "--max-len", "96"]
 
@@ -24,7 +24,7 @@ def read_losses(path):
 @pytest.mark.slow
 def test_lora_run_writes_everything_and_resume_is_exact(tmp_path, default_model_dir):
     full = tmp_path / "full"
-    T.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(full), "--ckpt-every", "3", *FAST])
+    train_sft.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(full), "--ckpt-every", "3", *FAST])
     run = full / "list_first"
     for f in ("log.jsonl", "loss.png", "ckpt.pt", "config.json", "adapter/adapter_config.json",
               "adapter/adapter_model.safetensors", "adapter/result.json"):
@@ -35,23 +35,23 @@ def test_lora_run_writes_everything_and_resume_is_exact(tmp_path, default_model_
     assert torch.load(run / "ckpt.pt", weights_only=True)["config"]["task"] == "list_first"
 
     part = tmp_path / "part"
-    T.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(part), "--stop-after", "4", *FAST])
+    train_sft.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(part), "--stop-after", "4", *FAST])
     assert not (part / "list_first" / "adapter").exists()
-    T.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(part), "--resume", *FAST])
+    train_sft.main(["--variant", "lora", "--task", "list_first", "--steps", "6", "--out", str(part), "--resume", *FAST])
     assert read_losses(part / "list_first" / "log.jsonl") == ref  # bit-for-bit the same losses
 
 
 @pytest.mark.slow
 def test_only_lora_parameters_move(default_model_dir):
-    model = M.load_pretrained(default_model_dir)
-    tok = M.load_tokenizer(default_model_dir)
+    model = load_pretrained(default_model_dir)
+    tok = load_tokenizer(default_model_dir)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    cfg = T.TrainConfig(steps=3, batch_size=2, lr=1e-2, max_len=96)
-    lcfg = L.LoraConfig()
-    L.inject(model, lcfg)
+    cfg = train_sft.TrainConfig(steps=3, batch_size=2, lr=1e-2, max_len=96)
+    lcfg = lora.LoraConfig()
+    lora.inject(model, lcfg)
     coll = load_collection("builtin")
     import tempfile, pathlib
-    trainable, losses, _ = T.train(model, tok, coll.tasks, ["list_max"], [], cfg, lcfg, pathlib.Path(tempfile.mkdtemp()) / "run",
+    trainable, losses, _ = train_sft.train(model, tok, coll.tasks, ["list_max"], [], cfg, lcfg, pathlib.Path(tempfile.mkdtemp()) / "run",
                                    torch.device("cpu"))
     assert any(p.abs().sum() > 0 for n, p in trainable.named_parameters() if n.startswith("B."))  # B left zero: LoRA moved
     after = model.state_dict()
@@ -61,17 +61,17 @@ def test_only_lora_parameters_move(default_model_dir):
 
 
 def test_lr_schedule():
-    cfg = T.TrainConfig(steps=100, lr=1.0, warmup_frac=0.2)
-    lrs = [T.get_lr(i, cfg) for i in range(100)]
+    cfg = train_sft.TrainConfig(steps=100, lr=1.0, warmup_frac=0.2)
+    lrs = [train_sft.get_lr(i, cfg) for i in range(100)]
     assert lrs[0] == 1 / 20 and lrs[19] == 1.0 and max(lrs) == 1.0
     assert all(a >= b for a, b in zip(lrs[19:], lrs[20:])) and lrs[-1] < 0.05
 
 
 def test_bad_task_and_variant(capsys):
     with pytest.raises(SystemExit, match="unknown task 'no_such_task'"):
-        T.main(["--variant", "lora", "--task", "no_such_task", *FAST])
+        train_sft.main(["--variant", "lora", "--task", "no_such_task", *FAST])
     with pytest.raises(SystemExit, match="--variant must be"):
-        T.main(["--variant", "XL"])
+        train_sft.main(["--variant", "XL"])
 
 
 T2L_FAST = ["--variant", "S", "--steps", "6", "--batch-size", "4", "--max-len", "96", "--val-every", "2", "--val-examples", "1",
@@ -82,7 +82,7 @@ T2L_FAST = ["--variant", "S", "--steps", "6", "--batch-size", "4", "--max-len", 
 @pytest.mark.slow
 def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_dir):
     full = tmp_path / "full"
-    T.main([*T2L_FAST, "--out", str(full)])
+    train_sft.main([*T2L_FAST, "--out", str(full)])
     for f in ("log.jsonl", "loss.png", "ckpt.pt", "config.json", "zero_shot.json", "zero_shot.png",
               "best/hypernet.safetensors", "best/t2l_config.json", "best/train_config.json", "final/hypernet.safetensors"):
         assert (full / f).is_file(), f
@@ -101,11 +101,11 @@ def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_d
     ref = [r["loss"] for r in log]
 
     part = tmp_path / "part"
-    T.main([*T2L_FAST, "--out", str(part), "--stop-after", "3"])
+    train_sft.main([*T2L_FAST, "--out", str(part), "--stop-after", "3"])
     assert not (part / "final").exists()
     with open(part / "log.jsonl", "a") as f:  # a kill after step 4 logged but before its checkpoint
         f.write(json.dumps({**log[3], "loss": -1.0}) + "\n")
-    T.main([*T2L_FAST, "--out", str(part), "--resume"])
+    train_sft.main([*T2L_FAST, "--out", str(part), "--resume"])
     assert read_losses(part / "log.jsonl") == ref  # cut back to the checkpoint, then the same losses
     a, b = (load_file(d / "final" / "hypernet.safetensors") for d in (full, part))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise the same hypernetwork
@@ -114,10 +114,10 @@ def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_d
 def test_an_embedding_depends_on_its_text_alone_not_on_what_was_encoded_before():
     """Why a resumed T2L run is bitwise equal: the encoder cache is not in the checkpoint, so a
     resumed run encodes in another order and other company; each text is encoded alone."""
-    import t2l as H
+    import t2l
     texts = ["Sort the numbers from smallest to largest.", "Say yes or no", "Reverse the word, letter by letter."]
-    a = H.TaskEncoder()(texts)
-    enc = H.TaskEncoder()
+    a = t2l.TaskEncoder()(texts)
+    enc = t2l.TaskEncoder()
     enc([texts[2]])
     enc(["Something else entirely, and much longer than the others, to change any padding."])
     assert torch.equal(enc(texts), a)
@@ -125,7 +125,7 @@ def test_an_embedding_depends_on_its_text_alone_not_on_what_was_encoded_before()
 
 @pytest.mark.slow
 def test_t2l_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_path, default_model_dir, monkeypatch):
-    real = T.sft_loss
+    real = train_sft.sft_loss
     calls = []
 
     def poisoned(*args, **kw):  # the third step's loss is NaN
@@ -133,10 +133,10 @@ def test_t2l_nan_loss_stops_with_a_clear_message_and_keeps_the_checkpoint(tmp_pa
         loss = real(*args, **kw)
         return loss * float("nan") if len(calls) == 3 else loss
 
-    monkeypatch.setattr(T, "sft_loss", poisoned)
+    monkeypatch.setattr(train_sft, "sft_loss", poisoned)
     out = tmp_path / "nan"
     with pytest.raises(SystemExit, match=r"loss is nan at step 3; the last good checkpoint is .*ckpt\.pt"):
-        T.main([*T2L_FAST, "--out", str(out), "--ckpt-every", "2"])
+        train_sft.main([*T2L_FAST, "--out", str(out), "--ckpt-every", "2"])
     assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == 2  # saved after step 2, before the bad one
 
 
@@ -147,8 +147,8 @@ def test_help_lists_every_setting_with_its_comment_and_default(script, capsys):
     import dataclasses
     import re
     import train_recon
-    mod = {"train_sft": T, "train_recon": train_recon}[script]
-    cls = {"train_sft": T.TrainConfig, "train_recon": train_recon.ReconConfig}[script]
+    mod = {"train_sft": train_sft, "train_recon": train_recon}[script]
+    cls = {"train_sft": train_sft.TrainConfig, "train_recon": train_recon.ReconConfig}[script]
     with pytest.raises(SystemExit):
         mod.parse_args(["--help"])
     text = " ".join(capsys.readouterr().out.split())  # argparse wraps lines; compare word streams
