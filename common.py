@@ -4,6 +4,7 @@ lora.py, t2l.py and the training scripts read as the paper does. A student may s
 (and checkpoint.py, its companion for run folders and checkpoints).
 
     UserError                 the base of every error a user can cause; entry points print it as ONE line
+    read_json                 a JSON file a user gave -> its value, or ONE error line naming the file
     ArgParser                 argparse whose bad flag is ONE `error: ...` line (every CLI uses it)
     config_from_args          a settings @dataclass from the command line (one flag per field, --help from its comments)
     check_settings            one rule per setting -> a one-line SettingsError naming the flag
@@ -24,6 +25,7 @@ import argparse
 import ctypes
 import dataclasses
 import inspect
+import json
 import math
 import os
 import re
@@ -46,6 +48,20 @@ class UserError(ValueError):
     raises its own subclass (ModelError, LoraError, T2LError, DataError, EvalError, TrainError,
     OutputError, ...); each entry point catches UserError (and OSError, for paths) and prints ONE
     line, `error: ...`, with no traceback. Anything else is a bug and keeps its traceback."""
+
+
+def read_json(path, error=UserError, what: str | None = None):
+    """The value in a JSON file a user gave (a config, a checkpoint's settings, a results file).
+    Bad bytes or bad JSON -> `error` ("<path>: not valid JSON (<why>)"); with `what`, the value
+    must be an object, and `what` names it in the error ("<path>: expected a JSON object (<what>),
+    got a list"). A missing file stays the caller's OSError: each caller says what it expected."""
+    try:
+        obj = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    if what is not None and not isinstance(obj, dict):
+        raise error(f"{path}: expected a JSON object ({what}), got a {type(obj).__name__}")
+    return obj
 
 
 # -----------------------------------------------------------------------------

@@ -857,10 +857,7 @@ EVAL_FILES = ("table.md", "results.json", "zero_shot.png", "benchmarks.png", "st
 def train_config(ckpt_dir) -> dict:
     """A T2L checkpoint's train_config.json (what train_sft / train_recon saved beside it), {} without one."""
     tc = Path(ckpt_dir) / "train_config.json"
-    try:
-        cfg = json.loads(tc.read_text(encoding="utf-8")) if tc.is_file() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise EvalError(f"{tc}: not readable JSON ({e})") from None
+    cfg = common.read_json(tc, EvalError) if tc.is_file() else {}
     return cfg if isinstance(cfg, dict) else {}
 
 

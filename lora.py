@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from common import UserError, recover_folder, write_folder_atomically  # the output guard (plumbing, common.py)
+from common import UserError, read_json, recover_folder, write_folder_atomically  # the JSON reader, the output guard (plumbing, common.py)
 
 ALL_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -365,12 +365,7 @@ def load_peft(path, model=None, device="cpu") -> tuple[dict, LoraConfig]:
     for f in (cfg_path, w_path):
         if not f.is_file():
             raise LoraError(f"{f}: not found (expected a PEFT LoRA folder with adapter_config.json and adapter_model.safetensors)")
-    try:
-        c = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise LoraError(f"{cfg_path}: not valid JSON ({getattr(e, 'msg', e)})") from None
-    if not isinstance(c, dict):
-        raise LoraError(f"{cfg_path}: expected a JSON object (PEFT's LoraConfig), got a {type(c).__name__}")
+    c = read_json(cfg_path, LoraError, "PEFT's LoraConfig")
     if c.get("peft_type", "LORA") != "LORA":
         raise LoraError(f"{cfg_path}: peft_type {c.get('peft_type')!r}, expected 'LORA'")
     targets = c.get("target_modules") or []

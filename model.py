@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from torch.utils.checkpoint import checkpoint
 
-from common import ArgParser, UserError  # the one-line-error argument parser and the base error (plumbing, common.py)
+from common import ArgParser, UserError, read_json  # the one-line-error argument parser, the base error, the JSON reader (plumbing, common.py)
 from tokenizers import Tokenizer as HFTok
 
 SUPPORTED_MODEL_TYPES = ("mistral", "llama", "gemma2", "qwen2")
@@ -172,11 +172,7 @@ class ModelConfig:
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: config.json not found (expected an official Hugging Face model folder)")
-        try:
-            cfg = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ModelError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
-        return ModelConfig.from_dict(cfg, str(path))
+        return ModelConfig.from_dict(read_json(path, ModelError), str(path))
 
 
 # -----------------------------------------------------------------------------
@@ -572,23 +568,12 @@ def _safe_open(path: Path):
         raise ModelError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0][:120]})") from None
 
 
-def read_json(path: Path, what: str) -> dict:
-    """A JSON object from a file, or a one-line ModelError naming the file."""
-    try:
-        obj = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ModelError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
-    if not isinstance(obj, dict):
-        raise ModelError(f"{path}: expected a JSON object ({what}), got a {type(obj).__name__}")
-    return obj
-
-
 def _read_safetensors_index(model_dir: Path):
     """-> {tensor name: shard file} for a single or sharded checkpoint, checking every file exists."""
     single = model_dir / "model.safetensors"
     index = model_dir / "model.safetensors.index.json"
     if index.is_file():
-        weight_map = read_json(index, "with a 'weight_map'").get("weight_map")
+        weight_map = read_json(index, ModelError, "with a 'weight_map'").get("weight_map")
         if not isinstance(weight_map, dict):
             raise ModelError(f"{index}: expected JSON with a 'weight_map' object")
         for shard in sorted(set(weight_map.values())):
@@ -670,9 +655,9 @@ class Tokenizer:
         except Exception as e:  # tokenizers raises a bare Exception on a malformed file
             raise ModelError(f"{tj}: not a readable tokenizer.json ({str(e).splitlines()[0][:120]})") from None
         tc_path = model_dir / "tokenizer_config.json"
-        tc = read_json(tc_path, "tokenizer settings") if tc_path.is_file() else {}
+        tc = read_json(tc_path, ModelError, "tokenizer settings") if tc_path.is_file() else {}
         cfg_path = model_dir / "config.json"
-        cfg = read_json(cfg_path, "model settings") if cfg_path.is_file() else {}
+        cfg = read_json(cfg_path, ModelError, "model settings") if cfg_path.is_file() else {}
 
         def tok_str(v):  # tokenizer_config stores special tokens as a string or an AddedToken dict
             return v.get("content") if isinstance(v, dict) else v

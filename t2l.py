@@ -434,10 +434,7 @@ def load(ckpt_dir, device="cpu") -> HyperNetwork:
     for f in (cp, wp):
         if not f.is_file():
             raise T2LError(f"{f}: not found (expected a T2L checkpoint folder with t2l_config.json and hypernet.safetensors)")
-    try:
-        raw = json.loads(cp.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise T2LError(f"{cp}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    raw = common.read_json(cp, T2LError)
     fields = {f.name for f in dataclasses.fields(T2LConfig)}
     if not isinstance(raw, dict) or set(raw) - fields:
         odd = sorted(set(raw) - fields)[0] if isinstance(raw, dict) else type(raw).__name__

@@ -345,10 +345,7 @@ def train_config(ckpt: Path) -> dict:
     path = ckpt / "train_config.json"
     if not path.is_file():
         return {}
-    try:
-        cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise MapError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    cfg = common.read_json(path, MapError)
     # its values become defaults of --data / --model / --encoder / --seed: a wrong type would fail deep
     # inside the collection or the model loader, far from the file that holds it
     if not isinstance(cfg, dict):

@@ -193,10 +193,7 @@ def read_scores(path: Path, what: str) -> dict:
     {task: {column: score in [0, 1] or null}}. Anything else: one ReportError line."""
     if not path.is_file():
         raise ReportError(f"{path}: not found (expected {what})")
-    try:
-        r = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ReportError(f"{path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+    r = common.read_json(path, ReportError)
     rows = r.get("tasks") if isinstance(r, dict) else None
     if not isinstance(rows, dict) or not rows or not all(isinstance(v, dict) for v in rows.values()):
         raise ReportError(f"{path}: expected an object with 'tasks': {{task: {{column: score}}}} ({what})")
@@ -344,10 +341,7 @@ def read_arm(label: str, run_dir: Path) -> dict:
     settings = {}
     for cfg_path in (run_dir / "final" / "train_config.json", run_dir / "config.json"):
         if cfg_path.is_file():
-            try:
-                cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as e:
-                raise ReportError(f"{cfg_path}: not valid JSON ({getattr(e, 'msg', e)})") from None
+            cfg = common.read_json(cfg_path, ReportError)
             if isinstance(cfg, dict):
                 settings = {k: cfg[k] for k in SETTINGS if k in cfg}
                 settings_from = str(cfg_path)
