@@ -157,3 +157,46 @@ def test_generated_adapter_backward_is_correct(tiny_dirs):
     def f(emb):
         return sum((A * (i + 1)).sum() + (B ** 2).sum() * (i + 2) for i, (A, B) in enumerate(net(emb).values()))
     assert torch.autograd.gradcheck(f, (torch.randn(3, 6, dtype=torch.float64, requires_grad=True),))
+
+
+@pytest.mark.slow
+def test_ctrl_c_checkpoints_then_resume_continues(tiny_dirs, tmp_path):
+    """SIGINT during reconstruction training: as train_sft.py (checkpoint.CtrlC), the step in flight
+    ends, its checkpoint is written, ONE line `interrupted at step N; --resume continues`, exit code
+    130, no traceback; --resume continues from step N."""
+    import os
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    from conftest import ROOT
+    folder = tiny_dirs["llama"][1]
+    mcfg = ModelConfig.from_json(folder / "config.json")
+    lcfg = lora.LoraConfig(r=4, target_modules=["q_proj", "v_proj"])
+    for e in random_library(mcfg, lcfg, 4):
+        save(e.adapter, lcfg, tmp_path / "lib" / e.name / "adapter")
+    out, err = tmp_path / "recon", tmp_path / "stderr.txt"
+    args = [sys.executable, str(ROOT / "train_recon.py"), "--library", str(tmp_path / "lib"), "--model", str(folder),
+            "--one-hot", "--steps", "100000", "--eval-n", "0", "--variant", "L", "--latent", "32", "--head-in", "64",
+            "--out", str(out), "--ckpt-every", "5"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    with open(err, "w") as f:  # a file, not a pipe: the progress bar never fills a buffer nobody reads
+        p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=f, env=env)
+        try:
+            deadline = time.time() + 120
+            while not (out / "ckpt.pt").is_file():  # training is under way
+                assert p.poll() is None and time.time() < deadline, err.read_text()[-2000:]
+                time.sleep(0.1)
+            p.send_signal(signal.SIGINT)
+            rc = p.wait(timeout=60)
+        finally:
+            p.kill() if p.poll() is None else None
+    text = err.read_text()
+    last = [x.strip() for x in text.splitlines() if x.strip()][-1]
+    assert rc == 130 and "Traceback" not in text, text[-2000:]
+    n = int(re.fullmatch(r".*interrupted at step (\d+); --resume continues", last).group(1))
+    assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == n >= 5
+    r = subprocess.run([*args, "--resume", "--stop-after", "1"], capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0 and f"resumed at step {n}" in r.stderr, r.stderr[-2000:]
+    assert torch.load(out / "ckpt.pt", weights_only=True)["step"] == n + 1
