@@ -1,5 +1,5 @@
 """
-model.py: a Mistral / Llama / Gemma-2 / Qwen2 decoder written by hand in plain PyTorch.
+model.py: a Mistral / Llama / Gemma-2 / Gemma-3 / Qwen2 / Qwen3 decoder written by hand in plain PyTorch.
 
 It reads the official Hugging Face layout (config.json, model.safetensors or
 model.safetensors.index.json + shards, tokenizer.json, tokenizer_config.json) directly,
@@ -9,10 +9,11 @@ targets have the names PEFT uses.
 
 Read top to bottom:
   ModelConfig      config.json -> one dataclass, one family switch
-  RMSNorm          (Gemma-2 uses (1 + w))
-  rope_*           rotary embeddings, incl. Llama-3.1 "llama3" frequency scaling
+  RMSNorm          (Gemma-2 and Gemma-3 use (1 + w))
+  rope_*           rotary embeddings, incl. Llama-3.1 "llama3" and linear frequency scaling;
+                   Gemma-3 gives its local and global layers different bases
   attention_mask   causal + sliding window + padding, as one boolean (B, 1, T, S) mask
-  Attention        GQA, SDPA fast path, explicit path for Gemma-2 logit soft-capping
+  Attention        GQA, q/k norms (Qwen3, Gemma-3), SDPA fast path, explicit path for logit soft-capping
   MLP              SwiGLU (silu) / GeGLU (gelu-tanh)
   Block, Transformer
   KVCache, generate  batched, left-padded, greedy or sampling
@@ -41,7 +42,9 @@ from torch.utils.checkpoint import checkpoint
 from common import ArgParser, UserError, read_json  # the one-line-error argument parser, the base error, the JSON reader (plumbing, common.py)
 from tokenizers import Tokenizer as HFTok
 
-SUPPORTED_MODEL_TYPES = ("mistral", "llama", "gemma2", "qwen2")
+SUPPORTED_MODEL_TYPES = ("mistral", "llama", "gemma2", "gemma3_text", "qwen2", "qwen3")
+GEMMA_TYPES = ("gemma2", "gemma3_text")  # (1 + w) norms, four norms per block, embeddings times sqrt(hidden)
+ROPE_TYPES = ("default", "llama3", "linear")  # rope_type values rope_inv_freq implements
 # Where `python -m data.prepare_model` writes the default base model (git-ignored). model.py only
 # reads it; converting the GGUF is a step the scripts take (or the user runs), never a side
 # effect of loading.
@@ -59,26 +62,29 @@ class ModelError(UserError):
 
 @dataclass
 class ModelConfig:
-    model_type: str  # "mistral" | "llama" | "gemma2" | "qwen2": selects the family details below
+    model_type: str  # one of SUPPORTED_MODEL_TYPES: selects the family details below
     vocab_size: int  # rows of the embedding matrix and of lm_head
     hidden_size: int  # residual stream width d_model
     intermediate_size: int  # MLP inner width
     num_hidden_layers: int  # number of transformer blocks
     num_attention_heads: int  # query heads
     num_key_value_heads: int  # key/value heads (GQA: each serves n_heads / n_kv_heads query heads)
-    head_dim: int  # per-head width; Gemma-2 has head_dim != hidden / heads
+    head_dim: int  # per-head width; Gemma-2/3 and Qwen3 have head_dim != hidden / heads
     rms_norm_eps: float = 1e-6  # epsilon inside every RMSNorm
-    rope_theta: float = 10000.0  # RoPE base
+    rope_theta: float = 10000.0  # RoPE base (of the global, full-attention layers where the two differ)
     rope_scaling: dict | None = None  # {"rope_type": "llama3", factor, low/high_freq_factor, original_max_position_embeddings}
+    # or {"rope_type": "linear", "factor"} (Gemma-3 4B+: its global layers' positions divided by factor)
+    local_rope_theta: float | None = None  # Gemma-3: RoPE base of the sliding-window layers (10k against 1M global)
     max_position_embeddings: int = 4096  # longest sequence the model was trained for
-    tie_word_embeddings: bool = False  # lm_head shares embed_tokens.weight (SmolLM2, Gemma-2)
-    hidden_act: str = "silu"  # "silu" -> SwiGLU (Llama/Mistral/Qwen2), "gelu_pytorch_tanh" -> GeGLU (Gemma-2)
+    tie_word_embeddings: bool = False  # lm_head shares embed_tokens.weight (SmolLM2, Gemma, small Qwen3)
+    hidden_act: str = "silu"  # "silu" -> SwiGLU (Llama/Mistral/Qwen), "gelu_pytorch_tanh" -> GeGLU (Gemma)
     attention_bias: bool = False  # bias on q/k/v/o (Qwen2 has it on q/k/v only)
     qkv_bias_only: bool = False  # Qwen2: bias on q,k,v but not on o_proj
     mlp_bias: bool = False  # Llama option: bias on gate/up/down
+    qk_norm: bool = False  # Qwen3, Gemma-3: an RMSNorm over each head's q and k (q_norm, k_norm) before RoPE
     layer_types: list = field(default_factory=list)  # per layer "full_attention" | "sliding_attention"
     sliding_window: int | None = None  # keys further back than this are masked on sliding layers
-    # Gemma-2 only:
+    # Gemma-2 and Gemma-3 only (Gemma-3 ships both caps as null: off; it has no attention cap at all):
     query_pre_attn_scalar: float | None = None  # attention scale is query_pre_attn_scalar ** -0.5 (not head_dim ** -0.5)
     attn_logit_softcapping: float | None = None  # scores -> cap * tanh(scores / cap) before softmax
     final_logit_softcapping: float | None = None  # logits -> cap * tanh(logits / cap)
@@ -87,8 +93,9 @@ class ModelConfig:
     pad_token_id: int | None = None  # id used for padding (falls back to eos)
 
     @property
-    def is_gemma2(self) -> bool:
-        return self.model_type == "gemma2"
+    def is_gemma(self) -> bool:
+        """Gemma-2 and Gemma-3: (1 + w) norms, four norms per block, embeddings times sqrt(hidden)."""
+        return self.model_type in GEMMA_TYPES
 
     @staticmethod
     def from_dict(cfg: dict, source: str = "config.json") -> "ModelConfig":
@@ -107,26 +114,26 @@ class ModelConfig:
                 raise ModelError(f"{source}: {key} must be a positive integer, got {v!r}")
         n_layers = cfg["num_hidden_layers"]
         n_heads = cfg["num_attention_heads"]
+        # head_dim from the config: Qwen3-0.6B has 16 heads of 128 for a hidden size of 1024, Gemma-3-270M
+        # 4 heads of 256 for 640; only configs without the key mean hidden / heads.
         head_dim = cfg.get("head_dim") or cfg["hidden_size"] // n_heads
-        # transformers >= 5 writes rope settings into "rope_parameters"; older configs use rope_theta + rope_scaling.
-        rope_params = cfg.get("rope_parameters") or {}
-        rope_theta = cfg.get("rope_theta", rope_params.get("rope_theta", 10000.0))
-        rope_scaling = cfg.get("rope_scaling") or rope_params or None
-        if rope_scaling is not None:
-            rtype = rope_scaling.get("rope_type", rope_scaling.get("type", "default"))
-            if rtype not in ("default", "llama3"):
-                raise ModelError(f"{source}: rope type {rtype!r} is not supported (expected 'default' or 'llama3')")
-            rope_scaling = dict(rope_scaling, rope_type=rtype) if rtype == "llama3" else None
+        gemma3 = mt == "gemma3_text"
+        if gemma3 and cfg.get("use_bidirectional_attention"):  # EmbeddingGemma: an encoder, not a causal LM
+            raise ModelError(f"{source}: use_bidirectional_attention is true (an embedding model); expected a causal LM")
+        rope_theta, rope_scaling, local_rope_theta = _rope_settings(cfg, gemma3, source)
 
         # Which layers use a sliding window. An explicit layer_types list wins; otherwise the family's rule.
         window = cfg.get("sliding_window")
-        if mt == "qwen2" and not cfg.get("use_sliding_window", False):
+        if mt in ("qwen2", "qwen3") and not cfg.get("use_sliding_window", False):
             window = None
         layer_types = cfg.get("layer_types")
         if layer_types is None:
             if mt == "gemma2":  # even layers local, odd layers global (Gemma-2 report, section 2)
                 layer_types = ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(n_layers)]
-            elif mt == "qwen2" and window is not None:
+            elif gemma3:  # five local layers, then one global (Gemma-3 report, section 2): sliding_window_pattern 6
+                pattern = cfg.get("sliding_window_pattern") or cfg.get("_sliding_window_pattern") or 6
+                layer_types = ["sliding_attention" if (i + 1) % pattern else "full_attention" for i in range(n_layers)]
+            elif mt in ("qwen2", "qwen3") and window is not None:
                 first = cfg.get("max_window_layers", n_layers)
                 layer_types = ["sliding_attention" if i >= first else "full_attention" for i in range(n_layers)]
             else:  # Mistral: a window (when set) on every layer
@@ -136,7 +143,8 @@ class ModelConfig:
 
         eos = cfg.get("eos_token_id")
         eos = [] if eos is None else (list(eos) if isinstance(eos, (list, tuple)) else [eos])
-        act = cfg.get("hidden_activation") or cfg.get("hidden_act") or ("gelu_pytorch_tanh" if mt == "gemma2" else "silu")
+        gemma = mt in GEMMA_TYPES
+        act = cfg.get("hidden_activation") or cfg.get("hidden_act") or ("gelu_pytorch_tanh" if gemma else "silu")
         if act not in ("silu", "gelu_pytorch_tanh", "gelu"):
             raise ModelError(f"{source}: activation {act!r} is not supported (expected silu or gelu_pytorch_tanh)")
         return ModelConfig(
@@ -149,19 +157,27 @@ class ModelConfig:
             num_key_value_heads=cfg.get("num_key_value_heads") or n_heads,
             head_dim=head_dim,
             rms_norm_eps=cfg.get("rms_norm_eps", 1e-6),
-            rope_theta=float(rope_theta),
+            rope_theta=rope_theta,
             rope_scaling=rope_scaling,
+            local_rope_theta=local_rope_theta,
             max_position_embeddings=cfg.get("max_position_embeddings", 4096),
-            tie_word_embeddings=cfg.get("tie_word_embeddings", mt == "gemma2"),
+            tie_word_embeddings=cfg.get("tie_word_embeddings", gemma),
             hidden_act=act,
+            # attention_bias: Qwen2 always has a bias on q, k, v (none on o_proj) and its config does not say
+            # so; Qwen3, Gemma and Llama read the key, and then it covers all four projections.
             attention_bias=bool(cfg.get("attention_bias", False)) or mt == "qwen2",
             qkv_bias_only=mt == "qwen2",
             mlp_bias=bool(cfg.get("mlp_bias", False)),
+            qk_norm=mt in ("qwen3", "gemma3_text"),
             layer_types=list(layer_types),
             sliding_window=window,
-            query_pre_attn_scalar=cfg.get("query_pre_attn_scalar") if mt == "gemma2" else None,
+            # Gemma-3 scales by query_pre_attn_scalar too (256 = head_dim for 270M and 1B; hidden / heads
+            # for 27B), hence transformers' default 256 when the key is absent.
+            query_pre_attn_scalar=cfg.get("query_pre_attn_scalar", 256 if gemma3 else None) if gemma else None,
+            # Gemma-3 replaced the attention soft-cap by the q/k norms: its configs carry the key (null),
+            # and transformers' Gemma-3 attention (5.23) never applies it, nor does llama.cpp; we follow them.
             attn_logit_softcapping=cfg.get("attn_logit_softcapping") if mt == "gemma2" else None,
-            final_logit_softcapping=cfg.get("final_logit_softcapping") if mt == "gemma2" else None,
+            final_logit_softcapping=cfg.get("final_logit_softcapping") if gemma else None,
             bos_token_id=cfg.get("bos_token_id"),
             eos_token_id=eos,
             pad_token_id=cfg.get("pad_token_id"),
@@ -175,12 +191,48 @@ class ModelConfig:
         return ModelConfig.from_dict(read_json(path, ModelError), str(path))
 
 
+def _rope_settings(cfg: dict, gemma3: bool, source: str):
+    """config.json's RoPE keys -> (rope_theta, rope_scaling, local_rope_theta).
+
+    Three spellings exist. transformers >= 5 writes "rope_parameters": one dict {rope_type,
+    rope_theta, factor...}, or, for a model whose layer types differ (Gemma-3), one such dict per
+    layer type: {"full_attention": {...}, "sliding_attention": {...}}. Older configs say rope_theta
+    + rope_scaling, and Gemma-3's old config adds rope_local_base_freq, the sliding layers' base
+    (rope_scaling then applies to the global layers only, as transformers reads it)."""
+    params = cfg.get("rope_parameters") or {}
+    per_type = isinstance(params.get("full_attention"), dict) or isinstance(params.get("sliding_attention"), dict)
+    glob = dict(params.get("full_attention") or {}) if per_type else dict(params)
+    glob.update(cfg.get("rope_scaling") or {})
+    if "rope_theta" in cfg:
+        glob["rope_theta"] = cfg["rope_theta"]
+    local = dict(params.get("sliding_attention") or {}) if per_type else {}
+    if "rope_local_base_freq" in cfg:
+        local["rope_theta"] = cfg["rope_local_base_freq"]
+    # Gemma-3's defaults (transformers' Gemma3TextConfig.default_theta): 1M global, 10k local.
+    theta = float(glob.get("rope_theta", 1_000_000.0 if gemma3 else 10000.0))
+
+    def kind(d, what):
+        rtype = d.get("rope_type", d.get("type", "default"))
+        if rtype not in ROPE_TYPES:
+            raise ModelError(f"{source}: {what}rope type {rtype!r} is not supported (expected one of {', '.join(ROPE_TYPES)})")
+        return rtype
+
+    rtype = kind(glob, "")
+    scaling = dict(glob, rope_type=rtype) if rtype != "default" else None
+    if not gemma3:
+        return theta, scaling, None
+    if kind(local, "sliding_attention ") != "default":  # no released Gemma-3 scales its local layers
+        raise ModelError(f"{source}: a scaled RoPE on the sliding layers is not supported (expected rope_type 'default')")
+    return theta, scaling, float(local.get("rope_theta", 10000.0))
+
+
 # -----------------------------------------------------------------------------
 # Layers
 
 
 class RMSNorm(nn.Module):
-    """x / rms(x) * w, computed in fp32. Gemma-2 stores w - 1, so it multiplies by (1 + w)."""
+    """x / rms(x) * w over the last dim, computed in fp32. Gemma-2 and Gemma-3 store w - 1, so they
+    multiply by (1 + w) (a zero-initialised weight is the identity)."""
 
     def __init__(self, dim: int, eps: float, gemma: bool = False):
         super().__init__()
@@ -191,19 +243,24 @@ class RMSNorm(nn.Module):
         dtype = x.dtype
         x = x.float()
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
-        if self.gemma:  # Gemma-2 multiplies in fp32, then casts
+        if self.gemma:  # Gemma multiplies in fp32, then casts
             return (x * (1.0 + self.weight.float())).to(dtype)
         return self.weight * x.to(dtype)  # Llama casts first, then multiplies
 
 
-def rope_inv_freq(cfg: ModelConfig) -> torch.Tensor:
+def rope_inv_freq(cfg: ModelConfig, local: bool = False) -> torch.Tensor:
     """Inverse frequencies theta^(-2i/d), (head_dim/2,). With Llama-3.1 scaling, long wavelengths
-    are divided by `factor` and the band between low/high_freq_factor is smoothly interpolated."""
+    are divided by `factor` and the band between low/high_freq_factor is smoothly interpolated;
+    with linear scaling every frequency is divided by `factor` (positions count factor times slower).
+    local=True: Gemma-3's sliding-window layers, with their own base (local_rope_theta), unscaled."""
     d = cfg.head_dim
-    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))  # (d/2,)
-    rs = cfg.rope_scaling
+    theta = cfg.local_rope_theta if local else cfg.rope_theta
+    inv_freq = 1.0 / (theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))  # (d/2,)
+    rs = None if local else cfg.rope_scaling
     if rs is None:
         return inv_freq
+    if rs["rope_type"] == "linear":
+        return inv_freq / rs["factor"]
     factor, lo, hi = rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"]
     old_ctx = rs["original_max_position_embeddings"]
     low_freq_wavelen, high_freq_wavelen = old_ctx / lo, old_ctx / hi
@@ -258,15 +315,26 @@ class Attention(nn.Module):
         self.k_proj = nn.Linear(cfg.hidden_size, self.n_kv * self.hd, bias=qkv_bias)
         self.v_proj = nn.Linear(cfg.hidden_size, self.n_kv * self.hd, bias=qkv_bias)
         self.o_proj = nn.Linear(self.n_heads * self.hd, cfg.hidden_size, bias=cfg.attention_bias and not cfg.qkv_bias_only)
-        # Gemma-2 scales by query_pre_attn_scalar ** -0.5; everybody else by head_dim ** -0.5.
+        # Qwen3 and Gemma-3 normalise every head's query and key vector (over its hd numbers, one
+        # weight vector shared by all heads) before RoPE: it bounds the attention logits, which
+        # Gemma-2 did with soft-capping. Gemma's norms are (1 + w) like its others.
+        self.q_norm = RMSNorm(self.hd, cfg.rms_norm_eps, cfg.is_gemma) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(self.hd, cfg.rms_norm_eps, cfg.is_gemma) if cfg.qk_norm else None
+        # Gemma scales by query_pre_attn_scalar ** -0.5; everybody else by head_dim ** -0.5.
         self.scale = (cfg.query_pre_attn_scalar or self.hd) ** -0.5
         self.softcap = cfg.attn_logit_softcapping
-        self.window = cfg.sliding_window if cfg.layer_types[layer_idx] == "sliding_attention" else None
+        sliding = cfg.layer_types[layer_idx] == "sliding_attention"
+        self.window = cfg.sliding_window if sliding else None
+        # Which RoPE table this layer reads: Gemma-3's local layers turn with base 10k, its global ones 1M.
+        self.rope = "local" if sliding and cfg.local_rope_theta is not None else "global"
 
     def forward(self, x, cos, sin, mask, cache=None):
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.n_heads, self.hd).transpose(1, 2)  # (B, n_heads, T, hd)
-        k = self.k_proj(x).view(B, T, self.n_kv, self.hd).transpose(1, 2)  # (B, n_kv, T, hd)
+        q = self.q_proj(x).view(B, T, self.n_heads, self.hd)  # (B, T, n_heads, hd)
+        k = self.k_proj(x).view(B, T, self.n_kv, self.hd)  # (B, T, n_kv, hd)
+        if self.q_norm is not None:  # Qwen3 / Gemma-3: RMSNorm over the last dim, hd, of each head
+            q, k = self.q_norm(q), self.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)  # (B, n_heads, T, hd), (B, n_kv, T, hd)
         v = self.v_proj(x).view(B, T, self.n_kv, self.hd).transpose(1, 2)  # (B, n_kv, T, hd)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:  # append this step's keys/values, attend over everything so far
@@ -292,7 +360,8 @@ class Attention(nn.Module):
 
 
 class MLP(nn.Module):
-    """down(act(gate(x)) * up(x)): SwiGLU with silu, GeGLU with tanh-approximated gelu (Gemma-2)."""
+    """down(act(gate(x)) * up(x)): SwiGLU with silu, GeGLU with tanh-approximated gelu (Gemma-2/3,
+    hidden_activation "gelu_pytorch_tanh")."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -308,12 +377,12 @@ class MLP(nn.Module):
 class Block(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_idx: int):
         super().__init__()
-        g = cfg.is_gemma2
+        g = cfg.is_gemma
         self.self_attn = Attention(cfg, layer_idx)
         self.mlp = MLP(cfg)
         self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, g)
         self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, g)
-        if g:  # Gemma-2 "sandwich" norms: every sub-layer output is normalised again before the residual add
+        if g:  # Gemma-2/3 "sandwich" norms: every sub-layer output is normalised again before the residual add
             self.pre_feedforward_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, g)
             self.post_feedforward_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, g)
         self.gemma = g
@@ -353,7 +422,7 @@ class Inner(nn.Module):
         super().__init__()
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
         self.layers = nn.ModuleList(Block(cfg, i) for i in range(cfg.num_hidden_layers))
-        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.is_gemma2)
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, cfg.is_gemma)
 
 
 class Transformer(nn.Module):
@@ -363,6 +432,8 @@ class Transformer(nn.Module):
         self.model = Inner(cfg)
         self.lm_head = None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
         self.register_buffer("inv_freq", rope_inv_freq(cfg), persistent=False)
+        if cfg.local_rope_theta is not None:  # Gemma-3: the sliding layers' own RoPE base
+            self.register_buffer("inv_freq_local", rope_inv_freq(cfg, local=True), persistent=False)
         # Memory savers for training (train_sft.py --grad-checkpoint / --ce-chunk), off by default:
         self.grad_checkpoint = False  # keep only each block's input; recompute the block in the backward
         self.ce_chunk = 0  # answer positions per chunk of the vocabulary head in `loss` (0 = all at once)
@@ -372,7 +443,7 @@ class Transformer(nn.Module):
         return self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
 
     def logits_from_hidden(self, h):
-        """Final hidden states (..., d) -> logits (..., vocab), with Gemma-2's final soft-cap."""
+        """Final hidden states (..., d) -> logits (..., vocab), with Gemma's final soft-cap when set."""
         logits = h @ self.head_weight().t()  # (..., vocab)
         cap = self.config.final_logit_softcapping
         if cap is not None:
@@ -407,11 +478,14 @@ class Transformer(nn.Module):
                  for w in {blk.self_attn.window for blk in self.model.layers}}
 
         x = self.model.embed_tokens(input_ids)  # (B, T, d)
-        if cfg.is_gemma2:  # Gemma scales embeddings by sqrt(d), rounded to the activation dtype as HF does
+        if cfg.is_gemma:  # Gemma scales embeddings by sqrt(d), rounded to the activation dtype as HF does
             x = x * torch.tensor(cfg.hidden_size**0.5, dtype=x.dtype)
-        cos, sin = rope_cos_sin(self.inv_freq, positions, x.dtype)  # (B, T, hd) each
+        rope = {"global": rope_cos_sin(self.inv_freq, positions, x.dtype)}  # cos, sin (B, T, hd) each
+        if cfg.local_rope_theta is not None:  # Gemma-3: a second table for the sliding-window layers
+            rope["local"] = rope_cos_sin(self.inv_freq_local, positions, x.dtype)
         recompute = self.grad_checkpoint and torch.is_grad_enabled() and cache is None
         for blk in self.model.layers:
+            cos, sin = rope[blk.self_attn.rope]
             if recompute:  # activation checkpointing: the block runs again in the backward (RNG state kept)
                 x = checkpoint(as_called_now(blk), x, cos, sin, masks[blk.self_attn.window], use_reentrant=False)
             else:
@@ -625,7 +699,9 @@ def load_pretrained(path=None, device="cpu", dtype=torch.float32) -> Transformer
                     raise ModelError(f"{file}: tensor {name} holds NaN or inf values (a corrupted checkpoint?)")
                 state[name] = t.to(device=device, dtype=dtype)
     model.load_state_dict(state, strict=True, assign=True)
-    model.inv_freq = rope_inv_freq(cfg).to(device)
+    model.inv_freq = rope_inv_freq(cfg).to(device)  # buffers are not in the checkpoint: computed here, off `meta`
+    if cfg.local_rope_theta is not None:
+        model.inv_freq_local = rope_inv_freq(cfg, local=True).to(device)
     # Every weight here is frozen: T2L trains only the hypernetwork (section 3).
     model.requires_grad_(False)
     return model.eval()
@@ -673,7 +749,7 @@ class Tokenizer:
         eos_ids = [] if eos_ids is None else (eos_ids if isinstance(eos_ids, list) else [eos_ids])
         if self.eos_token and self.tok.token_to_id(self.eos_token) is not None:
             eos_ids = [self.tok.token_to_id(self.eos_token)] + [i for i in eos_ids if i != self.tok.token_to_id(self.eos_token)]
-        # Chat models also stop at their end-of-turn token (Gemma-2: <end_of_turn>).
+        # Chat models also stop at their end-of-turn token (Gemma: <end_of_turn>).
         for extra in ("<end_of_turn>", "<|eot_id|>", "<|im_end|>"):
             i = self.tok.token_to_id(extra)
             if i is not None and i not in eos_ids:

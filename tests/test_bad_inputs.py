@@ -262,6 +262,7 @@ CASES = [  # (id, script, args, what the one line must name)
     ("prep-gguf-is-a-folder", P_, ["--gguf", "mine", "--out", "newp3"], "mine"),
     ("prep-gguf-cut-short", P_, ["--gguf", "cut.gguf", "--out", "newp4"], "cut.gguf"),
     ("prep-flag-without-value", P_, ["--out"], "--out"),
+    ("prep-model-unknown", P_, ["--model", "gemma9", "--out", "newp5"], "--model"),
     ("data-show-negative", D_, ["--show", "-1"], "--show"),
     ("data-show-not-a-number", D_, ["--show", "two"], "--show"),
     ("data-per-family-negative", D_, ["--names", "test", "--per-family", "-1"], "--per-family"),

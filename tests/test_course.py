@@ -38,7 +38,7 @@ def test_every_region_is_marked_once_per_hint_and_its_stub_compiles():
         assert texts, n
         for f, text in texts.items():
             compile(text, f, "exec")  # the stub keeps the file valid Python
-            assert f"NotImplementedError(\n" in text and f"assignment {n} (" in text
+            assert "NotImplementedError(\n" in text and f"assignment {n} (" in text
 
 
 def test_grading_tests_exist_and_questions_match_their_grader():

@@ -17,7 +17,7 @@ def greedy_recompute(m, prompt, n):
     return out
 
 
-@pytest.mark.parametrize("family", ["llama", "mistral", "gemma2"])
+@pytest.mark.parametrize("family", ["llama", "mistral", "gemma2", "qwen3", "gemma3"])
 def test_kv_cache_equals_recompute(family, tiny_dirs):
     _, d = tiny_dirs[family]
     m = load_pretrained(d)
@@ -28,7 +28,7 @@ def test_kv_cache_equals_recompute(family, tiny_dirs):
     assert got == greedy_recompute(m, prompt, 20)
 
 
-@pytest.mark.parametrize("family", ["llama", "gemma2"])
+@pytest.mark.parametrize("family", ["llama", "gemma2", "qwen3", "gemma3"])
 def test_left_padded_batch_equals_alone(family, tiny_dirs):
     _, d = tiny_dirs[family]
     m = load_pretrained(d)

@@ -5,7 +5,7 @@ import torch
 
 import lora
 from model import load_pretrained
-from conftest import VOCAB
+from conftest import FAMILIES, VOCAB
 
 ALL = list(lora.ALL_TARGETS)
 
@@ -17,7 +17,7 @@ def random_adapter(model, cfg, batch=None, seed=0):
             for n, (d_in, d_out) in lora.module_shapes(model, cfg).items()}
 
 
-@pytest.mark.parametrize("family", ["llama", "gemma2"])
+@pytest.mark.parametrize("family", ["llama", "gemma2", "qwen3", "gemma3"])
 def test_per_example_equals_merged(family, tiny_dirs):
     _, d = tiny_dirs[family]
     m = load_pretrained(d)
@@ -68,7 +68,8 @@ def test_inject_keeps_weights_and_keys(tiny_dirs):
     assert {k: v.data_ptr() for k, v in m.state_dict().items()} == before
 
 
-@pytest.mark.parametrize("family,rslora,layers", [("llama", False, None), ("gemma2", True, [0, 2]), ("qwen2", False, None)])
+@pytest.mark.parametrize("family,rslora,layers", [("llama", False, None), ("gemma2", True, [0, 2]), ("qwen2", False, None),
+                                                   ("qwen3", False, [1, 2]), ("gemma3", True, None)])
 def test_peft_reads_our_adapter(family, rslora, layers, tiny_dirs, tmp_path):
     from peft import PeftModel
 
@@ -90,6 +91,36 @@ def test_peft_reads_our_adapter(family, rslora, layers, tiny_dirs, tmp_path):
     # and back: load_peft returns the same tensors and config
     back, cfg2 = lora.load_peft(tmp_path / "ad", model=m)
     assert cfg2 == cfg and all(torch.equal(back[n][0], adapter[n][0]) for n in adapter)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_peft_mixed_batch_equals_per_example_adapters(family, tiny_dirs, tmp_path):
+    """Serving many descriptions at once: one forward, each row with its own adapter. PEFT's
+    mixed-batch inference (adapter_names=[...], our saved adapters loaded by name) must give the
+    logits of lora.py's per-example batched LoRA, row for row."""
+    from peft import PeftModel
+
+    hf, d = tiny_dirs[family]
+    m = load_pretrained(d)
+    cfg = lora.LoraConfig(r=4, alpha=8, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"])
+    lora.inject(m, cfg)
+    ads = [random_adapter(m, cfg, seed=s) for s in (2, 3)]
+    for i, ad in enumerate(ads):
+        lora.save_peft(ad, cfg, tmp_path / f"a{i}", base_model=str(d))
+    rows = [0, 1, 0]  # which adapter each of the three prompts carries
+    ids = torch.randint(3, VOCAB, (3, 10), generator=torch.Generator().manual_seed(4))
+    with lora.use_adapter(m, lora.stack([ads[i] for i in rows]), cfg.scaling):
+        ours = m(ids)
+    peft_model = PeftModel.from_pretrained(hf, tmp_path / "a0", adapter_name="a0").eval()
+    peft_model.load_adapter(tmp_path / "a1", adapter_name="a1")
+    with torch.no_grad():
+        ref = peft_model(input_ids=ids, adapter_names=[f"a{i}" for i in rows]).logits
+    peft_model.unload()  # give the session-wide tiny model back untouched
+    assert (ours - ref).abs().max().item() <= 1e-4
+    with lora.use_adapter(m, ads[0], cfg.scaling):
+        all_a0 = m(ids)
+    assert (ours[1] - all_a0[1]).abs().max().item() > 1e-3  # row 1 really read the other adapter
+    assert (all_a0 - m(ids)).abs().max().item() > 1e-3  # and an adapter really changes the output
 
 
 def test_bad_adapter_errors(tiny_dirs, tmp_path):
@@ -133,7 +164,7 @@ def test_save_is_atomic(tiny_dirs, tmp_path, monkeypatch):
     assert torch.equal(back["model.layers.0.self_attn.q_proj"][0], good["model.layers.0.self_attn.q_proj"][0])
 
 
-@pytest.mark.parametrize("family", ["llama", "gemma2"])
+@pytest.mark.parametrize("family", ["llama", "gemma2", "gemma3"])
 def test_fused_sibling_lora_products_give_the_same_logits_and_gradients(tiny_dirs, family):
     """inject(fuse=True): q/k/v (and gate/up) compute x A^T in one batched matmul; same numbers."""
     m = load_pretrained(tiny_dirs[family][1])

@@ -44,7 +44,7 @@ def test_parity_padded(family, tiny_dirs):
     assert (got[keep] - ref[keep]).abs().max().item() <= 1e-4
 
 
-@pytest.mark.parametrize("family", ["llama", "gemma2"])
+@pytest.mark.parametrize("family", ["llama", "gemma2", "qwen3", "gemma3"])
 def test_parity_sharded(family, tmp_path):
     hf = build_tiny_hf(family, seed=3)
     hf.save_pretrained(tmp_path, safe_serialization=True, max_shard_size="60KB")
@@ -54,6 +54,44 @@ def test_parity_sharded(family, tmp_path):
     ids = torch.randint(3, VOCAB, (2, 16))
     ref = hf_logits(hf, ids, torch.ones_like(ids))
     assert (ours(ids) - ref).abs().max().item() <= 1e-4
+
+
+def test_parity_gemma3_with_soft_caps(tmp_path):
+    """Gemma-3 ships attn_logit_softcapping and final_logit_softcapping as null (the fixture too). A
+    config that sets them: the final cap applies; the attention cap is ignored, as transformers'
+    Gemma-3 attention ignores it (the q/k norms took its place)."""
+    hf = build_tiny_hf("gemma3", seed=4, attn_logit_softcapping=2.0, final_logit_softcapping=3.0)
+    hf.save_pretrained(tmp_path, safe_serialization=True)
+    ours = load_pretrained(tmp_path)
+    assert ours.config.attn_logit_softcapping is None and ours.config.final_logit_softcapping == 3.0
+    torch.manual_seed(5)
+    ids = torch.randint(3, VOCAB, (2, 20))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0
+    ref, got = hf_logits(hf, ids, mask), ours(ids, mask)
+    assert (got[mask.bool()] - ref[mask.bool()]).abs().max().item() <= 1e-4
+
+
+def test_gemma3_old_style_config_reads_as_transformers_does(tiny_dirs):
+    """google/gemma-3-270m's config.json was written before transformers 5: rope_theta (global),
+    rope_local_base_freq (sliding layers), rope_scaling (global only), sliding_window_pattern and no
+    rope_parameters; the layer types, bases and scaling must come out as transformers 5 reads them."""
+    import transformers as tf
+
+    _, d = tiny_dirs["gemma3"]
+    new = json.loads((d / "config.json").read_text())
+    old = {k: v for k, v in new.items() if k not in ("rope_parameters", "layer_types", "_sliding_window_pattern")}
+    old.update(rope_theta=10000.0, rope_local_base_freq=100.0, rope_scaling={"rope_type": "linear", "factor": 4.0},
+               sliding_window_pattern=2)  # layers 0, 2 local, layer 1 global: the fixture's layer_types
+    a, b = ModelConfig.from_dict(new), ModelConfig.from_dict(old)
+    theirs = ModelConfig.from_dict(tf.Gemma3TextConfig.from_dict(dict(old)).to_dict())
+    for c in (b, theirs):
+        assert c.layer_types == a.layer_types and c.local_rope_theta == a.local_rope_theta
+        assert torch.equal(rope_inv_freq(c), rope_inv_freq(a))
+        assert torch.equal(rope_inv_freq(c, local=True), rope_inv_freq(a, local=True))
+    # no rope keys at all: transformers' Gemma-3 defaults, 1M global and 10k local, unscaled
+    bare = ModelConfig.from_dict({k: v for k, v in old.items() if not k.startswith("rope")})
+    assert (bare.rope_theta, bare.local_rope_theta, bare.rope_scaling) == (1e6, 1e4, None)
 
 
 def test_features_bite(tiny_dirs):
@@ -69,6 +107,28 @@ def test_features_bite(tiny_dirs):
         m = Transformer(ModelConfig.from_dict(cfg))
         m.load_state_dict(base.state_dict())
         assert (m(ids) - ref).abs().max().item() > 1e-3, f"{change} did not change the output"
+    # Gemma-3: the local base, the global scaling, the window and the scalar each matter
+    _, d = tiny_dirs["gemma3"]
+    base = load_pretrained(d)
+    ref = base(ids)
+    rp = json.loads((d / "config.json").read_text())["rope_parameters"]
+    for change in ({"rope_parameters": dict(rp, sliding_attention={"rope_type": "default", "rope_theta": 10000.0})},  # the global base
+                   {"rope_parameters": dict(rp, full_attention={"rope_type": "default", "rope_theta": 10000.0})},
+                   {"query_pre_attn_scalar": 16}, {"sliding_window": None}):
+        cfg = json.loads((d / "config.json").read_text())
+        cfg.update(change)
+        m = Transformer(ModelConfig.from_dict(cfg))
+        m.load_state_dict(base.state_dict())
+        assert (m(ids) - ref).abs().max().item() > 1e-3, f"gemma3 {change} did not change the output"
+    # Qwen3: the window on its later layers (use_sliding_window) matters, and the q/k norms are loaded
+    _, d = tiny_dirs["qwen3"]
+    base = load_pretrained(d)
+    assert base.model.layers[0].self_attn.q_norm.weight.shape == (16,) and base.model.layers[0].self_attn.o_proj.bias is not None
+    cfg = json.loads((d / "config.json").read_text())
+    cfg["use_sliding_window"] = False
+    m = Transformer(ModelConfig.from_dict(cfg))
+    m.load_state_dict(base.state_dict())
+    assert (m(ids) - base(ids)).abs().max().item() > 1e-3
     # llama3 rope scaling must matter at these positions too
     _, d = tiny_dirs["llama"]
     base = load_pretrained(d)

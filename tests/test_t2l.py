@@ -8,6 +8,7 @@ import lora
 import t2l
 import train_sft
 from model import ModelConfig, load_pretrained
+from conftest import FAMILIES
 
 ALL = list(lora.ALL_TARGETS)
 
@@ -36,6 +37,21 @@ def test_delta_w_is_exactly_zero_at_init(tiny_dirs, variant):
     for name, (A, B) in adapter.items():
         assert torch.count_nonzero(B @ A) == 0, name  # exactly zero, every variant, every module type
         assert torch.count_nonzero(A) == A.numel(), name  # A itself is a normal LoRA init, not zero
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_for_base_sizes_every_target_as_the_model_has_it(tiny_dirs, family):
+    """Every tiny model has head_dim != hidden / heads (4 query heads and 2 KV heads of 16 for a width
+    of 48), as Gemma-2/3 and Qwen3 do: the hypernetwork's heads must be sized from head_dim, from the
+    config alone, exactly as the model's own Linears are."""
+    model = load_pretrained(tiny_dirs[family][1])
+    cfg = t2l.T2LConfig.for_base(model.config, variant="L", d_task=16, latent=32, head_in=64, rank=4, targets=ALL)
+    for t in ALL:
+        lin = model.get_submodule(lora.module_name(0, t))
+        assert cfg.module_dims[t] == [lin.in_features, lin.out_features], t
+    assert cfg.module_dims["q_proj"] == [48, 64] and cfg.module_dims["v_proj"] == [48, 32]
+    adapter = t2l.HyperNetwork(cfg)(torch.randn(2, 16))
+    lora.check_adapter(model, {n: (A[0], B[0]) for n, (A, B) in adapter.items()})  # fits, module by module
 
 
 def mistral_7b_config(tmp_path):
