@@ -1,5 +1,5 @@
 """Several processes under torchrun (gloo, CPU) train exactly what one process trains on the same
-global batch: each takes its slice, gradients are averaged (train_sft.backward). With dropout and
+global batch: each takes its slice, gradients are averaged (common.average_gradients). With dropout and
 noise off, the hypernetwork after 3 steps matches within 1e-5 (at lr 1e-4: Adam turns the last-bit
 differences of differently shaped matmuls into differences of up to ~lr/100 per step); a torchrun
 run resumes bit for bit."""
