@@ -247,6 +247,20 @@ def average_gradients(params):
         p.grad /= DIST.world  # ... -> mean
 
 
+class DivergedError(UserError):
+    """The training loss became NaN or inf: one line naming the last good checkpoint."""
+
+
+def finite_mean(loss: torch.Tensor, step: int, ckpt) -> torch.Tensor:
+    """The loss's mean over the processes; a NaN/inf one stops the run (every process sees the same
+    mean, so all stop together, and the checkpoint on disk is the last good state)."""
+    mean = DIST.mean(loss.detach())
+    if not torch.isfinite(mean):
+        raise DivergedError(f"loss is {mean.item()} at step {step + 1}; the last good checkpoint is {ckpt} "
+                            "(lower --lr, then --resume)")
+    return mean
+
+
 def rng_states() -> list:
     """Every process's RNG state (dropout and NEFTune noise differ per process): rank r's at [r]."""
     mine = {"rng": torch.get_rng_state(), **({"cuda_rng": torch.cuda.get_rng_state()} if torch.cuda.is_available() else {})}

@@ -56,10 +56,6 @@ from model import ModelConfig, load_pretrained, load_tokenizer
 ROOT = Path(__file__).resolve().parent
 
 
-class ReconError(common.UserError):
-    """A diverged run: one line."""
-
-
 @dataclass
 class ReconConfig:
     variant: str = "S"  # L | M | S (paper section 3.3)
@@ -297,17 +293,14 @@ def train(cfg: ReconConfig, entries: list[Entry], lcfg: lora.LoraConfig, mcfg: M
             # 3. the loss, eq. (4): distance to the library's adapters (no LLM in the loop)
             loss = recon_loss(gen, target, torch.tensor(idx[mine], device=device), cfg, stats)
             # 4. backward (stop on a NaN/inf loss), average the gradients over the processes, clip, AdamW step
-            mean = DIST.mean(loss.detach())
-            if not torch.isfinite(mean):
-                raise ReconError(f"loss is {mean.item()} at step {step + 1}; the last good checkpoint is {ckpt} "
-                                    "(lower --lr, then --resume)")
+            mean = common.finite_mean(loss, step, ckpt)  # over the processes: logged below
             loss.backward()
             common.average_gradients(params)
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
             opt.zero_grad(set_to_none=True)
             # 5. log and checkpoint
-            losses.append(DIST.mean(loss.detach()).item())
+            losses.append(mean.item())
             log.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": lr, "step_s": time.perf_counter() - t0}) + "\n")
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
             if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end or ctrl_c.hit:

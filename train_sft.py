@@ -49,7 +49,7 @@ SUBFOLDERS = {"best": t2l.CKPT_FILES, "final": t2l.CKPT_FILES, "adapter": lora.A
 
 
 class TrainError(common.UserError):
-    """A bad setting, a diverged run: one line."""
+    """A bad setting or an unknown task: one line."""
 
 
 # -----------------------------------------------------------------------------
@@ -165,12 +165,9 @@ def train(llm, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: lora.LoraCo
                     # 4. the loss, eq. (5): answer-token cross-entropy (+ the L2 on the generated A and B)
                     sft = sft_loss(llm, ids, labels, mask, cfg, n_tokens)
                     loss = sft + cfg.reg_ab * reg
-                    # 5. backward (inside: --grad-checkpoint runs blocks again here, under the same adapter);
-                    #    stop on a NaN/inf loss (every process sees the same mean, so all stop together)
-                    mean = DIST.mean(loss.detach())
-                    if not torch.isfinite(mean):
-                        raise TrainError(f"loss is {mean.item()} at step {step + 1}; the last good checkpoint is {ckpt} "
-                                         "(lower --lr, then --resume)")
+                    # 5. stop on a NaN/inf loss, then backward (inside: --grad-checkpoint runs blocks again
+                    #    here, under the same adapter)
+                    common.finite_mean(loss, step, ckpt)
                     loss.backward()
             # 6. average the gradients over the processes (torchrun), clip, AdamW step
             common.average_gradients(params)
