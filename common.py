@@ -136,8 +136,10 @@ def config_from_args(cls, argv, description: str):
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         flag, text = f"--{f.name.replace('_', '-')}", comments.get(f.name, f.name).replace("%", "%%")
-        if f.type in ("bool", bool):
+        if f.type in ("bool", bool) and not f.default:
             p.add_argument(flag, action="store_true", help=text)
+        elif f.type in ("bool", bool):  # on unless switched off: --pack / --no-pack
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=True, help=text)
         elif f.type == "bool | None":  # on, off, or the recipe's: --center / --no-center
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:

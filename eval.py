@@ -104,22 +104,27 @@ def generate_texts(model, tok, prompts: list[list[int]], adapter=None, scaling=0
     """Greedy replies to many prompts (token id lists), in left-padded batches with the KV cache
     (model.generate) -> (the replies decoded whole, special tokens dropped; for each, whether it
     ended with an end-of-turn token rather than at max_new_tokens). `adapter`: as in `answer`.
-    `desc`: label of a progress bar over the batches (none when None)."""
+    `desc`: label of a progress bar over the batches (none when None). Prompts are batched by
+    length (shortest first), so a batch carries little left padding; the replies come back in the
+    order of `prompts`."""
     device = next(model.parameters()).device
-    texts, ended = [], []
+    texts, ended = [""] * len(prompts), [False] * len(prompts)
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
+    per_example = adapter is not None and next(iter(adapter.values()))[0].dim() == 3
     starts = range(0, len(prompts), batch_size)
-    for i in tqdm(starts, desc=desc, leave=False, disable=desc is None or len(starts) < 2):
-        chunk = prompts[i:i + batch_size]
+    for s in tqdm(starts, desc=desc, leave=False, disable=desc is None or len(starts) < 2):
+        idx = order[s:s + batch_size]
         ad = adapter
-        if adapter is not None and next(iter(adapter.values()))[0].dim() == 3:
-            ad = {n: (A[i:i + batch_size], B[i:i + batch_size]) for n, (A, B) in adapter.items()}
-        ids, mask = left_pad(chunk, tok.pad_token_id)
+        if per_example:  # each prompt keeps its own adapter: A (b, r, d_in), B (b, d_out, r)
+            rows = torch.tensor(idx, device=next(iter(adapter.values()))[0].device)
+            ad = {n: (A.index_select(0, rows), B.index_select(0, rows)) for n, (A, B) in adapter.items()}
+        ids, mask = left_pad([prompts[i] for i in idx], tok.pad_token_id)
         with lora.use_adapter(model, ad, scaling):
             gen = model.generate(ids.to(device), mask.to(device), max_new_tokens=max_new_tokens,
                                  eos_token_ids=tok.eos_token_ids, pad_token_id=tok.pad_token_id)
-        for row in gen.tolist():
-            ended.append(any(t in tok.eos_token_ids for t in row))  # rows that finished are padded after it
-            texts.append(tok.decode([t for t in row if t not in tok.eos_token_ids and t != tok.pad_token_id]))
+        for i, row in zip(idx, gen.tolist()):
+            ended[i] = any(t in tok.eos_token_ids for t in row)  # rows that finished are padded after it
+            texts[i] = tok.decode([t for t in row if t not in tok.eos_token_ids and t != tok.pad_token_id])
     return texts, ended
 
 
@@ -137,7 +142,7 @@ def evaluate_benchmark(model, tok, examples: list, mode="input", description=Non
     if adapter is not None and next(iter(adapter.values()))[0].dim() == 3:
         raise EvalError("benchmarks take one shared adapter, not one per example")
     prompts = [fmt.prefilled_prompt(tok, *benchmark_messages(ex, mode, description)) for ex in examples]
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch: less padding
+    order = list(range(len(prompts)))  # (generate_texts batches them by length)
 
     def generate(idx, n_tokens):
         texts, ended = generate_texts(model, tok, [prompts[i] for i in idx], adapter, scaling, n_tokens, batch_size, desc)
@@ -182,11 +187,15 @@ def choice_loglik(model, tok, examples, adapter=None, scaling=0.0, mode="input",
             labels[last] = -100  # score the choice itself, not the end-of-turn token after it
             pairs.append((ids, labels))
             owner.append((i, j, max(1, len(choice.strip())) if norm == "char" else 1))
-    scores = []
+    scores = [0.0] * len(pairs)
+    order = sorted(range(len(pairs)), key=lambda k: len(pairs[k][0]))  # similar lengths share a batch: less padding
     for s in range(0, len(pairs), batch_size):
-        ids, labels, mask = (t.to(device) for t in fmt.collate(pairs[s:s + batch_size], tok.pad_token_id))
+        idx = order[s:s + batch_size]
+        ids, labels, mask = (t.to(device) for t in fmt.collate([pairs[k] for k in idx], tok.pad_token_id))
         with lora.use_adapter(model, adapter, scaling):
-            scores += (-model.loss(ids, labels, mask, reduction="per_example_sum")).tolist()  # (b,) log-likelihood of each choice
+            lls = (-model.loss(ids, labels, mask, reduction="per_example_sum")).tolist()  # (b,) log-likelihood of each choice
+        for k, ll in zip(idx, lls):
+            scores[k] = ll
     best = {}
     for (i, j, n_chars), ll in zip(owner, scores):
         if i not in best or ll / n_chars > best[i][1]:

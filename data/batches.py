@@ -58,6 +58,11 @@ class Batches:
 
     def get(self, i: int):
         """-> (input_ids, labels, attention_mask, task names, one random training description per row)."""
+        examples, rows, descs = self.examples(i)
+        return (*fmt.collate(examples, self.tok.pad_token_id), rows, descs)
+
+    def examples(self, i: int):
+        """-> (encoded examples [(input_ids, labels)], task names, one random training description each)."""
         rng = random.Random(stable_seed(self.cfg.seed, "batch", i))
         siblings, examples = self.sibling_rows(rng)
         k = self.cfg.batch_size - len(siblings)
@@ -70,7 +75,17 @@ class Batches:
         rows = siblings + rows
         drng = random.Random(stable_seed(self.cfg.seed, "desc", i))  # the reference draws one of up to 128 per task
         descs = [drng.choice(self.tasks[n].train_descriptions[: self.cfg.descs_per_task or None]) for n in rows]
-        return (*fmt.collate(examples, self.tok.pad_token_id), rows, descs)
+        return examples, rows, descs
+
+    def tensors(self, examples: list, device):
+        """The examples as the model reads them -> (input_ids, labels, attention_mask, segments) on
+        `device`: padded to the longest (segments None), or with --pack end to end in rows of
+        --max-len tokens (attention_mask None; segments: the example index of every slot)."""
+        if self.cfg.pack:
+            ids, labels, segments = fmt.pack(examples, self.tok.pad_token_id, self.cfg.max_len)
+            return ids.to(device), labels.to(device), None, segments.to(device)
+        ids, labels, mask = fmt.collate(examples, self.tok.pad_token_id)
+        return ids.to(device), labels.to(device), mask.to(device), None
 
     def sibling_rows(self, rng) -> tuple[list, list]:
         """--siblings K: K tasks of one family (drawn with `rng`), all asked about ONE input, drawn

@@ -105,6 +105,52 @@ def collate(encoded: list[tuple[list, list]], pad_id: int):
     return ids, labels, mask
 
 
+def first_fit(lengths: list[int], capacity: int) -> list[list[int]]:
+    """First-fit decreasing: indices from the longest down, each into the first row with room
+    (an index is never split across rows). -> rows of indices."""
+    rows, room = [], []  # rows[k]: the indices in row k; room[k]: its free slots
+    for i in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        k = next((k for k, free in enumerate(room) if free >= lengths[i]), None)
+        if k is None:
+            rows.append([]), room.append(capacity)
+            k = len(rows) - 1
+        rows[k].append(i)
+        room[k] -= lengths[i]
+    return rows
+
+
+def pack(encoded: list[tuple[list, list]], pad_id: int, capacity: int):
+    """Pack examples end to end into rows, instead of padding each to the longest (`collate`): SNI
+    batches are 43% padding, and every padded token costs a full forward and backward. Rows are
+    filled first-fit decreasing (`first_fit`); their length is the one between the longest example
+    and `capacity` (train_sft.py: --max-len) that needs the fewest slots, rows x length, the
+    shortest such: short built-in examples fill rows as long as they need, not one of 384 and one
+    nearly empty, and a row's attention costs its length squared, mask or not (bench/RESULTS.md).
+
+    -> input_ids, labels (-100 on padding and on each example's first token, which nothing in its own
+    example predicts), segments: the example index (0..B-1, the order of `encoded`, which is the
+    order of the adapters) of every slot, -1 on padding; all (R, T).
+    model.py turns segments into a block-diagonal causal mask and per-example positions, lora.py
+    into per-token adapters."""
+    lengths = [len(x) for x, _ in encoded]
+    if max(lengths) > capacity:
+        raise ValueError(f"an example of {max(lengths)} tokens does not fit a packed row of {capacity}")
+    T, rows = min(((t, first_fit(lengths, t)) for t in range(max(lengths), capacity + 1)),
+                  key=lambda c: (len(c[1]) * c[0], c[0]))  # fewest slots, then the shortest rows
+    ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
+    labels = torch.full((len(rows), T), -100, dtype=torch.long)
+    segments = torch.full((len(rows), T), -1, dtype=torch.long)
+    for k, members in enumerate(rows):
+        s = 0
+        for i in sorted(members):  # inside a row, in batch order
+            x, y = encoded[i]
+            ids[k, s:s + len(x)] = torch.tensor(x)
+            labels[k, s + 1:s + len(y)] = torch.tensor(y[1:])  # the first token is predicted by no one of its example
+            segments[k, s:s + len(x)] = i
+            s += len(x)
+    return ids, labels, segments
+
+
 def prompt_ids(tok, inp: str, mode: str = "input", description=None, shots=(), definition=None, several=False) -> list[int]:
     """Token ids of the prompt alone (for generation at evaluation)."""
     return tok.apply_chat_template(messages_for(inp, mode, description, shots, definition, several), add_generation_prompt=True)

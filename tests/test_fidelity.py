@@ -112,7 +112,8 @@ def test_per_example_loss_is_the_mean_of_each_examples_mean():
     logits = torch.randn(2, 5, 7)  # (B, T, vocab)
 
     class Fake(nn.Module):  # a model whose loss is cross-entropy on fixed logits, as Transformer.loss computes it
-        def loss(self, ids, labels, mask, reduction="mean", label_smoothing=0.0):
+        def loss(self, ids, labels, mask, reduction="mean", label_smoothing=0.0, segments=None):
+            assert segments is None  # a padded batch
             return _loss(labels, reduction, label_smoothing)
 
     def _loss(labels, reduction, ls):

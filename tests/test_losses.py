@@ -59,6 +59,22 @@ def test_sft_loss_token_weighting_and_its_slices_add_up_to_the_global_mean(batch
     torch.testing.assert_close(sliced, token_mean, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("weighting", ["example", "token"])
+def test_sft_loss_of_a_packed_batch_is_the_padded_batchs(batch, weighting):
+    """--pack: the three examples end to end in one row (segments = each slot's example). Both
+    weightings must still count examples, not rows, and give the hand-computed loss."""
+    from data import format as fmt
+    model, ids, labels, mask, per_token = batch
+    enc = [(ids[b][mask[b].bool()].tolist(), labels[b][mask[b].bool()].tolist()) for b in range(3)]
+    p_ids, p_labels, segments = fmt.pack(enc, 0, 32)
+    assert p_ids.shape[0] == 1  # one row: the packed path is really taken
+    by_hand = (sum(sum(tok) / len(tok) for tok in per_token) / len(per_token) if weighting == "example"
+               else sum(sum(tok) for tok in per_token) / sum(len(tok) for tok in per_token))
+    with torch.no_grad():
+        got = sft_loss(model, p_ids, p_labels, None, TrainConfig(label_smoothing=EPS, loss_weighting=weighting), segments=segments)
+    torch.testing.assert_close(got, by_hand, rtol=1e-5, atol=1e-5)
+
+
 # -----------------------------------------------------------------------------
 # eq. (4): train_recon.recon_loss on hand-made adapters
 

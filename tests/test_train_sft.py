@@ -111,6 +111,19 @@ def test_t2l_run_writes_everything_and_resume_is_exact(tmp_path, default_model_d
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bitwise the same hypernetwork
 
 
+@pytest.mark.slow
+def test_packed_and_padded_training_give_the_same_losses(tmp_path, default_model_dir):
+    """--pack (the default) against --no-pack, with every random draw inside the step off (NEFTune, both
+    dropouts): the same losses, step 1 on the same weights and step 2 after an update from the same
+    gradients."""
+    same = ["--neftune", "0", "--lora-dropout", "0", "--hyper-dropout", "0", "--stop-after", "3", "--val-every", "100"]
+    for name, flag in (("packed", "--pack"), ("padded", "--no-pack")):
+        train_sft.main([*T2L_FAST, *same, flag, "--out", str(tmp_path / name)])
+    packed, padded = (read_losses(tmp_path / name / "log.jsonl") for name in ("packed", "padded"))
+    assert len(packed) == 3 and packed == pytest.approx(padded, abs=1e-5)
+    assert json.loads((tmp_path / "packed" / "config.json").read_text())["pack"] is True
+
+
 def test_an_embedding_depends_on_its_text_alone_not_on_what_was_encoded_before():
     """Why a resumed T2L run is bitwise equal: the encoder cache is not in the checkpoint, so a
     resumed run encodes in another order and other company; each text is encoded alone."""

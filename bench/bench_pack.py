@@ -1,0 +1,215 @@
+"""
+bench/bench_pack.py: the T2L-S SFT step on real SNI batches, padded against packed (train_sft.py
+--pack) against transformers + hooks, each as a fraction of what this machine's matmuls can do.
+
+    python bench/bench_pack.py                          # CPU, fp32, SmolLM2-135M, 8 SNI tasks x 1 example
+    python bench/bench_pack.py --device cuda --dtype bfloat16
+    python bench/bench_pack.py --profile                # + where a packed step's time goes (torch.profiler)
+
+What it does, in one process, on the same weights and the same batches:
+  1. peak: torch.mm at the model's own shapes (every Linear of a block and the vocabulary head, on
+     as many rows as a batch has tokens); the best GFLOP/s is the machine's peak for this work.
+  2. the batches: train_sft.py's own Batches on the shipped SNI tasks (reference recipe: the task
+     definition in the prompt, max-len 384, batch 8 = 8 tasks x 1 example), steps 0..N-1.
+  3. one T2L-S SFT step per batch (hypernetwork -> per-example adapters -> frozen LLM -> eq. (5)
+     loss -> backward -> AdamW), NEFTune and dropouts off so that padded and packed must give the
+     same loss (printed side by side):
+       ours, padded     lora.py per-example bmm, rows padded to the longest
+       ours, packed     data/format.pack rows of --max-len (384) tokens, per-token adapters (lora_delta_routed)
+       transformers + hooks, padded   forward hooks adding the per-example deltas, as the reference
+  4. useful FLOPs: counted for the real tokens only (padding is waste), from the config: the
+     frozen Linears forward and their input gradient backward (4 x params per token), attention
+     over each example's own causal context (forward + backward), the vocabulary head at the
+     answer positions, the LoRA path. Reported as tokens/s, GFLOP/s and the fraction of the peak.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import lora  # noqa: E402
+import t2l  # noqa: E402
+import train_sft  # noqa: E402
+from data import format as fmt  # noqa: E402
+from data import prepare_model  # noqa: E402
+from data.batches import Batches  # noqa: E402
+from data.collection import load_collection  # noqa: E402
+from model import load_pretrained, load_tokenizer  # noqa: E402
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_peak(mcfg, n_rows: int, device, dtype, repeats: int = 5) -> dict:
+    """GFLOP/s of torch.mm (n_rows, d_in) @ (d_in, d_out) at every Linear shape of the model."""
+    q, kv = mcfg.num_attention_heads * mcfg.head_dim, mcfg.num_key_value_heads * mcfg.head_dim
+    shapes = {"q/o": (mcfg.hidden_size, q), "k/v": (mcfg.hidden_size, kv), "gate/up": (mcfg.hidden_size, mcfg.intermediate_size),
+              "down": (mcfg.intermediate_size, mcfg.hidden_size), "lm_head (128 rows)": (mcfg.hidden_size, mcfg.vocab_size)}
+    out = {}
+    for name, (d_in, d_out) in shapes.items():
+        rows = 128 if "lm_head" in name else n_rows
+        x, w = torch.randn(rows, d_in, device=device, dtype=dtype), torch.randn(d_in, d_out, device=device, dtype=dtype)
+        torch.mm(x, w)
+        best = float("inf")
+        for _ in range(repeats):
+            sync(device)
+            t0 = time.perf_counter()
+            torch.mm(x, w)
+            sync(device)
+            best = min(best, time.perf_counter() - t0)
+        out[name] = 2 * rows * d_in * d_out / best / 1e9
+    return out
+
+
+def useful_flops(mcfg, examples, lcfg) -> float:
+    """FLOPs of one frozen-base LoRA SFT step counted on real tokens only (see the docstring)."""
+    d, L = mcfg.hidden_size, mcfg.num_hidden_layers
+    q, kv = mcfg.num_attention_heads * mcfg.head_dim, mcfg.num_key_value_heads * mcfg.head_dim
+    linear = L * (d * (q + 2 * kv) + q * d + 3 * d * mcfg.intermediate_size)  # weights of every block's Linears
+    shapes = {"q_proj": (d, q), "k_proj": (d, kv), "v_proj": (d, kv), "o_proj": (q, d)}
+    shapes.update({"gate_proj": (d, mcfg.intermediate_size), "up_proj": (d, mcfg.intermediate_size), "down_proj": (mcfg.intermediate_size, d)})
+    lora_per_tok = L * sum(2 * lcfg.r * (shapes[t][0] + shapes[t][1]) for t in lcfg.target_modules)
+    total = 0.0
+    for ids, labels in examples:
+        n = len(ids)
+        answers = sum(t != -100 for t in labels[1:])
+        total += 4 * linear * n  # forward 2 x params, backward input-gradient 2 x params (frozen: no weight gradient)
+        total += 3 * 2 * 2 * L * q * n * (n + 1) / 2  # QK^T and AV over the causal context, forward + 2 x backward
+        total += 4 * d * mcfg.vocab_size * answers  # the vocabulary head at the answer positions, forward + backward
+        total += 3 * lora_per_tok * n  # the LoRA path, forward + backward (gradients into A and B too)
+    return total
+
+
+def hooks_step(hf, net, lcfg):
+    """The transformers side: forward hooks on the adapted Linears add the per-example bmm deltas."""
+    current = {}
+
+    def hook(name):
+        def add_delta(module, inputs, out):
+            A, B = current[name]  # (Bsz, r, d_in), (Bsz, d_out, r)
+            return out + lcfg.scaling * torch.bmm(torch.bmm(inputs[0], A.transpose(1, 2)), B.transpose(1, 2))
+        return add_delta
+    for name in lora.target_names(hf, lcfg):
+        hf.get_submodule(name).register_forward_hook(hook(name))
+
+    def step(emb, ids, labels, mask):
+        current.clear()
+        current.update(net(emb))
+        out = hf(input_ids=ids, attention_mask=mask)
+        logits = out.logits[:, :-1].float()  # transformers computes the head at every position
+        tok = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), reduction="none")
+        keep = (labels[:, 1:] != -100).float()
+        return ((tok.view_as(keep) * keep).sum(1) / keep.sum(1).clamp(min=1)).mean()  # per-example mean, then mean
+    return step
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--data", default="sni", help="task collection of the batches (sni: the shipped data/sni120)")
+    p.add_argument("--batches", type=int, default=4, help="batches timed (steps 0..N-1 of seed 0)")
+    p.add_argument("--repeats", type=int, default=2, help="passes over the batches; the best per batch counts")
+    p.add_argument("--no-hf", action="store_true", help="skip the transformers + hooks rows")
+    p.add_argument("--capacity", type=int, default=0, help="packed row length; 0 = --max-len, 384 (train_sft.py --pack)")
+    p.add_argument("--profile", action="store_true", help="torch.profiler table of one packed step")
+    a = p.parse_args()
+    device, dtype = torch.device(a.device), getattr(torch, a.dtype)
+    torch.manual_seed(0)
+    cfg = train_sft.apply_recipe(train_sft.TrainConfig(data=a.data, recipe="reference", neftune=0.0, lora_dropout=0.0, hyper_dropout=0.0))
+    model_dir = prepare_model.model_dir()
+    tok = load_tokenizer(model_dir)
+    llm = load_pretrained(model_dir, device=device, dtype=dtype).requires_grad_(False)
+    lcfg = lora.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","))
+    lora.inject(llm, lcfg)
+    coll = load_collection(a.data, cfg.seed)
+    names = coll.training_tasks()
+    batches = Batches(tok, coll.tasks, names, cfg)
+    work = [batches.examples(i)[0] for i in range(a.batches)]
+    net = t2l.HyperNetwork(t2l.T2LConfig.for_base(llm.config, variant="S", d_task=384)).to(device=device, dtype=dtype).train()
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-5)
+    emb = torch.randn(cfg.batch_size, 384, device=device, dtype=dtype)
+    real = [sum(len(x) for x, _ in ex) for ex in work]
+    padded_slots = [len(ex) * max(len(x) for x, _ in ex) for ex in work]
+    packed_slots = [fmt.pack(ex, 0, a.capacity or cfg.max_len)[0].numel() for ex in work]
+    flops = [useful_flops(llm.config, ex, lcfg) for ex in work]
+
+    def ours(packed):
+        def step(ex):
+            if packed:
+                ids, labels, seg = (t.to(device) for t in fmt.pack(ex, tok.pad_token_id, a.capacity or cfg.max_len))
+                mask = None
+            else:
+                ids, labels, mask = (t.to(device) for t in fmt.collate(ex, tok.pad_token_id))
+                seg = None
+            with lora.use_adapter(llm, net(emb), lcfg.scaling, segments=seg):
+                return llm.loss(ids, labels, mask, reduction="per_example", segments=seg).mean()
+        return step
+
+    impls = {"ours, padded": ours(False), "ours, packed": ours(True)}
+    if not a.no_hf:
+        import transformers
+        hf = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).requires_grad_(False).eval()
+        hstep = hooks_step(hf, net, lcfg)
+
+        def hf_padded(ex):
+            ids, labels, mask = (t.to(device) for t in fmt.collate(ex, tok.pad_token_id))
+            return hstep(emb, ids, labels, mask)
+        impls["transformers + hooks, padded"] = hf_padded
+    times = {k: [float("inf")] * len(work) for k in impls}
+    losses = {k: [0.0] * len(work) for k in impls}
+    for _ in range(a.repeats):
+        for k, step in impls.items():  # alternate, so drift of the machine hits every row alike
+            for i, ex in enumerate(work):
+                sync(device)
+                t0 = time.perf_counter()
+                loss = step(ex)
+                loss.backward()
+                opt.zero_grad(set_to_none=True)  # no opt.step(): every row sees the same weights
+                sync(device)
+                times[k][i] = min(times[k][i], time.perf_counter() - t0)
+                losses[k][i] = loss.item()
+    n_rows = statistics.median(real)
+    peak = matmul_peak(llm.config, int(n_rows), device, dtype)
+    top = max(peak.values())
+    where = f"{a.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)" if a.device == "cpu" else torch.cuda.get_device_name()
+    print(f"\n{where}, {a.dtype}, torch {torch.__version__}; SmolLM2-135M, T2L-S on q_proj/v_proj r={lcfg.r}, "
+          f"{a.batches} {a.data} batches of {cfg.batch_size} (seed 0), best of {a.repeats}")
+    print(f"real tokens per batch {sum(real) / len(real):.0f}; padded slots {sum(padded_slots) / len(work):.0f} "
+          f"(real/slots {sum(real) / sum(padded_slots):.3f}); packed slots {sum(packed_slots) / len(work):.0f} "
+          f"(real/slots {sum(real) / sum(packed_slots):.3f})")
+    print("matmul peak at the model's shapes (GFLOP/s): " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()))
+    print(f"\n| step | s/step | real tokens/s | useful GFLOP/s | of peak ({top:.0f}) | vs ours, padded | loss |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    base = sum(times["ours, padded"])
+    for k in impls:
+        t = sum(times[k])
+        gf = sum(flops) / t / 1e9
+        print(f"| {k} | {t / len(work):.2f} | {sum(real) / t:.0f} | {gf:.0f} | {100 * gf / top:.0f}% | {base / t:.2f}x | "
+              f"{statistics.mean(losses[k]):.6f} |")
+    diff = max(abs(x - y) for x, y in zip(losses["ours, padded"], losses["ours, packed"]))
+    print(f"\nmax |loss padded - loss packed| over the batches: {diff:.2e}")
+    if a.profile:
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+        with profile(activities=acts) as prof:
+            impls["ours, packed"](work[0]).backward()
+            opt.zero_grad(set_to_none=True)
+        sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+        print("\nwhere one packed step's time goes (torch.profiler, top 12 by self time):\n")
+        print(prof.key_averages().table(sort_by=sort, row_limit=12, max_name_column_width=40))
+
+
+if __name__ == "__main__":
+    main()
