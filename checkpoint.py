@@ -167,10 +167,15 @@ RESUME_FREE = {"out", "resume", "force", "stop_after", "device", "ckpt_every", "
                "final_tasks", "final_examples", "final_descs", "eval_n", "sweep"}
 
 
+# Settings added after checkpoints were written: a checkpoint without one ran as this value says
+# (train_sft.py's packed batches came on 2026-12-03; an earlier run resumes padded, --no-pack).
+LEGACY = {"pack": False}
+
+
 def check_resume(state: dict, cfg, ckpt) -> None:
     """--resume: the command's settings must be the checkpoint's (but RESUME_FREE), and its step
     within --steps; else one line listing every difference."""
-    saved, now = state.get("config") or {}, dataclasses.asdict(cfg)
+    saved, now = {**LEGACY, **(state.get("config") or {})}, dataclasses.asdict(cfg)
     show = lambda v: repr(v) if isinstance(v, str) else str(v)
     diffs = [f"--{k.replace('_', '-')}: {show(saved[k])} in the run, {show(now[k])} now"
              for k in now if k in saved and k not in RESUME_FREE and saved[k] != now[k]]

@@ -8,7 +8,8 @@ T2L (paper section 3) generates a *different* adapter for every example of a bat
 adapted Linear accepts either one adapter for the whole batch, A (r, d_in) and B (d_out, r), or
 one per example, A (B, r, d_in) and B (B, d_out, r), applied with two batched matmuls. The
 delta is never materialised as a (d_out, d_in) matrix on the hot path, and no Python loop runs
-over examples.
+over examples. Training packs a batch's examples end to end in rows (data/format.pack, no
+padding); there each *token* applies its own example's adapter (lora_delta_routed).
 
 An *adapter* here is a plain dict {module name: (A, B)} with Hugging Face module names
 ("model.layers.3.self_attn.q_proj"), so the same dict comes from a trainable `LoRA` module, from

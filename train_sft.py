@@ -151,7 +151,8 @@ def train(llm, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: lora.LoraCo
             t0 = time.perf_counter()
             # 1. sample the batch (8 tasks x 1 example, one random description each) and the learning rate
             examples, rows, descs = batches.examples(step)  # the global batch; this process takes its examples
-            n_tokens = sum(t != -100 for _, y in examples for t in y)  # answer tokens of the global batch
+            n_tokens = sum(t != -100 for _, y in examples for t in y[1:])  # answer tokens of the global batch
+            pad_len = max(len(x) for x, _ in examples)  # the padded global batch's length (NEFTune's T)
             examples, descs = examples[mine], descs[mine]
             # padded to the longest (mask), or --pack: end to end in rows, segments = each slot's example
             ids, labels, mask, segments = batches.tensors(examples, device)
@@ -166,7 +167,7 @@ def train(llm, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: lora.LoraCo
                 # 3. forward the frozen LLM under them: y = x W^T + s * dropout(x) A^T B^T (lora.lora_delta)
                 #    (packed rows: each token under its own example's adapter, lora.lora_delta_routed)
                 with (lora.use_adapter(llm, adapter, lcfg.scaling, dropout=cfg.lora_dropout, segments=segments),
-                      neftune(llm, cfg.neftune, length=max(len(x) for x, _ in examples))):
+                      neftune(llm, cfg.neftune, length=pad_len)):
                     # 4. the loss, eq. (5): answer-token cross-entropy (+ the L2 on the generated A and B)
                     sft = sft_loss(llm, ids, labels, mask, cfg, n_tokens, segments)
                     loss = sft + cfg.reg_ab * reg
@@ -270,7 +271,8 @@ def l2_ab(adapter: dict, targets: list) -> torch.Tensor:
 def neftune(llm, alpha: float, length: int | None = None):
     """NEFTune (Jain et al. 2023): uniform noise of scale alpha / sqrt(T * d) on the input embeddings,
     training forward passes only (the reference trains T2L and its baselines with alpha 5; 0: off).
-    T is the padded batch's length; `length` gives it for a packed batch, whose rows are longer."""
+    T is the padded global batch's length (`length`; a packed row is longer, a process's slice may
+    be shorter), so the noise is the same packed or padded, on one process or several."""
     def hook(module, inputs, out):
         T, d = length or out.shape[-2], out.shape[-1]
         return out + torch.empty_like(out).uniform_(-1, 1) * alpha / math.sqrt(T * d)
@@ -322,6 +324,8 @@ def parse_args(argv=None) -> TrainConfig:
         "eval_examples": pos, "val_every": pos, "val_examples": pos, "final_tasks": count, "final_examples": pos,
         "final_descs": pos, "steering_descs": pos, "ce_chunk": count, "probe_inputs": count, "steering_inputs": count,
         "siblings": count, "n_train_tasks": count, "descs_per_task": count})
+    if cfg.fuse_lora and cfg.pack:  # packed rows route adapters per token (lora_delta_routed), which has nothing to fuse
+        raise common.SettingsError("--fuse-lora works on padded batches only: add --no-pack")
     return cfg
 
 

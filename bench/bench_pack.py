@@ -138,7 +138,7 @@ def main():
     names = coll.training_tasks()
     batches = Batches(tok, coll.tasks, names, cfg)
     work = [batches.examples(i)[0] for i in range(a.batches)]
-    net = t2l.HyperNetwork(t2l.T2LConfig.for_base(llm.config, variant="S", d_task=384)).to(device=device, dtype=dtype).train()
+    net = t2l.HyperNetwork(t2l.T2LConfig.for_base(llm.config, variant="S", d_task=384, dropout=0.0)).to(device=device, dtype=dtype).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-5)
     emb = torch.randn(cfg.batch_size, 384, device=device, dtype=dtype)
     real = [sum(len(x) for x, _ in ex) for ex in work]

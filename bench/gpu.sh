@@ -30,6 +30,8 @@ run python bench/bench_model.py $G --arch mistral-7b --seq 512 --answer 64 --lor
 # SmolLM2 with its real weights
 run python bench/bench_model.py $G --lora --steps 5 --warmup 2 --repeats 2
 run python bench/bench_model.py $G --t2l --steps 5 --warmup 2 --repeats 2
+# SNI T2L-S step: padded vs packed (per-token adapters) vs transformers + hooks, as a share of the bf16 matmul peak, with a profile
+run python bench/bench_pack.py $G --batches 4 --repeats 2 --profile
 # 64 prompts, each with its own adapter: lora.py vs PEFT's mixed-adapter batch
 run python bench/bench_lora_batched.py $G --peft-mixed 64 --steps 5
 # adapter generation, encoder included (goal <= 5 ms)

@@ -2,6 +2,8 @@
 block-diagonal causal mask, positions restarting per example, and per-token adapters
 (lora.lora_delta_routed) must give the padded batch's losses and gradients exactly (fp32, 1e-5),
 on every family, for both loss weightings, with per-example and with shared adapters."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -115,3 +117,16 @@ def test_more_examples_than_adapters_is_refused(tiny_dirs):
     _, _, seg = fmt.pack(examples([3, 3, 3], answer=1), 0, 8)
     with pytest.raises(lora.LoraError, match="3 examples but the adapter 2"):
         lora.set_adapter(model, adapter, 1.0, segments=seg)
+
+
+def test_a_run_from_before_packing_resumes_padded_only():
+    """A checkpoint written before --pack existed trained padded: resuming it with the new default
+    (packed) would change its random draws, so --resume asks for --no-pack, and accepts it."""
+    import checkpoint
+    import train_sft
+    old = dataclasses.asdict(train_sft.TrainConfig())
+    del old["pack"]
+    state = {"config": old, "step": 3}
+    with pytest.raises(checkpoint.CheckpointError, match="--pack: False in the run, True now"):
+        checkpoint.check_resume(state, train_sft.TrainConfig(), "ckpt.pt")
+    checkpoint.check_resume(state, train_sft.TrainConfig(pack=False), "ckpt.pt")
