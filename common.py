@@ -10,8 +10,9 @@ lora.py, t2l.py and the training scripts read as the paper does. A student may s
     check_settings            one rule per setting -> a one-line SettingsError naming the flag
     DIST, start_processes     torchrun: this process's rank, the process group, gradient averaging
     check_output              THE output guard: may this command (re)place that folder?
+    check_output_files        the same guard for loose files (a report's PREFIX.md / .json / .png)
     write_folder_atomically   write a folder beside its target and swap it in (a kill never leaves half)
-    write_text_atomically     the same for one text file
+    write_file_atomically     the same for one file (write_text_atomically: one text file)
     save_plot                 the one plotting helper (matplotlib, headless)
     plot_losses               a training run's loss curve (and T2L's text dependence) as loss.png
 
@@ -136,10 +137,8 @@ def config_from_args(cls, argv, description: str):
     comments = field_comments(cls)
     for f in dataclasses.fields(cls):
         flag, text = f"--{f.name.replace('_', '-')}", comments.get(f.name, f.name).replace("%", "%%")
-        if f.type in ("bool", bool) and not f.default:
+        if f.type in ("bool", bool):
             p.add_argument(flag, action="store_true", help=text)
-        elif f.type in ("bool", bool):  # on unless switched off: --pack / --no-pack
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=True, help=text)
         elif f.type == "bool | None":  # on, off, or the recipe's: --center / --no-center
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
@@ -289,19 +288,15 @@ def check_output(out_dir, owned: tuple, inputs=()) -> Path:
     user's files are theirs. Refused as well: a symbolic link (it is never moved nor written
     through), the current directory or one of its parents, the home directory (by any path), a
     path that is a file, and a folder that holds (or is inside) one of `inputs`, the files the
-    command is reading."""
+    command is reading. (`check_output_files`: the same rules for loose files.)"""
     out = Path(out_dir)
-    if out.is_symlink():
-        raise OutputError(f"{out_dir}: is a symbolic link; give the folder itself (a link is never replaced or written through)")
+    _refuse_link(out, "the folder")
     res, cwd = out.resolve(), Path.cwd().resolve()
     if res == cwd or res in cwd.parents:
         raise OutputError(f"{out_dir}: refusing to replace the current directory or one of its parents; give a new folder")
     if res == Path.home().resolve():
         raise OutputError(f"{out_dir}: refusing to write into the home directory; give a new folder")
-    for src in inputs:
-        s = Path(src).resolve()
-        if s == res or res in s.parents or s in res.parents:
-            raise OutputError(f"{out_dir}: is (or holds) the input {src} being read; write somewhere else")
+    _refuse_input(out, inputs)
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out_dir}: exists and is a file, expected a folder (or a new path)")
     if out.is_dir():
@@ -310,6 +305,45 @@ def check_output(out_dir, owned: tuple, inputs=()) -> Path:
             raise OutputError(f"{out_dir}: exists and is not a folder this command wrote (it holds {odd}); "
                               "give a new folder (nothing replaces files this project did not write)")
     return out
+
+
+def check_output_files(paths, ours, inputs=()) -> list[Path]:
+    """THE output guard for a command that writes loose files rather than a folder of its own (a
+    report's results/x.md, results/x.json, results/x.png, beside other files in results/). May it
+    (re)place each of `paths`? Yes when the path does not exist, or is a file this command wrote:
+    ours(path) -> bool says so, from a mark the command leaves in its files (a folder's names are
+    not enough here: the folder is shared). Anything else is a one-line OutputError, and no flag
+    overrides it. Refused as well, as by `check_output`: a symbolic link (never written through),
+    a folder, and a path that is, or lies inside, one of `inputs` (the files and folders being
+    read). Every path is checked before any is written, so a refusal leaves all of them as they were."""
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        _refuse_link(p, "the file")
+        _refuse_input(p, inputs)
+        if p.is_dir():
+            raise OutputError(f"{p}: exists and is a folder, expected a file (or a new path)")
+    for p in paths:
+        if p.exists() and not ours(p):
+            raise OutputError(f"{p}: exists and was not written by this command; give another output path "
+                              "(nothing replaces a file this project did not write)")
+    return paths
+
+
+def _refuse_link(out: Path, what: str):
+    """A symbolic link is never replaced, moved nor written through (it may point anywhere)."""
+    if out.is_symlink():
+        raise OutputError(f"{out}: is a symbolic link; give {what} itself (a link is never replaced or written through)")
+
+
+def _refuse_input(out: Path, inputs):
+    """Nothing is written into or over what the command reads: not the input itself, not a folder
+    holding it, not a path inside it (compared after resolving links, so no other path gets there)."""
+    res = out.resolve()
+    for src in inputs:
+        s = Path(src).resolve()
+        how = "is" if s == res else "holds" if res in s.parents else "lies inside" if s in res.parents else None
+        if how:
+            raise OutputError(f"{out}: {how} the input {src} being read; write somewhere else")
 
 
 def owns(owned: tuple, name: str) -> bool:
@@ -374,12 +408,32 @@ def recover_folder(out_dir: Path, owned: tuple):
         os.replace(aside, out_dir)
 
 
-def write_text_atomically(path, text: str):
-    """Write a text file so that a kill leaves the old file or the new one, never half of one."""
+def write_file_atomically(path, fill):
+    """Write one file so that a kill leaves the old file or the new one, never half of one:
+    fill(tmp) writes the content to a fresh temporary file beside `path` (its name ends like
+    `path`'s, so matplotlib reads the format from it), which one rename then puts in place. The
+    temporary file is created new (mkstemp, O_EXCL): it never is, nor writes through, a file or
+    link already there, so a user's file that happens to bear a temporary-looking name is safe.
+    Only paths the output guard allowed are written (`check_output`, `check_output_files`)."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".tmp-{path.stem}-", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        fill(tmp)
+        umask = os.umask(0)  # mkstemp makes a private 0600 file: give it the mode any ordinary file gets
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomically(path, text: str):
+    """Write a text file (UTF-8) so that a kill leaves the old file or the new one, never half of one."""
+    write_file_atomically(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 # -----------------------------------------------------------------------------

@@ -50,6 +50,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import random
 import re
 import sys
@@ -93,7 +94,7 @@ PEEK_TOKENS = 16  # multiple choice: first pass; only replies still undecided af
 def answer(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_new_tokens=32, batch_size=32):
     """Greedy answers for many prompts: the first line of each reply, lead-ins removed
     (`extract_answer`). `adapter` is one shared adapter, or a per-example adapter whose leading dim
-    equals len(prompts) (it is sliced batch by batch)."""
+    equals len(prompts) (each prompt keeps its own, whatever batch it lands in)."""
     texts, _ = generate_texts(model, tok, prompts, adapter, scaling, max_new_tokens, batch_size)
     return [extract_answer(t) for t in texts]
 
@@ -131,17 +132,23 @@ def generate_texts(model, tok, prompts: list[list[int]], adapter=None, scaling=0
 @torch.no_grad()
 def evaluate_benchmark(model, tok, examples: list, mode="input", description=None, adapter=None, scaling=0.0,
                        max_new_tokens=BENCH_MAX_NEW_TOKENS, batch_size=32, code_timeout=TIMEOUT_S, desc=None,
-                       peek_tokens=PEEK_TOKENS):
+                       peek_tokens=PEEK_TOKENS, name=None):
     """Benchmark questions (BenchExample) under the reference's generative protocol -> (scores,
     per-question records). The prompt: data.benchmarks.benchmark_messages rendered with the chat
     template, then the prefill (data.format.prefilled_prompt). The reply is parsed whole, or run
     against the tests (code). Multiple choice is generated in two passes: PEEK_TOKENS first, then
     the full budget for the replies whose first meaningful character has not appeared yet; the
     reference parser reads only that character, so the result is the full generation's (up to
-    floating-point ties between batches; peek_tokens=0: one pass)."""
+    floating-point ties between batches; peek_tokens=0: one pass). A question whose prompt plus
+    max_new_tokens does not fit the model's positions is left out (`fitting`: a warning; none left:
+    one EvalError line naming `name`, by default "benchmark <its benchmark>"); the scores and
+    records are those of the questions kept, in their order."""
     if adapter is not None and next(iter(adapter.values()))[0].dim() == 3:
         raise EvalError("benchmarks take one shared adapter, not one per example")
     prompts = [fmt.prefilled_prompt(tok, *benchmark_messages(ex, mode, description)) for ex in examples]
+    if examples:  # before any generation: a 1 MB question would otherwise fill the memory (or stop generate mid-run)
+        name = name or f"benchmark {examples[0].benchmark}"
+        examples, prompts = fitting(name, examples, prompts, max_new_tokens, model.config.max_position_embeddings)
     order = list(range(len(prompts)))  # (generate_texts batches them by length)
 
     def generate(idx, n_tokens):
@@ -171,18 +178,28 @@ def evaluate_benchmark(model, tok, examples: list, mode="input", description=Non
 
 @torch.no_grad()
 def choice_loglik(model, tok, examples, adapter=None, scaling=0.0, mode="input", description=None, batch_size=32, norm="char",
-                  definition=None):
+                  definition=None, name="multiple choice"):
     """Multiple choice by log-likelihood: for every (question, choice) pair, the summed log-prob of
     the choice's tokens given the chat-formatted question, divided by the choice's length in
     characters (norm="char", OLMES's normalisation; "none": the raw sum, which favours short
-    choices); the highest wins. -> accuracy per example (list of 0/1)."""
+    choices); the highest wins. -> accuracy per example (list of 0/1), None for a question left out
+    because one of its (question, choice) sequences is longer than the model's positions
+    (`fitting`: a warning naming `name`; every question too long: one EvalError line)."""
     device = next(model.parameters()).device
-    pairs, owner = [], []  # one row per (example, choice)
-    for i, ex in enumerate(examples):
+    encoded = []  # per example: [(ids, labels)] of each choice; no length cap here, `fitting` below is the one rule
+    for ex in examples:
+        rows = []
         for j, choice in enumerate(ex.choices):
             ctx = ex.contexts[j] if ex.contexts else ex.input
-            ids, labels = fmt.encode(tok, fmt.messages_for(ctx, mode, description, definition=definition), choice.strip(),
-                                     max_len=10**6)
+            rows.append(fmt.encode(tok, fmt.messages_for(ctx, mode, description, definition=definition), choice.strip(),
+                                   max_len=math.inf))
+        encoded.append(rows)
+    # The longest sequence of each question decides whether it fits (nothing is generated: no answer budget)
+    kept, _ = fitting(name, list(range(len(examples))), [max((ids for ids, _ in rows), key=len, default=[]) for rows in encoded],
+                      0, model.config.max_position_embeddings)
+    pairs, owner = [], []  # one row per (kept example, choice)
+    for i in kept:
+        for j, (choice, (ids, labels)) in enumerate(zip(examples[i].choices, encoded[i])):
             last = max(k for k, y in enumerate(labels) if y != -100)
             labels[last] = -100  # score the choice itself, not the end-of-turn token after it
             pairs.append((ids, labels))
@@ -200,7 +217,7 @@ def choice_loglik(model, tok, examples, adapter=None, scaling=0.0, mode="input",
     for (i, j, n_chars), ll in zip(owner, scores):
         if i not in best or ll / n_chars > best[i][1]:
             best[i] = (j, ll / n_chars)
-    return [float(best[i][0] == gold_index(ex)) for i, ex in enumerate(examples)]
+    return [float(best[i][0] == gold_index(ex)) if i in best else None for i, ex in enumerate(examples)]
 
 
 def gold_index(ex) -> int:
@@ -223,20 +240,23 @@ def evaluate_task(model, tok, task, split="test", n=None, mode="input", adapter=
     examples = task.examples(split, n)
     desc = description or (task.eval_descriptions[0] if mode == "description" else None)
     definition = task.definition if prompt == "definition" else None
+    label = f"{'benchmark' if task.source == 'benchmark' else 'task'} {task.name}"  # how a too-long prompt's line names it
     if examples and isinstance(examples[0], BenchExample):
         scores, records = evaluate_benchmark(model, tok, examples, mode, desc, adapter, scaling,
-                                             max_new_tokens or BENCH_MAX_NEW_TOKENS, batch_size, code_timeout, desc=bar)
+                                             max_new_tokens or BENCH_MAX_NEW_TOKENS, batch_size, code_timeout, desc=bar,
+                                             name=label)
         mean = sum(scores) / max(1, len(scores))
         return (mean, records) if return_predictions else mean
     max_new_tokens = max_new_tokens or TASK_MAX_NEW_TOKENS
     if examples and examples[0].choices:  # multiple choice: log-likelihood, no generation
         scores = choice_loglik(model, tok, examples, adapter, scaling, mode if mode != "icl" else "input", desc, batch_size,
-                               definition=definition)
+                               definition=definition, name=label)
+        examples, scores = [e for e, s in zip(examples, scores) if s is not None], [s for s in scores if s is not None]
         preds = ["(log-likelihood)"] * len(examples)
     else:
         shot_ex = task.examples("train", shots) if mode == "icl" else ()
         prompts = [fmt.prompt_ids(tok, e.input, mode, desc, shot_ex, definition, e.several) for e in examples]
-        examples, prompts = fitting(task.name, examples, prompts, max_new_tokens, model.config.max_position_embeddings)
+        examples, prompts = fitting(label, examples, prompts, max_new_tokens, model.config.max_position_embeddings)
         preds = answer(model, tok, prompts, adapter, scaling, max_new_tokens, batch_size)
         scores = [score(task.metric, p, e.answer, task.labels, e.alternatives) for p, e in zip(preds, examples)]
     mean = sum(scores) / max(1, len(scores))
@@ -248,14 +268,19 @@ def evaluate_task(model, tok, task, split="test", n=None, mode="input", adapter=
 def fitting(name: str, examples: list, prompts: list, max_new_tokens: int, positions: int) -> tuple[list, list]:
     """The examples whose prompt plus answer budget fit the model's positions. A longer one (a task
     file may hold a 1 MB input) would make the model run out of memory or past its positions: it is
-    left out with a warning that names the task and the count; all of them: one EvalError line."""
+    left out with a warning that names the task and the count; all of them: one EvalError line.
+    name: what the line names ("task NAME", "benchmark NAME"). prompts: token id lists, one per
+    example (the log-likelihood path passes each question's longest question + choice sequence and
+    max_new_tokens 0: nothing is generated after it). The one rule for every evaluation path."""
     keep = [i for i, p in enumerate(prompts) if len(p) + max_new_tokens <= positions]
     if len(keep) < len(prompts):
+        longest = max(len(p) for p in prompts)  # the worst one, so the user sees how far over the limit it is
+        budget = f" less the {max_new_tokens} answer tokens" if max_new_tokens else ""
         what = (f"{len(prompts) - len(keep)} of {len(prompts)} examples have a prompt longer than the model's {positions} "
-                f"positions (max_position_embeddings) less the {max_new_tokens} answer tokens")
+                f"positions (max_position_embeddings){budget} (the longest: {longest} tokens)")
         if not keep:
-            raise EvalError(f"task {name}: {what}; nothing left to score")
-        print(f"warning: task {name}: {what}; left out", file=sys.stderr)
+            raise EvalError(f"{name}: {what}; nothing left to score")
+        print(f"warning: {name}: {what}; left out", file=sys.stderr)
     return [examples[i] for i in keep], [prompts[i] for i in keep]
 
 

@@ -90,7 +90,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU; slow to start)
     grad_checkpoint: bool = False  # recompute each block in the backward instead of keeping its activations (memory)
     ce_chunk: int = 0  # answer positions per chunk of the vocabulary head; 0 = all at once (Gemma-2's 256k vocab: 1024)
-    pack: bool = True  # each batch's examples end to end in rows of at most --max-len tokens, not padded: per-token adapters, same loss (--no-pack: padded)
+    pack: bool | None = None  # each batch's examples end to end in rows of at most --max-len tokens, not padded: per-token adapters, same loss (--no-pack: padded); default: the recipe's
     fuse_lora: bool = False  # q/k/v and gate/up LoRA-A products as one batched matmul when LoRA dropout is 0 (GPU; padded batches, --no-pack)
     # T2L only (--variant L|M|S):
     encoder: str = ""  # task encoder: a sentence-transformers folder ("" = all-MiniLM-L6-v2 from its wheel) | base-llm (the LLM's own mean-pooled states) | one-hot (training-task ids)
@@ -294,11 +294,14 @@ def neftune(llm, alpha: float, length: int | None = None):
 # text matters", the table of what was tried). lr is per variant: T2L and the multi-task LoRA share one
 # (a baseline trained as T2L is), the per-task oracle LoRAs take their own.
 RECIPES = {
-    "reference": {"prompt": "definition", "center": False, "siblings": 0, "val_every": 50, "families": "all",
+    "reference": {"prompt": "definition", "center": False, "siblings": 0, "val_every": 50, "families": "all", "pack": True,
                   "lr": {"T2L": 5e-4, "mt_lora": 5e-4, "lora": 1e-3}},
-    "main": {"prompt": "bare", "center": True, "siblings": 4, "val_every": 100, "families": "all",
+    "main": {"prompt": "bare", "center": True, "siblings": 4, "val_every": 100, "families": "all", "pack": False,
              "lr": {"T2L": 1e-3, "mt_lora": 1e-3, "lora": 1e-3}},
 }
+# pack: on where it measures faster (bench/RESULTS.md): an SNI step 1.6x, a built-in step under the
+# reference's prompt 1.1x; the main recipe's short bare examples, half of them sharing one input,
+# carry little padding, and packed and padded steps take the same time there (1.81 s against 1.79 s).
 
 
 def apply_recipe(cfg):

@@ -366,7 +366,7 @@ def run(a, argv):
     model_arg = a.model or tc.get("model") or None
     enc_arg = a.encoder or (tc.get("encoder") if tc.get("encoder") not in NOT_TEXT else None) or None
     inputs = [ckpt] + [p for p in (model_arg, enc_arg, data if data not in ("builtin", "sni") else None) if p]
-    paths = report.check_prefix(a.out, SUFFIXES, KINDS, MD_MARK, inputs=inputs)  # before any work
+    paths = report.output_files(a.out, SUFFIXES, KINDS, MD_MARK, inputs=inputs)  # before any work (common's guard)
     j_path, md_path, png_path = paths
 
     net = t2l.load(ckpt, a.device)
@@ -419,8 +419,8 @@ def run(a, argv):
                        "adapter_xy": [round(float(v), 4) for v in xy["adapter"][k]]}
                       for k, (t, s, i, _) in enumerate(items)]}
     md = markdown(obj, argv)
-    report.write_atomically(j_path, json.dumps(obj, indent=2) + "\n")
-    report.write_atomically(md_path, md)
+    common.write_text_atomically(j_path, json.dumps(obj, indent=2) + "\n")
+    common.write_text_atomically(md_path, md)
     draw_maps(png_path, xy, items, cats, coloured, title, sub)
     print(md)
     print(f"wrote {png_path}, {j_path}, {md_path}")

@@ -23,7 +23,9 @@ paired comparisons, plots), so that every number RESULTS.md quotes comes from on
 PREFIX is a file prefix (results/name), not a folder. The command never replaces a file it did not
 write: an existing PREFIX.json must carry its marker ("report": ...), an existing PREFIX.md its
 first line, and PREFIX.png / PREFIX_benchmarks.png count as ours only beside our PREFIX.json;
-anything else is a one-line error (no flag overrides it: a user's file is never replaced).
+anything else is a one-line error (no flag overrides it: a user's file is never replaced). The rules
+are the project's one output guard (common.check_output_files: no symbolic link written through, no
+output into or over the run folders being read); this script only says which marks are its own.
 
 Statistics, all over tasks (the unit the paper averages over):
   mean      the plain mean of a column's scored tasks (as eval.py's mean row)
@@ -64,7 +66,7 @@ SETTINGS = ("steps", "n_train_tasks", "descs_per_task", "encoder")  # ablation: 
 
 
 # -----------------------------------------------------------------------------
-# Output files under a prefix: refuse to replace what we did not write; write atomically
+# Output files under a prefix: common's guard decides, by the marks this script leaves; written atomically
 
 
 def prefix_paths(prefix, suffixes) -> list[Path]:
@@ -73,36 +75,24 @@ def prefix_paths(prefix, suffixes) -> list[Path]:
     return [prefix.with_name(prefix.name + s) for s in suffixes]
 
 
-def check_prefix(prefix, suffixes, kinds, md_mark, inputs=()) -> list[Path]:
-    """May this command write PREFIX + each suffix? The file-prefix cousin of common.check_output.
-    A path that does not exist: yes. An existing one: only when this command wrote it, which it
-    tells by its marker: a .json must be an object whose "report" is one of `kinds`, a .md must
-    begin with `md_mark`; any other file (a .png) counts as ours when PREFIX.json is ours. No flag
-    overrides that. Refused as well: a prefix that is a folder, an output that is a folder or a
-    symbolic link, an output that is (or lies inside) one of `inputs`, the files and folders being read."""
+def output_files(prefix, suffixes, kinds, md_mark, inputs=()) -> list[Path]:
+    """--out PREFIX -> the paths PREFIX + each suffix, once the project's one output guard
+    (common.check_output_files) allows every one of them; its OutputError otherwise. What this
+    script adds is only how it knows a file is its own: a .json must be an object whose "report"
+    is one of `kinds`, a .md must begin with `md_mark`, any other file (a .png) counts as ours when
+    PREFIX.json is ours. (Links, folders, the inputs, files not ours: common's rules.) A prefix
+    that names a folder is a usage mistake, said as such."""
     prefix = Path(prefix)
     if not prefix.name or str(prefix).endswith(("/", os.sep)) or prefix.is_dir():
         raise ReportError(f"--out {prefix}: is a folder; give a file prefix such as results/my_table (it writes "
                           f"{', '.join('my_table' + s for s in suffixes)})")
-    paths = prefix_paths(prefix, suffixes)
-    for p in paths:
-        for src in inputs:
-            s = Path(src).resolve()
-            if p.resolve() == s or s in p.resolve().parents:
-                raise ReportError(f"{p}: is (or lies inside) the input {src} being read; give another --out")
-        if p.is_symlink():
-            raise ReportError(f"{p}: is a symbolic link; give another --out (a link is never written through)")
-        if p.is_dir():
-            raise ReportError(f"{p}: exists and is a folder, expected a file (or a new path)")
     json_path = prefix.with_name(prefix.name + ".json")
-    json_ours = json_path.is_file() and _json_marked(json_path, kinds)
-    for p in paths:
-        if not p.exists():
-            continue
-        ours = _md_marked(p, md_mark) if p.suffix == ".md" else json_ours  # .json by its own marker, a plot by the .json's
-        if not ours:
-            raise ReportError(f"{p}: exists and was not written by this command; give another --out (nothing replaces a file this project did not write)")
-    return paths
+
+    def ours(p: Path) -> bool:  # only asked of a file that exists
+        if p.suffix == ".md":
+            return _md_marked(p, md_mark)
+        return json_path.is_file() and _json_marked(json_path, kinds)  # the .json itself, or a plot beside it
+    return common.check_output_files(prefix_paths(prefix, suffixes), ours, inputs)
 
 
 def _json_marked(path: Path, kinds) -> bool:
@@ -121,36 +111,14 @@ def _md_marked(path: Path, mark: str | tuple) -> bool:
         return False
 
 
-def _tmp(path: Path) -> Path:
-    """A temporary name beside `path` that keeps its extension (matplotlib reads the format from it)."""
-    return path.with_name(f".tmp-{path.name}")
-
-
-def write_atomically(path: Path, text: str):
-    """Write beside, then rename: a kill leaves the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def copy_atomically(src: Path, dst: Path):
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(dst)
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    """A copy of `src` at `dst` (common.write_file_atomically: the old file or the new, never half)."""
+    common.write_file_atomically(dst, lambda tmp: shutil.copyfile(src, tmp))
 
 
 def plot_atomically(path: Path, draw, figsize):
-    """common.save_plot (the project's one plotting helper) into a temporary file, then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp(path)
-    try:
-        common.save_plot(tmp, draw, figsize)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """common.save_plot (the project's one plotting helper), written as by common.write_file_atomically."""
+    common.write_file_atomically(path, lambda tmp: common.save_plot(tmp, draw, figsize))
 
 
 def command_line(argv, script="-m scripts.report") -> str:
@@ -232,7 +200,7 @@ def table(run_dir, out, argv):
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ReportError(f"{run_dir}: no such folder (expected the --out folder of an eval.py run)")
-    paths = check_prefix(out, TABLE_SUFFIXES, KINDS, MD_MARK, inputs=[run_dir])
+    paths = output_files(out, TABLE_SUFFIXES, KINDS, MD_MARK, inputs=[run_dir])
     j_path, md_path, png_path, bench_path = paths
     src = run_dir / "results.json" if (run_dir / "results.json").is_file() else run_dir / "zero_shot.json"
     r = read_scores(src, "the results.json of an eval.py run (or a train_sft.py run's zero_shot.json)")
@@ -285,8 +253,8 @@ def table(run_dir, out, argv):
     obj = dict(r)
     obj.update({"report": "table", "source": str(run_dir), "command": command_line(argv),
                 "stats": {"columns": summary, "paired": pairs, "bootstrap": {"resamples": BOOTSTRAP, "seed": SEED}}})
-    write_atomically(j_path, json.dumps(obj, indent=2) + "\n")
-    write_atomically(md_path, md)
+    common.write_text_atomically(j_path, json.dumps(obj, indent=2) + "\n")
+    common.write_text_atomically(md_path, md)
     written = [j_path, md_path]
     for src, dst in ((run_dir / "zero_shot.png", png_path), (run_dir / "benchmarks.png", bench_path)):
         if src.is_file():
@@ -397,7 +365,7 @@ def ablation_plot(arms: list, path: Path, xlabel: str):
 
 def ablation(specs: list, xlabel: str, out, argv):
     arms_in = parse_arms(specs)
-    paths = check_prefix(out, ABLATION_SUFFIXES, KINDS, MD_MARK, inputs=[d for _, d in arms_in])
+    paths = output_files(out, ABLATION_SUFFIXES, KINDS, MD_MARK, inputs=[d for _, d in arms_in])
     j_path, md_path, png_path = paths
     arms = [read_arm(label, d) for label, d in arms_in]
 
@@ -414,8 +382,8 @@ def ablation(specs: list, xlabel: str, out, argv):
     md = "\n".join(lines) + "\n"
 
     obj = {"report": "ablation", "command": command_line(argv), "xlabel": xlabel, "arms": arms}
-    write_atomically(j_path, json.dumps(obj, indent=2) + "\n")
-    write_atomically(md_path, md)
+    common.write_text_atomically(j_path, json.dumps(obj, indent=2) + "\n")
+    common.write_text_atomically(md_path, md)
     ablation_plot(arms, png_path, xlabel)
     print(md)
     print(f"wrote {j_path}, {md_path}, {png_path}")

@@ -8,8 +8,9 @@ import eval
 import lora
 import t2l
 from data.metrics import extract_answer, score
-from data.tasks import Example, builtin_tasks, splits
-from model import ModelConfig, load_pretrained, load_tokenizer
+from data.benchmarks import BenchExample
+from data.tasks import Example, Task, builtin_tasks, splits
+from model import ModelConfig, Transformer, load_pretrained, load_tokenizer
 
 
 @pytest.mark.parametrize("reply,gold,metric,labels,want", [
@@ -77,6 +78,65 @@ def test_choice_loglik_picks_the_likely_answer(default_model_dir):
     # per-character normalisation lets a long fluent choice beat a short right one; the raw sum does not
     moon = [Example("What is 2 + 2?", "4", ("4", "the moon is made of cheese"))]
     assert eval.choice_loglik(model, tok, moon, norm="none") == [1.0]
+
+
+# -----------------------------------------------------------------------------
+# A prompt longer than the model's positions: left out with a warning, or one EvalError line, on every
+# scoring path (generated tasks, log-likelihood multiple choice, generated benchmarks); never an
+# out-of-memory run or a torch error. The tiny llama of conftest (256 positions) and the real tokenizer.
+
+LONG = "word " * 600  # ~600 tokens: more than the tiny model's 256 positions (a 1 MB input is the real case)
+
+
+def tiny_with_real_vocab(tiny_dirs, default_model_dir):
+    """The tiny llama's shape with the real tokenizer's vocabulary (random weights): small enough to
+    run in a test, and every id the tokenizer gives is a row of its embedding."""
+    cfg = json.loads((tiny_dirs["llama"][1] / "config.json").read_text())
+    cfg["vocab_size"] = ModelConfig.from_json(default_model_dir / "config.json").vocab_size
+    torch.manual_seed(0)
+    return Transformer(ModelConfig.from_dict(cfg)).eval()
+
+
+def test_a_too_long_question_is_one_eval_error_in_every_scoring_path(tiny_dirs, default_model_dir):
+    model, tok = load_pretrained(tiny_dirs["llama"][1]), load_tokenizer(default_model_dir)
+    assert model.config.max_position_embeddings == 256
+    mc = [Example(LONG, "yes", ("yes", "no"))]
+    with pytest.raises(eval.EvalError) as e:
+        eval.choice_loglik(model, tok, mc, name="benchmark boolq")
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("benchmark boolq: 1 of 1 examples have a prompt longer than the model's 256 "
+                                              "positions (max_position_embeddings) (the longest: ")
+    assert int(msg.split("the longest: ")[1].split()[0]) > 256 and msg.endswith("nothing left to score")
+    bench = [BenchExample(LONG, "True", benchmark="boolq", kind="bool", prefill="Answer:")]
+    with pytest.raises(eval.EvalError) as e:
+        eval.evaluate_benchmark(model, tok, bench, max_new_tokens=8)  # names its benchmark by default
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("benchmark boolq: 1 of 1 examples have a prompt longer than the model's 256 "
+                                              "positions (max_position_embeddings) less the 8 answer tokens (the longest: ")
+    # the answer budget counts: a question that fits alone does not fit with 250 tokens to generate after it
+    short = [BenchExample("Is water wet?", "True", benchmark="boolq", kind="bool", prefill="Answer:")]
+    with pytest.raises(eval.EvalError, match="less the 250 answer tokens"):
+        eval.evaluate_benchmark(model, tok, short, max_new_tokens=250)
+
+
+def test_a_too_long_question_is_left_out_with_a_warning_and_the_rest_scored(tiny_dirs, default_model_dir, capsys):
+    model, tok = tiny_with_real_vocab(tiny_dirs, default_model_dir), load_tokenizer(default_model_dir)
+    mc = [Example("Is water wet?", "yes", ("yes", "no")), Example(LONG, "yes", ("yes", "no")),
+          Example("Is fire cold?", "no", ("yes", "no"))]
+    got = eval.choice_loglik(model, tok, mc, name="task mc")
+    assert got[1] is None and got[0] in (0.0, 1.0) and got[2] in (0.0, 1.0)  # the others scored, in their places
+    err = capsys.readouterr().err
+    assert "warning: task mc: 1 of 3 examples have a prompt longer than the model's 256 positions" in err and "left out" in err
+    # through evaluate_task: the mean and the records cover the questions kept, each beside its own input
+    task = Task("mc", "qa", "exact", [], [], fixed={"train": [], "val": [], "test": mc}, source="benchmark")
+    mean, recs = eval.evaluate_task(model, tok, task, return_predictions=True)
+    assert [r["input"] for r in recs] == ["Is water wet?", "Is fire cold?"] and mean == (got[0] + got[2]) / 2
+    assert "warning: benchmark mc: 1 of 3 examples" in capsys.readouterr().err
+    bench = [BenchExample("Is water wet?", "True", benchmark="boolq", kind="bool", prefill="Answer:"),
+             BenchExample(LONG, "False", benchmark="boolq", kind="bool", prefill="Answer:")]
+    scores, recs = eval.evaluate_benchmark(model, tok, bench, max_new_tokens=4)
+    assert len(scores) == 1 and [r["input"] for r in recs] == ["Is water wet?"]
+    assert "warning: benchmark boolq: 1 of 2 examples have a prompt longer than" in capsys.readouterr().err
 
 
 def random_oracle(model_dir, folder, task, seed):

@@ -120,13 +120,15 @@ def test_more_examples_than_adapters_is_refused(tiny_dirs):
 
 
 def test_a_run_from_before_packing_resumes_padded_only():
-    """A checkpoint written before --pack existed trained padded: resuming it with the new default
-    (packed) would change its random draws, so --resume asks for --no-pack, and accepts it."""
+    """A checkpoint written before --pack existed trained padded: resuming an SNI run with the
+    reference recipe, which now packs, would change its random draws, so --resume asks for
+    --no-pack, and accepts it."""
     import checkpoint
     import train_sft
-    old = dataclasses.asdict(train_sft.TrainConfig())
+    old = dataclasses.asdict(train_sft.parse_args(["--data", "sni", "--no-pack"]))
     del old["pack"]
     state = {"config": old, "step": 3}
     with pytest.raises(checkpoint.CheckpointError, match="--pack: False in the run, True now"):
-        checkpoint.check_resume(state, train_sft.TrainConfig(), "ckpt.pt")
-    checkpoint.check_resume(state, train_sft.TrainConfig(pack=False), "ckpt.pt")
+        checkpoint.check_resume(state, train_sft.parse_args(["--data", "sni"]), "ckpt.pt")
+    checkpoint.check_resume(state, train_sft.parse_args(["--data", "sni", "--no-pack"]), "ckpt.pt")
+    assert train_sft.parse_args([]).pack is False  # the main recipe pads: packing gains nothing there

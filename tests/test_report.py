@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import common
 import t2l
 from model import ModelConfig
 from scripts import adapter_map, report
@@ -104,7 +105,7 @@ def test_a_foreign_file_is_refused_and_no_flag_replaces_it(tmp_path):
     with pytest.raises(SystemExit, match="plot.png: exists and was not written"):
         report.main(["table", str(run), "--out", str(tmp_path / "plot")])
     # an output inside the folder being read is refused, a link is never written through
-    with pytest.raises(SystemExit, match="is \\(or lies inside\\) the input"):
+    with pytest.raises(SystemExit, match="results.json: lies inside the input"):
         report.main(["table", str(run), "--out", str(run / "results")])
     (tmp_path / "linked.md").symlink_to(mine)
     with pytest.raises(SystemExit, match="symbolic link"):
@@ -112,6 +113,48 @@ def test_a_foreign_file_is_refused_and_no_flag_replaces_it(tmp_path):
     with pytest.raises(SystemExit, match="--force"):  # there is no flag that replaces a user's file
         report.main(["table", str(run), "--out", str(tmp_path / "notes"), "--force"])
     assert mine.read_text() == "my own notes\n"
+
+
+
+def test_the_scripts_outputs_are_guarded_by_commons_one_guard(tmp_path):
+    """report.py and adapter_map.py ask common.check_output_files, the project's one output guard, so
+    its error type and its rules hold for them: no output inside the folders being read, whatever the
+    path (a link to the folder included), no file written through a link; and the atomic write never
+    touches a file already beside the output, whatever its name (the old writer used the fixed name
+    .tmp-PREFIX.md: it overwrote a user's file of that name and wrote through a link of that name)."""
+    run = write_results(tmp_path / "eval", TASKS)
+    before = (run / "results.json").read_text()
+    with pytest.raises(common.OutputError, match="results.json: lies inside the input"):
+        report.table(run, run / "results", ["table"])
+    (tmp_path / "alias").symlink_to(run)  # another path to the input folder
+    with pytest.raises(common.OutputError, match="lies inside the input"):
+        report.table(run, tmp_path / "alias" / "x", ["table"])
+    (tmp_path / "to_input.json").symlink_to(run / "results.json")  # PREFIX.json a link to the input file
+    with pytest.raises(common.OutputError, match="to_input.json: is a symbolic link"):
+        report.table(run, tmp_path / "to_input", ["table"])
+    arm = write_results(tmp_path / "arm", {"a": {"base": 0.2, "T2L-S": 0.1}}, name="zero_shot.json")
+    with pytest.raises(common.OutputError, match="lies inside the input"):
+        report.ablation([f"1={arm}"], "x", arm / "zero_shot", ["ablation"])
+    # adapter_map: refused before anything is loaded (the checkpoint and the data folder are inputs)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "sni").mkdir()
+    for out in (tmp_path / "ckpt" / "map", tmp_path / "sni" / "map"):
+        argv = [str(tmp_path / "ckpt"), "--data", str(tmp_path / "sni"), "--out", str(out)]
+        with pytest.raises(common.OutputError, match="map.json: lies inside the input"):
+            adapter_map.run(adapter_map.parse_args(argv), argv)
+    assert (run / "results.json").read_text() == before and sorted(p.name for p in run.iterdir()) == ["results.json"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == [] == sorted(p.name for p in (tmp_path / "sni").iterdir())
+    # the temporary file of an atomic write is a new one: a user's file or link beside the output is untouched
+    out = tmp_path / "res"
+    out.mkdir()
+    mine = tmp_path / "mine.txt"
+    mine.write_text("mine\n")
+    (out / ".tmp-zs.json").write_text("a user's file\n")
+    (out / ".tmp-zs.md").symlink_to(mine)
+    report.main(["table", str(run), "--out", str(out / "zs")])
+    assert mine.read_text() == "mine\n" and (out / ".tmp-zs.json").read_text() == "a user's file\n"
+    assert (out / ".tmp-zs.md").is_symlink() and (out / "zs.md").read_text().startswith(report.MD_MARK)
+    assert sorted(p.name for p in out.iterdir()) == [".tmp-zs.json", ".tmp-zs.md", "zs.json", "zs.md"]  # no temporary left
 
 
 def test_a_table_written_before_the_move_to_scripts_is_still_ours(tmp_path):
