@@ -206,27 +206,36 @@ def restore(state: dict, trainable: torch.nn.Module, opt, cfg):
 class CtrlC:
     """The first Ctrl-C (SIGINT) during training only sets `hit`: the step in flight finishes (a
     KeyboardInterrupt inside it could come between the optimizer step and the loss record, and the
-    checkpoint would be off by one), the loop checkpoints it and raises Interrupted. A second Ctrl-C
-    stops at once, keeping the last checkpoint. One process only: under torchrun every rank would
-    have to stop at the same step (save_ckpt is collective), so there Ctrl-C keeps its default."""
+    checkpoint would be off by one), the loop checkpoints it and raises Interrupted. Alone, a second
+    Ctrl-C stops at once, keeping the last checkpoint.
+
+    Under torchrun every rank must stop at the same step (save_ckpt is collective), so the loop asks
+    `stop(device)`, which agrees over the processes once per step. There the launcher passes the
+    signal on to every worker (after the terminal's own Ctrl-C reached them: two SIGINTs) and
+    sends SIGKILL after its shutdown timeout (30 s), so a worker treats every SIGINT or SIGTERM as
+    the first: the step in flight ends, rank 0 checkpoints, every rank stops."""
 
     def __init__(self):
-        self.hit, self.old = False, None
-        if DIST.world == 1:
-            try:
-                self.old = signal.signal(signal.SIGINT, self.handler)
-            except ValueError:  # not the main thread (a library caller): Ctrl-C stays as it was
-                pass
+        self.hit, self.old = False, {}
+        try:
+            for sig in (signal.SIGINT,) if DIST.world == 1 else (signal.SIGINT, signal.SIGTERM):
+                self.old[sig] = signal.signal(sig, self.handler)
+        except ValueError:  # not the main thread (a library caller): Ctrl-C stays as it was
+            pass
 
     def handler(self, signum, frame):
-        if self.hit:
+        if self.hit and DIST.world == 1:
             raise KeyboardInterrupt
         self.hit = True
 
+    def stop(self, device) -> bool:
+        """Checkpoint and stop after this step? This process's Ctrl-C, or under torchrun any process's."""
+        return DIST.any(self.hit, device)
+
     def release(self):
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
-            self.old = None
+        for sig, old in self.old.items():
+            signal.signal(sig, old)
+        self.old = {}
 
 
 def run_cli(main_fn):
@@ -238,7 +247,8 @@ def run_cli(main_fn):
     except (common.UserError, OSError) as e:
         sys.exit(f"error: {e}" if DIST.world == 1 else f"error: [rank {DIST.rank}] {e}")
     except Interrupted as e:  # Ctrl-C in the loop: checkpointed
-        print(e, file=sys.stderr)
+        if DIST.main:  # under torchrun every rank stops here; one line says so
+            print(e, file=sys.stderr)
         sys.exit(130)
     except KeyboardInterrupt:  # Ctrl-C elsewhere, or a second one in the loop: nothing more is written
         print("interrupted; --resume continues from the last checkpoint, if one was written", file=sys.stderr)

@@ -205,6 +205,15 @@ class Dist:
         return t / self.world
 
 
+    def any(self, flag: bool, device) -> bool:
+        """True on every process when it is True on any (one tiny all-reduce; alone: the flag itself)."""
+        if self.world == 1:
+            return flag
+        t = torch.tensor([float(flag)], device=device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        return bool(t.item())
+
+
 DIST = Dist()  # this process; start_processes() fills it in (one object, so `from common import DIST` stays true)
 
 

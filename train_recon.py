@@ -303,10 +303,11 @@ def train(cfg: ReconConfig, entries: list[Entry], lcfg: lora.LoraConfig, mcfg: M
             losses.append(mean.item())
             log.write(json.dumps({"step": step + 1, "loss": losses[-1], "lr": lr, "step_s": time.perf_counter() - t0}) + "\n")
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end or ctrl_c.hit:
+            stop = ctrl_c.stop(device)  # a Ctrl-C here or, under torchrun, on any process
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end or stop:
                 log.flush()
                 checkpoint.save_ckpt(ckpt, net, opt, step + 1, cfg, losses)
-            if ctrl_c.hit:
+            if stop:
                 raise checkpoint.Interrupted(f"interrupted at step {step + 1}; --resume continues")
     finally:
         log.close()

@@ -196,10 +196,11 @@ def train(llm, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: lora.LoraCo
                                                        "val.json": {"step": step + 1, "val_loss": best}})
             bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_loss", "task_share", "steering_nearest") if k in rec})
             log.write(json.dumps(rec) + "\n")
-            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end or ctrl_c.hit:
+            stop = ctrl_c.stop(device)  # a Ctrl-C here or, under torchrun, on any process
+            if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end or stop:
                 log.flush()
                 checkpoint.save_ckpt(ckpt, trainable, opt, step + 1, cfg, losses, best=best)
-            if ctrl_c.hit:
+            if stop:
                 raise checkpoint.Interrupted(f"interrupted at step {step + 1}; --resume continues")
     finally:
         log.close()
