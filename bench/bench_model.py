@@ -71,21 +71,28 @@ def t2l_step(impl, m, device, dtype):
             with lora.use_adapter(m, adapter, cfg.scaling):
                 return m.loss(ids, labels)
         return net, step, m
-    current = {}
-
-    def hook(name):
-        def add_delta(module, inputs, out):
-            A, B = current[name]  # (Bsz, r, d_in), (Bsz, d_out, r)
-            return out + cfg.scaling * torch.bmm(torch.bmm(inputs[0], A.transpose(1, 2)), B.transpose(1, 2))
-        return add_delta
-    for name, mod in m.named_modules():
-        if name.endswith(("self_attn.q_proj", "self_attn.v_proj")):
-            mod.register_forward_hook(hook(name))
+    current = add_delta_hooks(m, cfg)
 
     def step(ids, labels):
         current.update(net(torch.randn(ids.shape[0], 384, device=device, dtype=dtype)))
         return m(input_ids=ids, labels=labels).loss
     return net, step, m
+
+
+def add_delta_hooks(hf, cfg) -> dict:
+    """The reference's way of applying generated LoRAs to a transformers model (hooks.py): a forward
+    hook on every adapted Linear adds s * (x A^T) B^T with per-example bmm. -> the dict to fill with
+    {module name: (A (Bsz, r, d_in), B (Bsz, d_out, r))} before each forward."""
+    current = {}
+
+    def hook(name):
+        def add_delta(module, inputs, out):
+            A, B = current[name]  # (Bsz, r, d_in), (Bsz, d_out, r)
+            return out + cfg.scaling * torch.bmm(torch.bmm(inputs[0], A.transpose(1, 2)), B.transpose(1, 2))  # (Bsz, T, d_out)
+        return add_delta
+    for name in lora.target_names(hf, cfg):
+        hf.get_submodule(name).register_forward_hook(hook(name))
+    return current
 
 
 def build(impl: str, arch: str, device: str, dtype, with_lora: bool = False, with_t2l: bool = False):

@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 import lora  # noqa: E402
 import t2l  # noqa: E402
 import train_sft  # noqa: E402
+from bench.bench_model import add_delta_hooks  # noqa: E402
 from data import format as fmt  # noqa: E402
 from data import prepare_model  # noqa: E402
 from data.batches import Batches  # noqa: E402
@@ -94,15 +95,7 @@ def useful_flops(mcfg, examples, lcfg) -> float:
 
 def hooks_step(hf, net, lcfg):
     """The transformers side: forward hooks on the adapted Linears add the per-example bmm deltas."""
-    current = {}
-
-    def hook(name):
-        def add_delta(module, inputs, out):
-            A, B = current[name]  # (Bsz, r, d_in), (Bsz, d_out, r)
-            return out + lcfg.scaling * torch.bmm(torch.bmm(inputs[0], A.transpose(1, 2)), B.transpose(1, 2))
-        return add_delta
-    for name in lora.target_names(hf, lcfg):
-        hf.get_submodule(name).register_forward_hook(hook(name))
+    current = add_delta_hooks(hf, lcfg)  # bench_model.py's, the reference's hooks.py way
 
     def step(emb, ids, labels, mask):
         current.clear()
