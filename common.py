@@ -487,6 +487,9 @@ def plot_losses(losses: list, path: Path, title: str, records=()):
             if any("steering" in r for r in text):
                 ax2.plot(steps, [r.get("steering") for r in text], "^--", color="tab:red", label="steering (exact)")
                 ax2.plot(steps, [r.get("steering_nearest") for r in text], "v:", color="tab:purple", label="steering (nearest)")
+                if any("steering_preferred" in r for r in text):  # logs from before 2026-12-03 lack it
+                    ax2.plot(steps, [r.get("steering_preferred") for r in text], "D-", color="tab:orange",
+                             label="steering (preferred)")
                 ax2.axhline(text[-1]["steering_chance"], color="tab:red", lw=0.8, ls=":", label="steering chance")
             ax2.set_ylim(0, 1), ax2.set_ylabel("text dependence"), ax2.legend(loc="upper right", fontsize=7)
     save_plot(path, draw, figsize=(7, 4))

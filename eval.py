@@ -552,15 +552,21 @@ def task_share(adapter: dict) -> float:
 
 @torch.no_grad()
 def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3, batch_size: int = 32, max_new_tokens: int = 24,
-             desc: str | None = None, answers_for=None) -> dict:
+             desc: str | None = None, answers_for=None, logliks_for=None) -> dict:
     """Score one setting's steering cases: every member described writes n_desc adapters (its
     unseen evaluation descriptions), each answers every shared input, and the answer is matched
     to the member that would give it. The prompt is the input alone, whatever the training
     protocol: a definition in the prompt would tell the LLM the answer. Rows with different
-    adapters share a batch (per-example LoRA).
-    -> {"accuracy", "chance", "n", "ci95" (bootstrap over inputs), "groups": {group: {accuracy,
-    chance, n, confusion: {described: {produced member | "other": count}}}}}.
-    answers_for(inputs, adapter) -> replies: stands in for the LLM (tests build both extremes with it)."""
+    adapters share a batch (per-example LoRA). Three readings of each (adapter, input):
+      exact      its generated answer is the described member's
+      nearest    of all members' answers, the described member's is the closest to it
+      preferred  of all members' answers, the described member's is the one this adapter makes
+                 likelier than the case's adapters do on average (`preferred_members`)
+    -> {"accuracy", "nearest", "preferred", "chance", "n", "ci95" / "nearest_ci95" / "preferred_ci95"
+    (bootstrap over inputs), "units" (the hits per input), "groups": {group: {accuracy, nearest, preferred, chance, n, confusion,
+    preferred_confusion: {described: {member | "other": count}}}}}.
+    answers_for(inputs, adapter) -> replies and logliks_for(inputs, candidates, adapter) -> one list of
+    log-likelihoods per input: stand in for the LLM (tests build both extremes with them)."""
     device = next(net.parameters()).device
     scaling = net.cfg.lora_config().scaling
     rows = []  # (case index, input index, described member, description)
@@ -574,45 +580,128 @@ def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3
     written = net(encoder(texts).to(device))  # every description's adapter in one pass: A (n_texts, r, d_in)
     net.train(was_training)
     where = {d: j for j, d in enumerate(texts)}
+
+    def adapter_of(chunk):  # the adapter of each row's description, stacked: (b, r, d_in), (b, d_out, r)
+        idx = torch.tensor([where[r[3]] for r in chunk], device=device)
+        return {k: (A.index_select(0, idx), B.index_select(0, idx)) for k, (A, B) in written.items()}
+
     preds = []
     bar = tqdm(range(0, len(rows), batch_size), desc=desc, leave=False, disable=desc is None)
     for s in bar:
         chunk = rows[s:s + batch_size]
-        idx = torch.tensor([where[d] for *_, d in chunk], device=device)
-        adapter = {k: (A.index_select(0, idx), B.index_select(0, idx)) for k, (A, B) in written.items()}  # (b, r, d_in), (b, d_out, r)
         inputs = [cases[ci].inputs[ii] for ci, ii, _, _ in chunk]
         if answers_for is None:
             prompts = [fmt.prompt_ids(tok, x) for x in inputs]  # the input alone
-            out, _ = generate_texts(model, tok, prompts, adapter, scaling, max_new_tokens, len(chunk))
+            out, _ = generate_texts(model, tok, prompts, adapter_of(chunk), scaling, max_new_tokens, len(chunk))
         else:
-            out = answers_for(inputs, adapter)
+            out = answers_for(inputs, adapter_of(chunk))
         preds += [extract_answer(t) for t in out]
+    # Descriptions whose adapters are identical share one set of scores: a text-blind hypernetwork
+    # then gets exactly equal numbers on every row (no pick), not numbers that differ by the
+    # rounding of where each row sat in its batch, which a reading of differences could pick up.
+    same = {}  # description -> the first description with the identical adapter
+    for j, d in enumerate(texts):
+        same[d] = next((e for e in texts[:j] if same[e] == e and all(
+            torch.equal(A[j], A[where[e]]) and torch.equal(B[j], B[where[e]]) for A, B in written.values())), d)
+    scored = list(dict.fromkeys((ci, ii, None, same[d]) for ci, ii, _, d in rows))  # one row per distinct adapter
+    if logliks_for is None:
+        lls = member_logliks(model, tok, cases, scored, adapter_of, scaling, batch_size)
+    else:
+        lls = [ll for s in range(0, len(scored), batch_size) for ll in logliks_for(
+            [cases[ci].inputs[ii] for ci, ii, _, _ in scored[s:s + batch_size]],
+            [[cases[ci].answers[ii][m] for m in cases[ci].members] for ci, ii, _, _ in scored[s:s + batch_size]],
+            adapter_of(scored[s:s + batch_size]))]
+    ll_of = dict(zip(scored, lls))
+    preferred = preferred_members(rows, [ll_of[(ci, ii, None, same[d])] for ci, ii, _, d in rows], cases)
     result, per_input = {"groups": {}}, {}
-    for (ci, ii, m, _), p in zip(rows, preds):
+    for (ci, ii, m, _), p, pref in zip(rows, preds, preferred):
         case = cases[ci]
         got = steer.which_member(p, case.answers[ii]) or "other"  # exact: it did the described task, right
         near = steer.nearest_member(p, case.answers[ii])  # nearest: it tried to (a slip allowed)
-        g = result["groups"].setdefault(case.group, {"hits": 0, "near": 0, "n": 0, "chance": case.chance, "confusion": {}})
+        g = result["groups"].setdefault(case.group, {"hits": 0, "near": 0, "pref": 0, "n": 0, "chance": case.chance,
+                                                     "confusion": {}, "preferred_confusion": {}})
         g["hits"] += got == m
         g["near"] += near == m
+        g["pref"] += pref == m
         g["n"] += 1
-        conf = g["confusion"].setdefault(m, {})
-        conf[got] = conf.get(got, 0) + 1
-        per_input.setdefault((ci, ii), []).append((got == m, near == m, case.chance))
+        for key, val in (("confusion", got), ("preferred_confusion", pref or "other")):
+            conf = g[key].setdefault(m, {})
+            conf[val] = conf.get(val, 0) + 1
+        per_input.setdefault((ci, ii), []).append((got == m, near == m, pref == m, case.chance))
     for g in result["groups"].values():
-        g["accuracy"], g["nearest"] = g.pop("hits") / g["n"], g.pop("near") / g["n"]
+        g["accuracy"], g["nearest"], g["preferred"] = g.pop("hits") / g["n"], g.pop("near") / g["n"], g.pop("pref") / g["n"]
     units = list(per_input.values())  # one unit per (group, input): its adapters' hits and their chance
     size = np.array([len(u) for u in units], dtype=np.float64)
-    chance = np.array([sum(c for *_, c in u) for u in units], dtype=np.float64)
+    chance = np.array([sum(u_[-1] for u_ in u) for u in units], dtype=np.float64)
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     idx = rng.integers(0, len(units), size=(BOOTSTRAP, len(units)))  # resample inputs with replacement
-    for key, k in (("accuracy", 0), ("nearest", 1)):
+    for key, k in (("accuracy", 0), ("nearest", 1), ("preferred", 2)):
         hits = np.array([sum(h[k] for h in u) for u in units], dtype=np.float64)
         boot = hits[idx].sum(1) / size[idx].sum(1)
         result[key] = float(hits.sum() / size.sum())
         result[key + "_ci95"] = [float(v) for v in np.percentile(boot, [2.5, 97.5])]
-    result.update({"chance": float(chance.sum() / size.sum()), "n": int(size.sum()), "ci95": result.pop("accuracy_ci95")})
+    result.update({"chance": float(chance.sum() / size.sum()), "n": int(size.sum()), "ci95": result.pop("accuracy_ci95"),
+                   # per (group, input): [exact hits, nearest hits, preferred hits, adapters, summed chance], so
+                   # that runs can be pooled with their intervals (scripts/report.py seeds)
+                   "units": [[sum(h[0] for h in u), sum(h[1] for h in u), sum(h[2] for h in u), len(u), sum(h[3] for h in u)]
+                             for u in units]})
     return result
+
+
+@torch.no_grad()
+def member_logliks(model, tok, cases, rows, adapter_of, scaling, batch_size=32) -> list[list[float]]:
+    """For each steering row (case, input, described member, description): the log-likelihood of
+    every member's answer to the input under that row's adapter (summed over the answer's tokens,
+    the end-of-turn token left out, as in `choice_loglik`). -> one list per row, in case.members order."""
+    device = next(model.parameters()).device
+    seqs, owner = [], []  # one sequence per (row, member): the input alone, then that member's answer
+    encoded = {}
+    for r, (ci, ii, _, _) in enumerate(rows):
+        for j, m in enumerate(cases[ci].members):
+            key = (ci, ii, m)
+            if key not in encoded:
+                ids, labels = fmt.encode(tok, fmt.messages_for(cases[ci].inputs[ii]), cases[ci].answers[ii][m],
+                                         max_len=math.inf)
+                labels[max(k for k, y in enumerate(labels) if y != -100)] = -100  # not the end-of-turn token
+                encoded[key] = (ids, labels)
+            seqs.append(encoded[key])
+            owner.append((r, j))
+    out = [[0.0] * len(cases[ci].members) for ci, *_ in rows]
+    order = sorted(range(len(seqs)), key=lambda k: len(seqs[k][0]))  # similar lengths share a batch
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        ids, labels, mask = (t.to(device) for t in fmt.collate([seqs[k] for k in idx], tok.pad_token_id))
+        with lora.use_adapter(model, adapter_of([rows[owner[k][0]] for k in idx]), scaling):
+            lls = (-model.loss(ids, labels, mask, reduction="per_example_sum")).tolist()  # (b,) log-likelihoods
+        for k, ll in zip(idx, lls):
+            r, j = owner[k]
+            out[r][j] = ll
+    return out
+
+
+def preferred_members(rows, lls, cases, margin: float = 1e-4) -> list:
+    """The steering test without generation: for each (adapter, input), the member whose answer the
+    adapter raises most above the average log-likelihood that all the case's adapters give it on
+    that input. Subtracting that average removes what makes an answer likely whatever the adapter
+    (its length, the base model's habits), so only the difference between adapters counts. A
+    text-blind hypernetwork writes one adapter for every description: nothing is raised above the
+    average, and a pick within `margin` nats of the runner-up is no pick (None). Adapters that differ
+    at random, not by the text, pick members independently of the description: at most chance on
+    average. Only the direction of the lift counts, not its size: adapters that differ by a
+    hundredth of a nat but always the right way score as high as ones that differ by ten nats.
+    -> the preferred member (or None) of each row."""
+    units = {}
+    for r, (ci, ii, _, _) in enumerate(rows):
+        units.setdefault((ci, ii), []).append(r)
+    out = [None] * len(rows)
+    for (ci, _), rs in units.items():
+        L = np.array([lls[r] for r in rs], dtype=np.float64)  # (adapters, members)
+        lift = L - L.mean(0, keepdims=True)  # each answer's log-likelihood over the case's average for it
+        for r, row in zip(rs, lift):
+            top = np.sort(row)[::-1]  # cases have two members at least
+            if top[0] - top[1] > margin:
+                out[r] = cases[ci].members[int(row.argmax())]
+    return out
 
 
 def steering_report(model, tok, net, encoder, tasks: dict, splits: dict, n_inputs: int = 8, n_desc: int = 3,
@@ -627,42 +716,52 @@ def steering_report(model, tok, net, encoder, tasks: dict, splits: dict, n_input
 
 
 def steering_chart(report: dict, path: Path, title: str):
-    """One confusion grid per (setting, group): rows the member whose description wrote the adapter,
-    columns the member whose answer it gave (exact; "other" for none). A text-blind hypernetwork
-    fills one column; one that reads the text, the diagonal."""
-    panels = [(st, g, v) for st, r in report.items() for g, v in r["groups"].items()]
+    """Confusion grids, one per (setting, reading, group): rows the member whose description wrote
+    the adapter, columns the member whose answer it gave (exact) or preferred (likelihood); "other"
+    for none. A text-blind hypernetwork fills one column (exact) or "other" (preferred: no pick);
+    one that reads the text, the diagonal."""
+    readings = (("confusion", "accuracy", "exact"), ("preferred_confusion", "preferred", "preferred"))  # (grid, score, name)
+    grid_rows = [(st, r, reading) for st, r in report.items() for reading in readings]  # one figure row each
+    n_cols = max(len(r["groups"]) for r in report.values())
 
     def draw(fig, ax):
         ax.remove()
-        for k, (st, g, v) in enumerate(panels):
-            a = fig.add_subplot(len(report), (len(panels) + len(report) - 1) // len(report), k + 1)
-            rows = list(v["confusion"])
-            cols = list(dict.fromkeys([*rows, *(m for r in v["confusion"].values() for m in r if m != "other"), "other"]))
-            grid = np.array([[v["confusion"][r].get(c, 0) / max(1, sum(v["confusion"][r].values())) for c in cols]
-                             for r in rows])  # (described, produced): share of that member's adapter runs
-            a.imshow(grid, vmin=0, vmax=1, cmap="Blues")
-            a.set_xticks(range(len(cols)), cols, rotation=90, fontsize=5)  # whole names: add_10 and times_10 differ
-            a.set_yticks(range(len(rows)), rows, fontsize=5)
-            a.set_title(f"{st} / {g}: {100 * v['accuracy']:.0f}% (chance {100 * v['chance']:.0f}%)", fontsize=7)
+        for i, (st, r, (key, acc, label)) in enumerate(grid_rows):
+            for j, (g, v) in enumerate(r["groups"].items()):
+                a = fig.add_subplot(len(grid_rows), n_cols, i * n_cols + j + 1)
+                conf = v[key]
+                rows = list(conf)
+                cols = list(dict.fromkeys([*rows, *(m for c in conf.values() for m in c if m != "other"), "other"]))
+                grid = np.array([[conf[y].get(c, 0) / max(1, sum(conf[y].values())) for c in cols]
+                                 for y in rows])  # (described, answered): share of that member's adapter runs
+                a.imshow(grid, vmin=0, vmax=1, cmap="Blues")
+                a.set_xticks(range(len(cols)), cols, rotation=90, fontsize=5)  # whole names: add_10 and times_10 differ
+                a.set_yticks(range(len(rows)), rows, fontsize=5)
+                a.set_title(f"{st} / {g}, {label}: {100 * v[acc]:.0f}% (chance {100 * v['chance']:.0f}%)",
+                            fontsize=7)
         fig.suptitle(title, fontsize=8)
-    common.save_plot(path, draw, figsize=(3.2 * ((len(panels) + len(report) - 1) // max(1, len(report))), 3.2 * len(report)))
+    common.save_plot(path, draw, figsize=(3.2 * n_cols, 3.2 * len(grid_rows)))
 
 
 def steering_markdown(report: dict) -> str:
     """The steering results as a table: accuracy against chance per setting and group."""
     pct = lambda v: f"{100 * v:.1f}"
-    lines = ["| setting | group | adapters x inputs | accuracy (exact) | nearest member | chance |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    ci = lambda r, key: f"[{pct(r[key][0])}, {pct(r[key][1])}]"
+    lines = ["| setting | group | adapters x inputs | exact | nearest member | preferred (likelihood) | chance |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     for setting, r in report.items():
         for g, v in r["groups"].items():
-            lines.append(f"| {setting} | {g} | {v['n']} | {pct(v['accuracy'])} | {pct(v['nearest'])} | {pct(v['chance'])} |")
-        (lo, hi), (nlo, nhi) = r["ci95"], r["nearest_ci95"]
-        lines.append(f"| **{setting}** | all | {r['n']} | **{pct(r['accuracy'])}** [{pct(lo)}, {pct(hi)}] | "
-                     f"**{pct(r['nearest'])}** [{pct(nlo)}, {pct(nhi)}] | {pct(r['chance'])} |")
+            lines.append(f"| {setting} | {g} | {v['n']} | {pct(v['accuracy'])} | {pct(v['nearest'])} | "
+                         f"{pct(v['preferred'])} | {pct(v['chance'])} |")
+        lines.append(f"| **{setting}** | all | {r['n']} | **{pct(r['accuracy'])}** {ci(r, 'ci95')} | "
+                     f"**{pct(r['nearest'])}** {ci(r, 'nearest_ci95')} | **{pct(r['preferred'])}** {ci(r, 'preferred_ci95')} | "
+                     f"{pct(r['chance'])} |")
     lines += ["", "Steering (data/steering.py): tasks that read the same input but want different answers; an adapter is "
               "written from each member's unseen description and run on the same inputs. Exact: its answer is the "
               "described member's. Nearest: of all members' answers, the described member's is the closest to it (the "
-              "task it tried to do). A text-blind hypernetwork scores at most chance on both; [..]: 95% bootstrap "
+              "task it tried to do). Preferred: of all members' answers, the described member's is the one this adapter "
+              "makes likelier than the group's adapters do on average (no generation: it asks which way the text moved "
+              "the adapter). A text-blind hypernetwork scores at most chance on all three; [..]: 95% bootstrap "
               "interval over inputs."]
     return "\n".join(lines)
 
@@ -706,12 +805,13 @@ def text_probe(tasks, names, val_names, cfg) -> dict:
 def text_dependence(model, tok, net, encoder, probe: dict, tasks) -> dict:
     """How much of a written adapter depends on the text: the task-specific share of Delta W over
     the probe's descriptions (eval.task_share) and, on the built-in suite, the probe's steering
-    accuracy (one description per member; exact and nearest member) with its chance."""
+    accuracy (one description per member; exact, nearest and preferred member) with its chance."""
     net.eval()
     out = {"task_share": task_share(net(encoder(probe["descriptions"]).to(next(net.parameters()).device)))}
     if probe["cases"]:
         r = steering(model, tok, net, encoder, probe["cases"], tasks, n_desc=1)
-        out.update({"steering": r["accuracy"], "steering_nearest": r["nearest"], "steering_chance": r["chance"]})
+        out.update({"steering": r["accuracy"], "steering_nearest": r["nearest"], "steering_preferred": r["preferred"],
+                    "steering_chance": r["chance"]})
     net.train()
     return out
 

@@ -322,6 +322,58 @@ def segment_positions(segments):
     return slots - start_slot  # (B, T): 0, 1, 2, ... within every example
 
 
+def segment_spans(segments) -> list[list[tuple[int, int]]]:
+    """Packed rows: segments (B, T) -> for every row, the (start, end) slots of its examples, in
+    order; padding (-1) is left out. data/format.pack lays each example in one run of slots; an
+    example split over two runs is refused (the mask would join them, the spans would not)."""
+    out = []
+    for row in segments.tolist():
+        spans, start = [], 0
+        for t in range(1, len(row) + 1):
+            if t == len(row) or row[t] != row[start]:
+                if row[start] >= 0:
+                    spans.append((start, t))
+                start = t
+        ids = [row[a] for a, _ in spans]
+        if len(set(ids)) != len(ids):
+            raise ValueError("packed row: an example's slots must be contiguous (data/format.pack)")
+        out.append(spans)
+    return out
+
+
+def span_attention(q, k, v, spans, window, scale, gqa: bool):
+    """Attention over packed rows, example by example, with no mask. q (B, n_heads, T, hd), k and v
+    (B, n_kv, T, hd), spans[b]: the (start, end) slots of row b's examples (`segment_spans`).
+
+    Every example is a causal sequence of its own, so SDPA runs on its slots alone with
+    is_causal=True. A block-diagonal (T, T) mask gives the same numbers (tests/test_pack.py), but a
+    masked kernel computes every block and then throws most away: three examples of 128 tokens in a
+    384-slot row do 1/3 of a masked row's work here, and the causal kernel skips half of that
+    again. Without a mask a row need not stop at --max-len either, so data/format.pack can lay the
+    whole batch in ONE row with no padding at all (Transformer.by_span). An example longer than a
+    sliding window gets its own small (n, n) window mask. Padding slots read nothing and give zeros (later layers
+    attend by span too; the loss skips them)."""
+    B, H, T, hd = q.shape
+    rows = []
+    for b in range(B):
+        parts, end = [], 0
+        for s, e in spans[b]:
+            if s > end:  # padding before this example (data/format.pack puts none there, but be exact)
+                parts.append(q.new_zeros(1, H, s - end, hd))
+            local = None
+            if window is not None and e - s > window:  # sliding-window layer: q - k < window, as the mask
+                i = torch.arange(e - s, device=q.device)
+                local = (i[:, None] - i[None, :] >= 0) & (i[:, None] - i[None, :] < window)  # (n, n)
+            parts.append(F.scaled_dot_product_attention(
+                q[b:b + 1, :, s:e], k[b:b + 1, :, s:e], v[b:b + 1, :, s:e], attn_mask=local, is_causal=local is None,
+                scale=scale, enable_gqa=gqa))  # (1, n_heads, n, hd)
+            end = e
+        if end < T:  # trailing padding
+            parts.append(q.new_zeros(1, H, T - end, hd))
+        rows.append(torch.cat(parts, dim=2))  # (1, n_heads, T, hd)
+    return torch.cat(rows, dim=0)  # (B, n_heads, T, hd)
+
+
 class Attention(nn.Module):
     def __init__(self, cfg: ModelConfig, layer_idx: int):
         super().__init__()
@@ -356,7 +408,9 @@ class Attention(nn.Module):
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:  # append this step's keys/values, attend over everything so far
             k, v = cache.update(self.layer_idx, k, v)  # (B, n_kv, S, hd)
-        if self.softcap is None:
+        if isinstance(mask, list):  # packed rows: the spans of their examples, no mask (span_attention)
+            y = span_attention(q, k, v, mask, self.window, self.scale, self.n_kv != self.n_heads)
+        elif self.softcap is None:
             # Fast path: fused SDPA kernel; GQA handled inside (enable_gqa), no copy of K/V per head.
             # mask None means "plain causal" (see Transformer.hidden_states); one new token sees every key.
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None and T > 1,
@@ -454,8 +508,17 @@ class Transformer(nn.Module):
         # Memory savers for training (train_sft.py --grad-checkpoint / --ce-chunk), off by default:
         self.grad_checkpoint = False  # keep only each block's input; recompute the block in the backward
         self.ce_chunk = 0  # answer positions per chunk of the vocabulary head in `loss` (0 = all at once)
+        # Packed rows attend example by example (span_attention), with no mask; False: through the
+        # block-diagonal mask (same numbers, slower; bench/bench_pack.py compares them). Gemma-2's
+        # soft-capped scores take the mask path whatever this says: no fused kernel soft-caps.
+        self.attend_by_span = True
 
     # -- pieces ---------------------------------------------------------------
+    @property
+    def by_span(self) -> bool:
+        """Packed rows take span_attention (no mask; a row may then hold the whole batch)."""
+        return self.attend_by_span and self.config.attn_logit_softcapping is None
+
     def head_weight(self):
         return self.model.embed_tokens.weight if self.lm_head is None else self.lm_head.weight
 
@@ -499,8 +562,13 @@ class Transformer(nn.Module):
         # are aligned (no cache, or one new token) and no key falls out of a sliding window.
         plain_causal = (cfg.attn_logit_softcapping is None and (past == 0 or T == 1) and bool(valid.all())
                         and segments is None)
-        masks = {w: None if plain_causal and (w is None or S <= w) else make_attention_mask(q_slots, k_slots, valid, w, segments)
-                 for w in {blk.self_attn.window for blk in self.model.layers}}
+        windows = {blk.self_attn.window for blk in self.model.layers}
+        if segments is not None and self.by_span:
+            spans = segment_spans(segments)  # every attention layer reads the examples' spans, no mask
+            masks = {w: spans for w in windows}
+        else:
+            masks = {w: None if plain_causal and (w is None or S <= w) else make_attention_mask(q_slots, k_slots, valid, w, segments)
+                     for w in windows}
 
         x = self.model.embed_tokens(input_ids)  # (B, T, d)
         if cfg.is_gemma:  # Gemma scales embeddings by sqrt(d), rounded to the activation dtype as HF does

@@ -90,7 +90,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU; slow to start)
     grad_checkpoint: bool = False  # recompute each block in the backward instead of keeping its activations (memory)
     ce_chunk: int = 0  # answer positions per chunk of the vocabulary head; 0 = all at once (Gemma-2's 256k vocab: 1024)
-    pack: bool | None = None  # each batch's examples end to end in rows of at most --max-len tokens, not padded: per-token adapters, same loss (--no-pack: padded); default: the recipe's
+    pack: bool | None = None  # each batch's examples end to end, not padded: one row attended example by example (Gemma-2: masked rows of at most --max-len); per-token adapters, same loss (--no-pack: padded); default: the recipe's
     fuse_lora: bool = False  # q/k/v and gate/up LoRA-A products as one batched matmul when LoRA dropout is 0 (GPU; padded batches, --no-pack)
     # T2L only (--variant L|M|S):
     encoder: str = ""  # task encoder: a sentence-transformers folder ("" = all-MiniLM-L6-v2 from its wheel) | base-llm (the LLM's own mean-pooled states) | one-hot (training-task ids)
@@ -154,8 +154,9 @@ def train(llm, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: lora.LoraCo
             n_tokens = sum(t != -100 for _, y in examples for t in y[1:])  # answer tokens of the global batch
             pad_len = max(len(x) for x, _ in examples)  # the padded global batch's length (NEFTune's T)
             examples, descs = examples[mine], descs[mine]
-            # padded to the longest (mask), or --pack: end to end in rows, segments = each slot's example
-            ids, labels, mask, segments = batches.tensors(examples, device)
+            # padded to the longest (mask), or --pack: end to end, segments = each slot's example (one
+            # row when the model attends example by example: Transformer.by_span)
+            ids, labels, mask, segments = batches.tensors(examples, device, one_row=llm.by_span)
             lr = get_lr(step, cfg)
             for g in opt.param_groups:
                 g["lr"] = lr
@@ -194,7 +195,7 @@ def train(llm, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: lora.LoraCo
                     best = rec["val_loss"]
                     t2l.save(trainable, out / "best", {"train_config.json": asdict(cfg),
                                                        "val.json": {"step": step + 1, "val_loss": best}})
-            bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_loss", "task_share", "steering_nearest") if k in rec})
+            bar.set_postfix({k: f"{rec[k]:.3f}" for k in ("loss", "val_loss", "task_share", "steering_preferred") if k in rec})
             log.write(json.dumps(rec) + "\n")
             stop = ctrl_c.stop(device)  # a Ctrl-C here or, under torchrun, on any process
             if (step + 1) % cfg.ckpt_every == 0 or step + 1 == end or stop:

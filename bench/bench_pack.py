@@ -14,8 +14,12 @@ What it does, in one process, on the same weights and the same batches:
   3. one T2L-S SFT step per batch (hypernetwork -> per-example adapters -> frozen LLM -> eq. (5)
      loss -> backward -> AdamW), NEFTune and dropouts off so that padded and packed must give the
      same loss (printed side by side):
-       ours, padded     lora.py per-example bmm, rows padded to the longest
-       ours, packed     data/format.pack rows of --max-len (384) tokens, per-token adapters (lora_delta_routed)
+       ours, padded           lora.py per-example bmm, rows padded to the longest
+       ours, packed, mask     data/format.pack rows of --max-len (384) tokens, per-token adapters
+                              (lora_delta_routed), a block-diagonal causal mask (attend_by_span off)
+       ours, packed, spans    the whole batch in ONE row, no padding, attention example by example
+                              with no mask (model.span_attention): what train_sft.py --pack runs
+                              (Gemma-2, which soft-caps, keeps the mask and rows of --max-len)
        transformers + hooks, padded   forward hooks adding the per-example deltas, as the reference
   4. useful FLOPs: counted for the real tokens only (padding is waste), from the config: the
      frozen Linears forward and their input gradient backward (4 x params per token), attention
@@ -117,7 +121,7 @@ def main():
     p.add_argument("--repeats", type=int, default=2, help="passes over the batches; the best per batch counts")
     p.add_argument("--no-hf", action="store_true", help="skip the transformers + hooks rows")
     p.add_argument("--capacity", type=int, default=0, help="packed row length; 0 = --max-len, 384 (train_sft.py --pack)")
-    p.add_argument("--profile", action="store_true", help="torch.profiler table of one packed step")
+    p.add_argument("--profile", action="store_true", help="torch.profiler table of one packed step (spans, train_sft.py's)")
     a = p.parse_args()
     device, dtype = torch.device(a.device), getattr(torch, a.dtype)
     torch.manual_seed(0)
@@ -136,13 +140,15 @@ def main():
     emb = torch.randn(cfg.batch_size, 384, device=device, dtype=dtype)
     real = [sum(len(x) for x, _ in ex) for ex in work]
     padded_slots = [len(ex) * max(len(x) for x, _ in ex) for ex in work]
-    packed_slots = [fmt.pack(ex, 0, a.capacity or cfg.max_len)[0].numel() for ex in work]
+    packed_slots = [fmt.pack(ex, 0, a.capacity or cfg.max_len)[0].numel() for ex in work]  # rows of 384 (one row: = real)
     flops = [useful_flops(llm.config, ex, lcfg) for ex in work]
 
-    def ours(packed):
+    def ours(packed, spans=False):
         def step(ex):
-            if packed:
-                ids, labels, seg = (t.to(device) for t in fmt.pack(ex, tok.pad_token_id, a.capacity or cfg.max_len))
+            llm.attend_by_span = spans
+            if packed:  # spans: one row holding the batch (train_sft.py); mask: rows of --max-len
+                capacity = None if llm.by_span else a.capacity or cfg.max_len
+                ids, labels, seg = (t.to(device) for t in fmt.pack(ex, tok.pad_token_id, capacity))
                 mask = None
             else:
                 ids, labels, mask = (t.to(device) for t in fmt.collate(ex, tok.pad_token_id))
@@ -151,7 +157,7 @@ def main():
                 return llm.loss(ids, labels, mask, reduction="per_example", segments=seg).mean()
         return step
 
-    impls = {"ours, padded": ours(False), "ours, packed": ours(True)}
+    impls = {"ours, padded": ours(False), "ours, packed, mask": ours(True), "ours, packed, spans": ours(True, spans=True)}
     if not a.no_hf:
         import transformers
         hf = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).requires_grad_(False).eval()
@@ -192,12 +198,13 @@ def main():
         gf = sum(flops) / t / 1e9
         print(f"| {k} | {t / len(work):.2f} | {sum(real) / t:.0f} | {gf:.0f} | {100 * gf / top:.0f}% | {base / t:.2f}x | "
               f"{statistics.mean(losses[k]):.6f} |")
-    diff = max(abs(x - y) for x, y in zip(losses["ours, padded"], losses["ours, packed"]))
-    print(f"\nmax |loss padded - loss packed| over the batches: {diff:.2e}")
+    for k in ("ours, packed, mask", "ours, packed, spans"):
+        diff = max(abs(x - y) for x, y in zip(losses["ours, padded"], losses[k]))
+        print(f"max |loss padded - loss {k.split(', ', 1)[1]}| over the batches: {diff:.2e}")
     if a.profile:
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with profile(activities=acts) as prof:
-            impls["ours, packed"](work[0]).backward()
+            impls["ours, packed, spans"](work[0]).backward()
             opt.zero_grad(set_to_none=True)
         sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
         print("\nwhere one packed step's time goes (torch.profiler, top 12 by self time):\n")

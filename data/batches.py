@@ -77,12 +77,13 @@ class Batches:
         descs = [drng.choice(self.tasks[n].train_descriptions[: self.cfg.descs_per_task or None]) for n in rows]
         return examples, rows, descs
 
-    def tensors(self, examples: list, device):
+    def tensors(self, examples: list, device, one_row: bool = False):
         """The examples as the model reads them -> (input_ids, labels, attention_mask, segments) on
-        `device`: padded to the longest (segments None), or with --pack end to end in rows of
-        --max-len tokens (attention_mask None; segments: the example index of every slot)."""
+        `device`: padded to the longest (segments None), or with --pack end to end (attention_mask
+        None; segments: the example index of every slot), in ONE row when the model attends example
+        by example (one_row: Transformer.by_span), else in rows of --max-len tokens."""
         if self.cfg.pack:
-            ids, labels, segments = fmt.pack(examples, self.tok.pad_token_id, self.cfg.max_len)
+            ids, labels, segments = fmt.pack(examples, self.tok.pad_token_id, None if one_row else self.cfg.max_len)
             return ids.to(device), labels.to(device), None, segments.to(device)
         ids, labels, mask = fmt.collate(examples, self.tok.pad_token_id)
         return ids.to(device), labels.to(device), mask.to(device), None

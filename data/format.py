@@ -119,24 +119,29 @@ def first_fit(lengths: list[int], capacity: int) -> list[list[int]]:
     return rows
 
 
-def pack(encoded: list[tuple[list, list]], pad_id: int, capacity: int):
+def pack(encoded: list[tuple[list, list]], pad_id: int, capacity: int | None):
     """Pack examples end to end into rows, instead of padding each to the longest (`collate`): SNI
     batches are 43% padding, and every padded token costs a full forward and backward. Rows are
     filled first-fit decreasing (`first_fit`); their length is the one between the longest example
     and `capacity` (train_sft.py: --max-len) that needs the fewest slots, rows x length, the
     shortest such: short built-in examples fill rows as long as they need, not one of 384 and one
-    nearly empty, and a row's attention costs its length squared, mask or not (bench/RESULTS.md).
+    nearly empty, and a masked row's attention costs its length squared (bench/RESULTS.md).
+    capacity None: ONE row holding the whole batch, no padding at all, for a model that attends
+    example by example with no mask (Transformer.by_span; train_sft.py packs so wherever it can).
 
     -> input_ids, labels (-100 on padding and on each example's first token, which nothing in its own
     example predicts), segments: the example index (0..B-1, the order of `encoded`, which is the
     order of the adapters) of every slot, -1 on padding; all (R, T).
-    model.py turns segments into a block-diagonal causal mask and per-example positions, lora.py
-    into per-token adapters."""
+    model.py turns segments into per-example attention (spans, or a block-diagonal causal mask) and
+    positions, lora.py into per-token adapters."""
     lengths = [len(x) for x, _ in encoded]
-    if max(lengths) > capacity:
+    if capacity is None:  # one row, the examples in batch order
+        T, rows = sum(lengths), [list(range(len(encoded)))]
+    elif max(lengths) > capacity:
         raise ValueError(f"an example of {max(lengths)} tokens does not fit a packed row of {capacity}")
-    T, rows = min(((t, first_fit(lengths, t)) for t in range(max(lengths), capacity + 1)),
-                  key=lambda c: (len(c[1]) * c[0], c[0]))  # fewest slots, then the shortest rows
+    else:
+        T, rows = min(((t, first_fit(lengths, t)) for t in range(max(lengths), capacity + 1)),
+                      key=lambda c: (len(c[1]) * c[0], c[0]))  # fewest slots, then the shortest rows
     ids = torch.full((len(rows), T), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), T), -100, dtype=torch.long)
     segments = torch.full((len(rows), T), -1, dtype=torch.long)

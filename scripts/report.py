@@ -17,6 +17,12 @@ paired comparisons, plots), so that every number RESULTS.md quotes comes from on
         with standard-error bars and a dashed line at the base model's mean. Numeric labels
         (say 1=runs/a 4=runs/b) give a line plot on a numeric x axis, others bars.
 
+    python -m scripts.report seeds RUN_DIR [RUN_DIR ...] --out PREFIX
+        each RUN_DIR a train_sft.py T2L run of one recipe with another --seed. Writes PREFIX.md and
+        PREFIX.json: per run and pooled over every (run, task), T2L beside its two controls, T2L
+        minus each paired with a 95% bootstrap interval, and the steering test pooled over every
+        run's inputs: one run shows the direction of the text's effect, several its size.
+
     python -m scripts.report table runs/eval --out results/zero_shot_test
     python -m scripts.report ablation 6=runs/tasks6 24=runs/tasks24 96=runs/tasks96 --xlabel "training tasks" --out results/n_tasks
 
@@ -61,7 +67,7 @@ BOOTSTRAP, SEED = eval.BOOTSTRAP, eval.BOOTSTRAP_SEED  # resamples of the tasks 
 # file is its own (and also tells the reader where the numbers came from).
 # Files written before this script moved to scripts/ begin with the old command; they are ours too.
 MD_MARK = ("Made by `python -m scripts.report", "Made by `python report.py")
-KINDS = ("table", "ablation")  # the "report" value of a PREFIX.json this script wrote
+KINDS = ("table", "ablation", "seeds")  # the "report" value of a PREFIX.json this script wrote
 SETTINGS = ("steps", "n_train_tasks", "descs_per_task", "encoder")  # ablation: training settings shown per arm
 
 
@@ -391,6 +397,96 @@ def ablation(specs: list, xlabel: str, out, argv):
 
 
 # -----------------------------------------------------------------------------
+# scripts.report seeds: one recipe, several seeds, pooled
+
+
+SEEDS_SUFFIXES = (".json", ".md")
+STEER_READINGS = (("exact", 0), ("nearest", 1), ("preferred", 2))  # eval.steering's "units" columns
+
+
+def pooled_steering(reports: list, n_boot: int = BOOTSTRAP, seed: int = SEED) -> dict | None:
+    """Several runs' steering results of one setting -> {reading: (share, [lo, hi])} and chance,
+    pooled over every run's inputs (eval.steering's "units": hits per reading, adapters, summed
+    chance), with a bootstrap interval over those inputs; None when a run lacks its units."""
+    if not reports or any(not isinstance(r, dict) or not r.get("units") for r in reports):
+        return None
+    u = np.array([unit for r in reports for unit in r["units"]], dtype=np.float64)  # (inputs, 5)
+    idx = np.random.default_rng(seed).integers(0, len(u), size=(n_boot, len(u)))
+    out = {"chance": float(u[:, 4].sum() / u[:, 3].sum()), "n": int(u[:, 3].sum())}
+    for name, k in STEER_READINGS:
+        boot = u[idx, k].sum(1) / u[idx, 3].sum(1)
+        out[name] = (float(u[:, k].sum() / u[:, 3].sum()), [float(v) for v in np.percentile(boot, [2.5, 97.5])])
+    return out
+
+
+def seeds(run_dirs: list, out, argv):
+    """Several train_sft.py T2L runs of one recipe (other seeds) -> one row each and a pooled row:
+    T2L and its two controls, T2L minus each paired over (run, task) with a bootstrap interval over
+    those pairs, and the steering test pooled over every run's inputs. One run shows the direction;
+    the pooled row is the claim (RESULTS.md, "Whether the text matters")."""
+    dirs = [Path(d) for d in run_dirs]
+    paths = output_files(out, SEEDS_SUFFIXES, KINDS, MD_MARK, inputs=dirs)
+    j_path, md_path = paths
+    runs = []
+    for d in dirs:
+        arm = read_arm(d.name, d)
+        zs = common.read_json(d / "zero_shot.json", ReportError)
+        cfg = common.read_json(d / "config.json", ReportError) if (d / "config.json").is_file() else {}
+        missing = [c for c in eval.CONTROLS if not any(c in row for row in arm["tasks"].values())]
+        if missing:
+            raise ReportError(f"{d / 'zero_shot.json'}: no {', '.join(missing)} column (the closing table of a T2L run has both)")
+        runs.append({**arm, "seed": cfg.get("seed"), "steering": zs.get("steering") or {}})
+    cols = {r["column"] for r in runs}
+    if len(cols) > 1:
+        raise ReportError(f"the runs score different T2L columns ({', '.join(sorted(cols))}): pool one variant at a time")
+    col = cols.pop()
+
+    def scores(rs, c):  # {run/task: score} over the runs given
+        return {f"{r['run']}/{t}": row.get(c) for r in rs for t, row in r["tasks"].items()}
+
+    def summary(rs) -> dict:
+        row = {c: mean_se(list(scores(rs, c).values()))[0] for c in ("base", col, *eval.CONTROLS)}
+        row["paired"] = {c: paired(scores(rs, col), scores(rs, c)) for c in eval.CONTROLS}
+        row["steering"] = {st: pooled_steering([r["steering"].get(st) for r in rs]) for st in ("seen", "unseen")}
+        return row
+
+    rows = [(f"seed {r['seed']}" if r["seed"] is not None else r["run"], [r]) for r in runs] + [("pooled", runs)]
+    table = [(label, summary(rs), rs) for label, rs in rows]
+    ci = lambda p: f"{pct(p['mean_diff'], True)} [{pct(p['ci95'][0], True)}, {pct(p['ci95'][1], True)}] {p['wins']}/{p['ties']}/{p['losses']}" if p else "-"
+
+    def steer_cell(v):
+        if v is None:
+            return "-"
+        return " / ".join(f"{pct(v[name][0])}" for name, _ in STEER_READINGS) + \
+            f" ({pct(v['chance'])}); preferred [{pct(v['preferred'][1][0])}, {pct(v['preferred'][1][1])}]"
+
+    lines = [md_first_line(argv, f"from {len(runs)} train_sft.py runs of one recipe."), ""]
+    lines += [f"| run | tasks | base | {col} | t2l_random | t2l_wrong | {col} − random [95% CI] w/t/l | "
+              f"{col} − wrong [95% CI] w/t/l | steering seen: exact / nearest / preferred (chance) | unseen |",
+              "| --- " * 10 + "|"]
+    for label, sm, rs in table:
+        b = "**" if label == "pooled" else ""
+        n_tasks = sum(len(r["tasks"]) for r in rs)
+        lines.append(f"| {b}{label}{b} | {n_tasks} | {pct(sm['base'])} | {b}{pct(sm[col])}{b} | {pct(sm['t2l_random'])} | "
+                     f"{pct(sm['t2l_wrong'])} | {b}{ci(sm['paired']['t2l_random'])}{b} | {ci(sm['paired']['t2l_wrong'])} | "
+                     f"{steer_cell(sm['steering']['seen'])} | {steer_cell(sm['steering']['unseen'])} |")
+    lines += ["", f"Scores x100: means over each run's unseen test tasks (the seed also draws the split, so the runs score "
+              f"different tasks); pooled: over every (run, task). Differences paired over (run, task), interval from "
+              f"{BOOTSTRAP} resamples of those pairs (seed {SEED}); w/t/l: wins / ties / losses. Steering pooled over every "
+              "run's inputs, interval over those inputs (eval.steering: exact, nearest member, preferred by likelihood; "
+              "chance is what a text-blind hypernetwork can score at best)."]
+    md = "\n".join(lines) + "\n"
+    obj = {"report": "seeds", "command": command_line(argv), "column": col,
+           "runs": [{"run": r["run"], "seed": r["seed"]} for r in runs],
+           "rows": [{"label": label, **sm} for label, sm, _ in table]}
+    common.write_text_atomically(j_path, json.dumps(obj, indent=2) + "\n")
+    common.write_text_atomically(md_path, md)
+    print(md)
+    print(f"wrote {j_path}, {md_path}")
+    return obj
+
+
+# -----------------------------------------------------------------------------
 # CLI
 
 
@@ -402,7 +498,7 @@ def parse_args(argv):
                          description="Collect finished runs into result files (tables with standard errors and "
                          "paired bootstrap intervals, plots). `python -m scripts.report table --help`, "
                          "`python -m scripts.report ablation --help`.")
-    sub = p.add_subparsers(dest="cmd", required=True, metavar="{table,ablation}")  # subparsers are ArgParsers too
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="{table,ablation,seeds}")  # subparsers are ArgParsers too
     t = sub.add_parser("table", help="an eval.py run folder -> PREFIX.md / .json / .png with statistics",
                        description="An eval.py --out folder (results.json) -> PREFIX.md: the per-task table, mean, "
                        "standard error and tasks per column, every T2L column against mt_lora / base / t2l_random / "
@@ -417,9 +513,15 @@ def parse_args(argv):
                     "axis) and its train_sft.py run folder")
     a_.add_argument("--xlabel", default="setting",
                     help="what the labels are: the x axis and the table's first column (default: setting)")
-    for q in (t, a_):
-        q.add_argument("--out", required=True, help="file prefix: writes PREFIX.md, PREFIX.json, PREFIX.png"
-                       + (", PREFIX_benchmarks.png" if q is t else ""))
+    s_ = sub.add_parser("seeds", help="several train_sft.py T2L runs of one recipe (other seeds) -> one row each and a pooled row",
+                        description="train_sft.py T2L run folders of one recipe and variant, other --seed values -> "
+                        "PREFIX.md / PREFIX.json: per run and pooled over every (run, task): base, T2L, t2l_random, "
+                        "t2l_wrong, T2L minus each control (paired bootstrap interval, wins/ties/losses), and the "
+                        "steering test pooled over every run's inputs.")
+    s_.add_argument("runs", metavar="RUN_DIR", nargs="+", help="a finished train_sft.py T2L run folder (zero_shot.json)")
+    for q in (t, a_, s_):
+        q.add_argument("--out", required=True, help="file prefix: writes PREFIX.md, PREFIX.json"
+                       + (", PREFIX.png" if q is not s_ else "") + (", PREFIX_benchmarks.png" if q is t else ""))
     return p.parse_args(argv)
 
 
@@ -429,6 +531,8 @@ def main(argv=None):
     try:
         if a.cmd == "table":
             table(a.run_dir, a.out, argv)
+        elif a.cmd == "seeds":
+            seeds(a.runs, a.out, argv)
         else:
             ablation(a.arms, a.xlabel, a.out, argv)
     except ERRORS as e:

@@ -10,7 +10,7 @@ import torch
 import lora
 from conftest import FAMILIES, VOCAB
 from data import format as fmt
-from model import load_pretrained, segment_positions
+from model import load_pretrained, segment_positions, segment_spans
 
 
 def examples(lengths, answer, seed=0):
@@ -39,6 +39,20 @@ def test_pack_layout():
     assert (labels[seg < 0] == -100).all() and (ids[seg < 0] == 0).all()
     with pytest.raises(ValueError, match="does not fit"):
         fmt.pack(enc, pad_id=0, capacity=8)
+
+
+def test_one_row_holds_the_batch_in_order_with_no_padding():
+    enc = examples([9, 3, 7], answer=2)
+    ids, labels, seg = fmt.pack(enc, pad_id=0, capacity=None)
+    assert tuple(ids.shape) == (1, 19) and seg.tolist() == [[0] * 9 + [1] * 3 + [2] * 7]
+    assert ids[0].tolist() == enc[0][0] + enc[1][0] + enc[2][0]
+
+
+def test_spans_are_the_runs_of_each_example():
+    seg = torch.tensor([[0, 0, 0, 3, 3, 1, -1, -1], [2, 2, 2, 2, 2, 2, 2, 2]])
+    assert segment_spans(seg) == [[(0, 3), (3, 5), (5, 6)], [(0, 8)]]
+    with pytest.raises(ValueError, match="contiguous"):
+        segment_spans(torch.tensor([[0, 0, 1, 0]]))  # example 0 in two runs: the mask would join them
 
 
 def test_positions_restart_with_every_example():
@@ -99,13 +113,18 @@ def test_packed_equals_padded(tiny_dirs, family):
                    for name, (d_in, d_out) in shapes.items()}
     shared = {name: (torch.randn(4, d_in).mul(0.2).requires_grad_(), torch.randn(d_out, 4).mul(0.2).requires_grad_())
               for name, (d_in, d_out) in shapes.items()}
-    for adapter in (per_example, shared):
-        for weighting in ("example", "token"):
-            padded, g_pad = losses_and_grads(model, enc, adapter, False, weighting, 24)
-            packed, g_pack = losses_and_grads(model, enc, adapter, True, weighting, 24)
-            torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
-            for a, b in zip(g_pack, g_pad):
-                torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    # attention by span (no mask) and through the block-diagonal mask; rows of 24 slots, and one row
+    # holding everything (what train_sft.py packs when the model attends by span); the spans also
+    # through activation checkpointing (--grad-checkpoint passes them to the recomputed blocks)
+    for by_span, capacity, recompute in ((True, 24, False), (True, None, False), (False, 24, False), (True, None, True)):
+        model.attend_by_span, model.grad_checkpoint = by_span, recompute
+        for adapter in (per_example, shared):
+            for weighting in ("example", "token"):
+                padded, g_pad = losses_and_grads(model, enc, adapter, False, weighting, capacity)
+                packed, g_pack = losses_and_grads(model, enc, adapter, True, weighting, capacity)
+                torch.testing.assert_close(packed, padded, atol=1e-5, rtol=1e-5)
+                for a, b in zip(g_pack, g_pad):
+                    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
 
 
 def test_more_examples_than_adapters_is_refused(tiny_dirs):

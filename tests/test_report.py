@@ -200,6 +200,40 @@ def test_ablation_rows_numbers_settings_and_errors(tmp_path):
         report.main(["ablation", str(tmp_path / "arm4"), "--out", str(tmp_path / "res" / "e")])
 
 
+def test_seeds_pools_tasks_and_steering_inputs_over_runs(tmp_path):
+    """Two runs of one recipe. By hand, T2L - random per (run, task): run 0: .5, 0; run 1: .25, .25
+    -> pooled mean .25, 3 wins 1 tie; steering units pooled: seen exact 1 + 0 + 3 of 2 + 2 + 4
+    adapters, preferred 2 + 1 + 4 of 8; chance (1 + 1 + 2) / 8."""
+    def run(name, seed, tasks, units):
+        folder = write_results(tmp_path / name, tasks, name="zero_shot.json",
+                               steering={"seen": {"units": units}, "unseen": {"units": []}})
+        (folder / "config.json").write_text(json.dumps({"seed": seed}))
+        return str(folder)
+    r0 = run("s0", 0, {"a": {"base": 0.0, "T2L-S": 0.5, "t2l_random": 0.0, "t2l_wrong": 0.25},
+                       "b": {"base": 0.0, "T2L-S": 0.25, "t2l_random": 0.25, "t2l_wrong": 0.25}},
+             [[1, 1, 2, 2, 1.0], [0, 1, 1, 2, 1.0]])
+    r1 = run("s1", 1, {"c": {"base": 0.0, "T2L-S": 0.5, "t2l_random": 0.25, "t2l_wrong": 0.0},
+                       "d": {"base": 0.5, "T2L-S": 0.75, "t2l_random": 0.5, "t2l_wrong": 0.75}},
+             [[3, 3, 4, 4, 2.0]])
+    report.main(["seeds", r0, r1, "--out", str(tmp_path / "res" / "seeds")])
+    out = json.loads((tmp_path / "res" / "seeds.json").read_text())
+    assert out["report"] == "seeds" and [r["seed"] for r in out["runs"]] == [0, 1]
+    pooled = out["rows"][-1]
+    assert pooled["label"] == "pooled" and pooled["T2L-S"] == pytest.approx(0.5)
+    rand = pooled["paired"]["t2l_random"]
+    assert rand["mean_diff"] == pytest.approx(0.25) and (rand["wins"], rand["ties"], rand["losses"]) == (3, 1, 0)
+    seen = pooled["steering"]["seen"]
+    assert seen["exact"][0] == pytest.approx(4 / 8) and seen["preferred"][0] == pytest.approx(7 / 8)
+    assert seen["chance"] == pytest.approx(4 / 8) and seen["n"] == 8
+    assert pooled["steering"]["unseen"] is None  # no inputs at all: nothing to pool
+    assert out["rows"][0]["paired"]["t2l_random"]["mean_diff"] == pytest.approx(0.25)
+    md = (tmp_path / "res" / "seeds.md").read_text()
+    assert md.startswith(report.MD_MARK) and "| **pooled** | 4 |" in md
+    with pytest.raises(SystemExit, match="no t2l_wrong column"):
+        report.main(["seeds", str(write_results(tmp_path / "bad", {"a": {"T2L-S": 0.1, "t2l_random": 0.0}}, name="zero_shot.json")),
+                     "--out", str(tmp_path / "res" / "bad")])
+
+
 # -----------------------------------------------------------------------------
 # scripts/adapter_map.py
 

@@ -112,14 +112,27 @@ def nearest_task_llm(coll, cases, oracle: OracleNet):
     return answers_for
 
 
+def nearest_task_logliks(oracle: OracleNet, cases):
+    """logliks_for: each member's answer is as likely as the adapter is close to that member's oracle
+    adapter (minus the distance), so a perfect adapter raises its own member's answer most."""
+    members_of = {x: c.members for c in cases for x in c.inputs}
+
+    def logliks_for(inputs, candidates, adapter):
+        A, B = adapter["model.layers.0.self_attn.q_proj"]  # (b, r, d_in), (b, d_out, r)
+        return [[-float((A[i] - oracle.A[oracle.names.index(m), 0]).norm() + (B[i] - oracle.B[oracle.names.index(m), 0]).norm())
+                 for m in members_of[x]] for i, x in enumerate(inputs)]
+    return logliks_for
+
+
 @pytest.mark.parametrize("setting", steer.SETTINGS)
 def test_a_text_blind_hypernetwork_steers_at_chance_and_a_text_reading_one_near_one(coll, setting):
     cases = steer.cases(coll.tasks, coll.splits, setting, 6)
     oracle = OracleNet(owners(coll))
-    llm = nearest_task_llm(coll, cases, oracle)
+    llm, ll = nearest_task_llm(coll, cases, oracle), nearest_task_logliks(oracle, cases)
 
-    perfect = eval.steering(None, None, oracle, IndexEncoder(oracle), cases, coll.tasks, answers_for=llm)
-    assert perfect["accuracy"] == perfect["nearest"] == 1.0 and perfect["n"] == sum(len(c.described) * 3 * 6 for c in cases)
+    perfect = eval.steering(None, None, oracle, IndexEncoder(oracle), cases, coll.tasks, answers_for=llm, logliks_for=ll)
+    assert perfect["accuracy"] == perfect["nearest"] == perfect["preferred"] == 1.0
+    assert perfect["n"] == sum(len(c.described) * 3 * 6 for c in cases)
 
     torch.manual_seed(0)
     blind = t2l.HyperNetwork(t2l.T2LConfig(**TINY))
@@ -127,7 +140,12 @@ def test_a_text_blind_hypernetwork_steers_at_chance_and_a_text_reading_one_near_
         for p in blind.heads.parameters():
             p.normal_()  # a non-zero adapter ...
         blind.task_proj[0].weight.zero_()  # ... that cannot depend on the text
-    r = eval.steering(None, None, blind, DescriptionEncoder(), cases, coll.tasks, answers_for=llm)
+    r = eval.steering(None, None, blind, DescriptionEncoder(), cases, coll.tasks, answers_for=llm, logliks_for=ll)
+    assert r["preferred"] == 0.0  # one adapter raises no answer above the adapters' average: no pick at all
+    calls = iter(range(10**6))  # a "model" whose numbers drift with the batch position (rounding, bf16)
+    noisy = lambda inputs, cands, adapter: [[-len(a) + 1e-2 * next(calls) for a in c] for c in cands]
+    r = eval.steering(None, None, blind, DescriptionEncoder(), cases, coll.tasks, answers_for=llm, logliks_for=noisy)
+    assert r["preferred"] == 0.0  # identical adapters are scored once: the drift cannot pick anything
     # one adapter for every member: on each input it does one member's task (answers all differ), so
     # it is right for at most one described member: chance when that member is described (seen: all
     # are), 0 when it is a trained member of an unseen case (the next test builds the other case)
@@ -149,12 +167,56 @@ def test_chance_is_what_a_text_blind_adapter_doing_a_described_task_scores(coll)
         reply = {x: a[c.described[0]] for c in cases for x, a in zip(c.inputs, c.answers)}
         net = t2l.HyperNetwork(t2l.T2LConfig(**TINY))
         r = eval.steering(None, None, net, DescriptionEncoder(), cases, coll.tasks,
-                       answers_for=lambda inputs, adapter: [reply[x] for x in inputs])
+                          answers_for=lambda inputs, adapter: [reply[x] for x in inputs],
+                          logliks_for=lambda inputs, cands, adapter: [[-len(a) for a in c] for c in cands])
         assert r["accuracy"] == pytest.approx(r["chance"], abs=1e-9), setting
+        assert r["preferred"] == 0.0  # the same likelihoods under every adapter: nothing is preferred
         for c in cases:
             assert r["groups"][c.group]["accuracy"] == pytest.approx(1 / len(c.described)) == pytest.approx(c.chance)
         if setting == "unseen":
             assert all(len(c.described) < len(c.members) for c in cases)  # the bound differs from 1 / members
+
+
+def test_preferred_member_removes_what_makes_an_answer_likely_whatever_the_adapter():
+    """Answer 0 is far likelier under every adapter (short, the model's habit); each adapter adds a
+    little to its own member's answer. Raw argmax would pick member 0 for all; the lift picks each
+    adapter's own. A pick within the margin of the runner-up is no pick."""
+    case = steer.Case("g", ["a", "b", "c"], ["a", "b", "c"], ["x"], [{"a": "1", "b": "2", "c": "3"}])
+    rows = [(0, 0, m, f"desc {m}") for m in case.described]
+    bias = [0.0, -9.0, -9.0]  # log-likelihood of each member's answer under any adapter
+    lls = [[b + (0.5 if j == k else 0.0) for k, b in enumerate(bias)] for j in range(3)]
+    assert [max(range(3), key=row.__getitem__) for row in lls] == [0, 0, 0]  # raw: every adapter picks "a"
+    assert eval.preferred_members(rows, lls, [case]) == ["a", "b", "c"]
+    same = [list(bias) for _ in range(3)]
+    assert eval.preferred_members(rows, same, [case]) == [None, None, None]
+    near_tie = [[b + (1e-6 if j == k else 0.0) for k, b in enumerate(bias)] for j in range(3)]
+    assert eval.preferred_members(rows, near_tie, [case]) == [None, None, None]
+
+
+def test_member_logliks_scores_each_answer_under_its_rows_adapter(tiny_dirs, default_model_dir):
+    """member_logliks on a tiny model with the real tokenizer: rows with different adapters share
+    its batches, yet each number equals that (input, answer) scored alone under that row's adapter."""
+    import lora
+    from model import load_tokenizer
+    from tests.test_eval import tiny_with_real_vocab
+    model, tok = tiny_with_real_vocab(tiny_dirs, default_model_dir), load_tokenizer(default_model_dir)
+    lcfg = lora.LoraConfig(r=2, target_modules=["q_proj"])
+    lora.inject(model, lcfg)
+    case = steer.Case("g", ["a", "b", "c"], ["a", "b"], ["3, 1, 2", "7, 9"],
+                      [{"a": "1", "b": "3, 2, 1", "c": "2"}, {"a": "7", "b": "9, 7", "c": "9"}])
+    rows = [(0, ii, m, f"desc {m}") for m in case.described for ii in range(2)]
+    names = lora.target_names(model, lcfg)
+    g = torch.Generator().manual_seed(0)
+    written = {n: (torch.randn(2, 2, model.get_submodule(n).in_features, generator=g),
+                   torch.randn(2, model.get_submodule(n).out_features, 2, generator=g)) for n in names}
+    adapter_of = lambda chunk: {k: (A[[case.described.index(r[2]) for r in chunk]], B[[case.described.index(r[2]) for r in chunk]])
+                                for k, (A, B) in written.items()}
+    lls = eval.member_logliks(model, tok, [case], rows, adapter_of, lcfg.scaling, batch_size=5)
+    for r, row in zip(rows, lls):
+        alone = eval.member_logliks(model, tok, [case], [r], adapter_of, lcfg.scaling, batch_size=1)[0]
+        assert row == pytest.approx(alone, abs=1e-4)
+    by_adapter = [lls[0], lls[2]]  # the same input under the two members' adapters
+    assert by_adapter[0] != pytest.approx(by_adapter[1], abs=1e-3)  # the adapter changes the numbers
 
 
 def test_nearest_member_credits_a_slip_but_never_a_tie_or_garbage():
