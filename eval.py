@@ -73,7 +73,7 @@ from data import steering as steer
 from data.collection import load_collection, resolve_names
 from data.metrics import benchmark_score, choice_decided, code_solution, extract_answer, score
 from data.tasks import stable_seed
-from model import PREPARE_HINT, left_pad, load_pretrained, load_tokenizer
+from model import PREPARE_HINT, KVCache, left_pad, load_pretrained, load_tokenizer
 
 
 class EvalError(common.UserError):
@@ -552,7 +552,7 @@ def task_share(adapter: dict) -> float:
 
 @torch.no_grad()
 def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3, batch_size: int = 32, max_new_tokens: int = 24,
-             desc: str | None = None, answers_for=None, logliks_for=None) -> dict:
+             desc: str | None = None, answers_for=None, logliks_for=None, likelihood: bool = True) -> dict:
     """Score one setting's steering cases: every member described writes n_desc adapters (its
     unseen evaluation descriptions), each answers every shared input, and the answer is matched
     to the member that would give it. The prompt is the input alone, whatever the training
@@ -566,7 +566,9 @@ def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3
     (bootstrap over inputs), "units" (the hits per input), "groups": {group: {accuracy, nearest, preferred, chance, n, confusion,
     preferred_confusion: {described: {member | "other": count}}}}}.
     answers_for(inputs, adapter) -> replies and logliks_for(inputs, candidates, adapter) -> one list of
-    log-likelihoods per input: stand in for the LLM (tests build both extremes with them)."""
+    log-likelihoods per input: stand in for the LLM (tests build both extremes with them).
+    likelihood=False: no preferred reading (None wherever it would be; it costs a forward pass per
+    member's answer, and the main job skips it on unseen tasks to end within 15 minutes)."""
     device = next(net.parameters()).device
     scaling = net.cfg.lora_config().scaling
     rows = []  # (case index, input index, described member, description)
@@ -603,8 +605,10 @@ def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3
     for j, d in enumerate(texts):
         same[d] = next((e for e in texts[:j] if same[e] == e and all(
             torch.equal(A[j], A[where[e]]) and torch.equal(B[j], B[where[e]]) for A, B in written.values())), d)
-    scored = list(dict.fromkeys((ci, ii, None, same[d]) for ci, ii, _, d in rows))  # one row per distinct adapter
-    if logliks_for is None:
+    scored = list(dict.fromkeys((ci, ii, None, same[d]) for ci, ii, _, d in rows)) if likelihood else []  # one per adapter
+    if not likelihood:
+        lls = []
+    elif logliks_for is None:
         lls = member_logliks(model, tok, cases, scored, adapter_of, scaling, batch_size)
     else:
         lls = [ll for s in range(0, len(scored), batch_size) for ll in logliks_for(
@@ -612,7 +616,8 @@ def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3
             [[cases[ci].answers[ii][m] for m in cases[ci].members] for ci, ii, _, _ in scored[s:s + batch_size]],
             adapter_of(scored[s:s + batch_size]))]
     ll_of = dict(zip(scored, lls))
-    preferred = preferred_members(rows, [ll_of[(ci, ii, None, same[d])] for ci, ii, _, d in rows], cases)
+    preferred = (preferred_members(rows, [ll_of[(ci, ii, None, same[d])] for ci, ii, _, d in rows], cases) if likelihood
+                 else [None] * len(rows))
     result, per_input = {"groups": {}}, {}
     for (ci, ii, m, _), p, pref in zip(rows, preds, preferred):
         case = cases[ci]
@@ -636,6 +641,9 @@ def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3
     rng = np.random.default_rng(BOOTSTRAP_SEED)
     idx = rng.integers(0, len(units), size=(BOOTSTRAP, len(units)))  # resample inputs with replacement
     for key, k in (("accuracy", 0), ("nearest", 1), ("preferred", 2)):
+        if key == "preferred" and not likelihood:
+            result[key], result[key + "_ci95"] = None, None
+            continue
         hits = np.array([sum(h[k] for h in u) for u in units], dtype=np.float64)
         boot = hits[idx].sum(1) / size[idx].sum(1)
         result[key] = float(hits.sum() / size.sum())
@@ -643,8 +651,12 @@ def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3
     result.update({"chance": float(chance.sum() / size.sum()), "n": int(size.sum()), "ci95": result.pop("accuracy_ci95"),
                    # per (group, input): [exact hits, nearest hits, preferred hits, adapters, summed chance], so
                    # that runs can be pooled with their intervals (scripts/report.py seeds)
-                   "units": [[sum(h[0] for h in u), sum(h[1] for h in u), sum(h[2] for h in u), len(u), sum(h[3] for h in u)]
-                             for u in units]})
+                   "units": [[sum(h[0] for h in u), sum(h[1] for h in u), sum(h[2] for h in u) if likelihood else None, len(u),
+                              sum(h[3] for h in u)] for u in units]})
+    if not likelihood:
+        for g in result["groups"].values():
+            g["preferred"] = None
+            del g["preferred_confusion"]
     return result
 
 
@@ -652,30 +664,58 @@ def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3
 def member_logliks(model, tok, cases, rows, adapter_of, scaling, batch_size=32) -> list[list[float]]:
     """For each steering row (case, input, described member, description): the log-likelihood of
     every member's answer to the input under that row's adapter (summed over the answer's tokens,
-    the end-of-turn token left out, as in `choice_loglik`). -> one list per row, in case.members order."""
-    device = next(model.parameters()).device
-    seqs, owner = [], []  # one sequence per (row, member): the input alone, then that member's answer
-    encoded = {}
-    for r, (ci, ii, _, _) in enumerate(rows):
-        for j, m in enumerate(cases[ci].members):
-            key = (ci, ii, m)
-            if key not in encoded:
-                ids, labels = fmt.encode(tok, fmt.messages_for(cases[ci].inputs[ii]), cases[ci].answers[ii][m],
-                                         max_len=math.inf)
-                labels[max(k for k, y in enumerate(labels) if y != -100)] = -100  # not the end-of-turn token
-                encoded[key] = (ids, labels)
-            seqs.append(encoded[key])
-            owner.append((r, j))
-    out = [[0.0] * len(cases[ci].members) for ci, *_ in rows]
-    order = sorted(range(len(seqs)), key=lambda k: len(seqs[k][0]))  # similar lengths share a batch
-    for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
-        ids, labels, mask = (t.to(device) for t in fmt.collate([seqs[k] for k in idx], tok.pad_token_id))
-        with lora.use_adapter(model, adapter_of([rows[owner[k][0]] for k in idx]), scaling):
-            lls = (-model.loss(ids, labels, mask, reduction="per_example_sum")).tolist()  # (b,) log-likelihoods
-        for k, ll in zip(idx, lls):
-            r, j = owner[k]
-            out[r][j] = ll
+    the end-of-turn token left out, as in `choice_loglik`). -> one list per row, in case.members order.
+
+    A row's prompt, the input alone, is most of every sequence and the same for all its members'
+    answers: the prompts of batch_size rows run once (left-padded, each under its row's adapter)
+    into a KV cache, and every member's answer then continues from its row's copy of that cache,
+    2 x batch_size answers at a time (right-padded: causal attention keeps the padding out of every
+    real position). Equal to scoring each prompt + answer sequence whole (tests/test_steering.py),
+    for about a third of the work."""
+    device, dtype = next(model.parameters()).device, model.model.embed_tokens.weight.dtype
+    prompts, answers = {}, {}  # per (case, input): the prompt ids; each member's answer ids after it (no end-of-turn)
+    for ci, ii, _, _ in rows:
+        if (ci, ii) not in prompts:
+            x = cases[ci].inputs[ii]
+            prompts[ci, ii] = fmt.prompt_ids(tok, x)
+            answers[ci, ii] = []
+            for m in cases[ci].members:
+                ids, labels = fmt.encode(tok, fmt.messages_for(x), cases[ci].answers[ii][m], max_len=math.inf)
+                answers[ci, ii].append([t for t, y in zip(ids, labels) if y != -100][:-1])
+    out = [[] for _ in rows]
+    for s in range(0, len(rows), batch_size):
+        chunk = list(range(s, min(s + batch_size, len(rows))))
+        adapter = adapter_of([rows[r] for r in chunk])  # A (R, r, d_in), B (R, d_out, r)
+        ids, pmask = left_pad([prompts[rows[r][:2]] for r in chunk], tok.pad_token_id)  # (R, P) each
+        ids, pmask = ids.to(device), pmask.to(device)
+        R, P = ids.shape
+        cache = KVCache(model, R, P, device, dtype)
+        with lora.use_adapter(model, adapter, scaling):
+            first = model(ids, pmask, cache=cache, logits_index=torch.full((R, 1), P - 1, device=device))[:, 0]
+        first = first.float().log_softmax(-1)  # (R, vocab): every answer's first token, after its row's prompt
+        pairs = [(j, a) for j, r in enumerate(chunk) for a in answers[rows[r][:2]]]  # (row in chunk, answer ids)
+        lls = []
+        for q in range(0, len(pairs), 2 * batch_size):
+            part = pairs[q:q + 2 * batch_size]
+            own = torch.tensor([j for j, _ in part], device=device)  # (Q,): whose prompt and adapter
+            L = max(len(a) for _, a in part)
+            a = torch.tensor([x + [x[-1]] * (L - len(x)) for _, x in part], device=device)  # (Q, L), right-padded
+            ll = first.index_select(0, own).gather(-1, a[:, :1])[:, 0]  # (Q,)
+            if L > 1:
+                big = KVCache(model, len(part), P + L, device, dtype)  # each answer's copy of its prompt's keys/values
+                for layer in range(len(big.k)):
+                    big.k[layer][:, :, :P] = cache.k[layer].index_select(0, own)  # (Q, n_kv, P, hd)
+                    big.v[layer][:, :, :P] = cache.v[layer].index_select(0, own)
+                big.length = P
+                mask = torch.cat([pmask.index_select(0, own), torch.ones(len(part), L - 1, dtype=pmask.dtype, device=device)], 1)
+                wide = {k: (A.index_select(0, own), B.index_select(0, own)) for k, (A, B) in adapter.items()}
+                with lora.use_adapter(model, wide, scaling):
+                    logp = model(a[:, :-1], mask, cache=big).float().log_softmax(-1)  # (Q, L-1, vocab)
+                real = torch.arange(1, L, device=device)[None] < torch.tensor([len(x) for _, x in part], device=device)[:, None]
+                ll = ll + (logp.gather(-1, a[:, 1:, None])[..., 0] * real).sum(-1)  # (Q,): + every later answer token
+            lls += ll.tolist()
+        for (j, _), ll in zip(pairs, lls):
+            out[chunk[j]].append(ll)
     return out
 
 
@@ -705,13 +745,16 @@ def preferred_members(rows, lls, cases, margin: float = 1e-4) -> list:
 
 
 def steering_report(model, tok, net, encoder, tasks: dict, splits: dict, n_inputs: int = 8, n_desc: int = 3,
-                    batch_size: int = 32, seed: int = 0, settings=steer.SETTINGS, desc="steering") -> dict:
-    """{setting: steering(...)} for the seen and unseen settings of data/steering.py."""
+                    batch_size: int = 32, seed: int = 0, settings=steer.SETTINGS, desc="steering",
+                    likelihood=steer.SETTINGS) -> dict:
+    """{setting: steering(...)} for the seen and unseen settings of data/steering.py; the preferred
+    reading in the settings listed in `likelihood`."""
     out = {}
     for setting in settings:
         cs = steer.cases(tasks, splits, setting, n_inputs, seed)
         if cs:
-            out[setting] = steering(model, tok, net, encoder, cs, tasks, n_desc, batch_size, desc=f"{desc} ({setting})")
+            out[setting] = steering(model, tok, net, encoder, cs, tasks, n_desc, batch_size, desc=f"{desc} ({setting})",
+                                    likelihood=setting in likelihood)
     return out
 
 
@@ -721,7 +764,8 @@ def steering_chart(report: dict, path: Path, title: str):
     for none. A text-blind hypernetwork fills one column (exact) or "other" (preferred: no pick);
     one that reads the text, the diagonal."""
     readings = (("confusion", "accuracy", "exact"), ("preferred_confusion", "preferred", "preferred"))  # (grid, score, name)
-    grid_rows = [(st, r, reading) for st, r in report.items() for reading in readings]  # one figure row each
+    grid_rows = [(st, r, reading) for st, r in report.items() for reading in readings
+                 if r[reading[1]] is not None]  # one figure row each (no preferred grid where it was not scored)
     n_cols = max(len(r["groups"]) for r in report.values())
 
     def draw(fig, ax):
@@ -745,8 +789,8 @@ def steering_chart(report: dict, path: Path, title: str):
 
 def steering_markdown(report: dict) -> str:
     """The steering results as a table: accuracy against chance per setting and group."""
-    pct = lambda v: f"{100 * v:.1f}"
-    ci = lambda r, key: f"[{pct(r[key][0])}, {pct(r[key][1])}]"
+    pct = lambda v: "-" if v is None else f"{100 * v:.1f}"
+    ci = lambda r, key: "" if r[key] is None else f"[{pct(r[key][0])}, {pct(r[key][1])}]"
     lines = ["| setting | group | adapters x inputs | exact | nearest member | preferred (likelihood) | chance |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for setting, r in report.items():
@@ -838,7 +882,7 @@ def closing_table(model, tok, coll, net, encoder, cfg, out: Path):
     steering = {}
     if cfg.steering_inputs and cfg.data == "builtin":  # the groups are built-in tasks
         steering[column] = steering_report(model, tok, net, encoder, coll.tasks, coll.splits, cfg.steering_inputs,
-                                             n_desc=cfg.steering_descs)
+                                             n_desc=cfg.steering_descs, likelihood=("seen",))  # eval.py --steering: both
     print()
     write_outputs(results, {n: coll.tasks[n].family for n in names}, out,
                     f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)",

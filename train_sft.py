@@ -301,9 +301,10 @@ RECIPES = {
     "main": {"prompt": "bare", "center": True, "siblings": 4, "val_every": 100, "families": "all", "pack": False,
              "lr": {"T2L": 1e-3, "mt_lora": 1e-3, "lora": 1e-3}},
 }
-# pack: on where it measures faster (bench/RESULTS.md): an SNI step 1.6x, a built-in step under the
-# reference's prompt 1.1x; the main recipe's short bare examples, half of them sharing one input,
-# carry little padding, and packed and padded steps take the same time there (1.81 s against 1.79 s).
+# pack: on where it measures faster (bench/RESULTS.md): an SNI step 1.62x (one row, attention by
+# span), a built-in step under the reference's prompt 1.1x (rows of 384, masked); the main recipe's
+# short bare examples, half of them sharing one input, carry little padding, and packed and padded
+# steps took the same time there (1.81 s against 1.79 s, masked rows).
 
 
 def apply_recipe(cfg):

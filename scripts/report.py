@@ -405,15 +405,22 @@ STEER_READINGS = (("exact", 0), ("nearest", 1), ("preferred", 2))  # eval.steeri
 
 
 def pooled_steering(reports: list, n_boot: int = BOOTSTRAP, seed: int = SEED) -> dict | None:
-    """Several runs' steering results of one setting -> {reading: (share, [lo, hi])} and chance,
-    pooled over every run's inputs (eval.steering's "units": hits per reading, adapters, summed
-    chance), with a bootstrap interval over those inputs; None when a run lacks its units."""
-    if not reports or any(not isinstance(r, dict) or not r.get("units") for r in reports):
+    """Several runs' steering results of one setting -> {reading: (share, [lo, hi]) or None}, chance,
+    n and runs, pooled over the inputs of every run that kept them (eval.steering's "units": hits per
+    reading, adapters, summed chance; runs from before 2026-12-03 did not), with a bootstrap
+    interval over those inputs. A reading some run did not score (preferred: the main job scores it
+    on seen tasks only) is None. None when no run has units."""
+    reports = [r for r in reports if isinstance(r, dict) and r.get("units")]
+    if not reports:
         return None
-    u = np.array([unit for r in reports for unit in r["units"]], dtype=np.float64)  # (inputs, 5)
+    units = [unit for r in reports for unit in r["units"]]
+    u = np.array([[np.nan if v is None else v for v in unit] for unit in units], dtype=np.float64)  # (inputs, 5)
     idx = np.random.default_rng(seed).integers(0, len(u), size=(n_boot, len(u)))
-    out = {"chance": float(u[:, 4].sum() / u[:, 3].sum()), "n": int(u[:, 3].sum())}
+    out = {"chance": float(u[:, 4].sum() / u[:, 3].sum()), "n": int(u[:, 3].sum()), "runs": len(reports)}
     for name, k in STEER_READINGS:
+        if np.isnan(u[:, k]).any():
+            out[name] = None
+            continue
         boot = u[idx, k].sum(1) / u[idx, 3].sum(1)
         out[name] = (float(u[:, k].sum() / u[:, 3].sum()), [float(v) for v in np.percentile(boot, [2.5, 97.5])])
     return out
@@ -454,11 +461,13 @@ def seeds(run_dirs: list, out, argv):
     table = [(label, summary(rs), rs) for label, rs in rows]
     ci = lambda p: f"{pct(p['mean_diff'], True)} [{pct(p['ci95'][0], True)}, {pct(p['ci95'][1], True)}] {p['wins']}/{p['ties']}/{p['losses']}" if p else "-"
 
-    def steer_cell(v):
+    def steer_cell(v, n_runs):
         if v is None:
             return "-"
-        return " / ".join(f"{pct(v[name][0])}" for name, _ in STEER_READINGS) + \
-            f" ({pct(v['chance'])}); preferred [{pct(v['preferred'][1][0])}, {pct(v['preferred'][1][1])}]"
+        cell = " / ".join(pct(v[name][0] if v[name] else None) for name, _ in STEER_READINGS) + f" ({pct(v['chance'])})"
+        if v["preferred"]:
+            cell += f"; preferred [{pct(v['preferred'][1][0])}, {pct(v['preferred'][1][1])}]"
+        return cell + (f"; {v['runs']} of {n_runs} runs" if v["runs"] < n_runs else "")
 
     lines = [md_first_line(argv, f"from {len(runs)} train_sft.py runs of one recipe."), ""]
     lines += [f"| run | tasks | base | {col} | t2l_random | t2l_wrong | {col} − random [95% CI] w/t/l | "
@@ -469,7 +478,7 @@ def seeds(run_dirs: list, out, argv):
         n_tasks = sum(len(r["tasks"]) for r in rs)
         lines.append(f"| {b}{label}{b} | {n_tasks} | {pct(sm['base'])} | {b}{pct(sm[col])}{b} | {pct(sm['t2l_random'])} | "
                      f"{pct(sm['t2l_wrong'])} | {b}{ci(sm['paired']['t2l_random'])}{b} | {ci(sm['paired']['t2l_wrong'])} | "
-                     f"{steer_cell(sm['steering']['seen'])} | {steer_cell(sm['steering']['unseen'])} |")
+                     f"{steer_cell(sm['steering']['seen'], len(rs))} | {steer_cell(sm['steering']['unseen'], len(rs))} |")
     lines += ["", f"Scores x100: means over each run's unseen test tasks (the seed also draws the split, so the runs score "
               f"different tasks); pooled: over every (run, task). Differences paired over (run, task), interval from "
               f"{BOOTSTRAP} resamples of those pairs (seed {SEED}); w/t/l: wins / ties / losses. Steering pooled over every "

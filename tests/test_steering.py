@@ -9,6 +9,7 @@ import torch
 
 import eval
 import t2l
+from data import format as fmt
 from data import steering as steer
 from data.collection import load_collection
 from data.metrics import normalise
@@ -133,6 +134,9 @@ def test_a_text_blind_hypernetwork_steers_at_chance_and_a_text_reading_one_near_
     perfect = eval.steering(None, None, oracle, IndexEncoder(oracle), cases, coll.tasks, answers_for=llm, logliks_for=ll)
     assert perfect["accuracy"] == perfect["nearest"] == perfect["preferred"] == 1.0
     assert perfect["n"] == sum(len(c.described) * 3 * 6 for c in cases)
+    quick = eval.steering(None, None, oracle, IndexEncoder(oracle), cases, coll.tasks, answers_for=llm, likelihood=False)
+    assert quick["accuracy"] == 1.0 and quick["preferred"] is None and all(u[2] is None for u in quick["units"])
+    assert "| **1** " not in eval.steering_markdown({setting: quick}) and "| - |" in eval.steering_markdown({setting: quick})
 
     torch.manual_seed(0)
     blind = t2l.HyperNetwork(t2l.T2LConfig(**TINY))
@@ -194,8 +198,9 @@ def test_preferred_member_removes_what_makes_an_answer_likely_whatever_the_adapt
 
 
 def test_member_logliks_scores_each_answer_under_its_rows_adapter(tiny_dirs, default_model_dir):
-    """member_logliks on a tiny model with the real tokenizer: rows with different adapters share
-    its batches, yet each number equals that (input, answer) scored alone under that row's adapter."""
+    """member_logliks on a tiny model with the real tokenizer: the prompt runs once into a KV cache and
+    every answer continues from it, rows with different adapters share a batch, yet each number
+    equals that (input, answer) sequence scored whole and alone under that row's adapter."""
     import lora
     from model import load_tokenizer
     from tests.test_eval import tiny_with_real_vocab
@@ -211,10 +216,14 @@ def test_member_logliks_scores_each_answer_under_its_rows_adapter(tiny_dirs, def
                    torch.randn(2, model.get_submodule(n).out_features, 2, generator=g)) for n in names}
     adapter_of = lambda chunk: {k: (A[[case.described.index(r[2]) for r in chunk]], B[[case.described.index(r[2]) for r in chunk]])
                                 for k, (A, B) in written.items()}
-    lls = eval.member_logliks(model, tok, [case], rows, adapter_of, lcfg.scaling, batch_size=5)
-    for r, row in zip(rows, lls):
-        alone = eval.member_logliks(model, tok, [case], [r], adapter_of, lcfg.scaling, batch_size=1)[0]
-        assert row == pytest.approx(alone, abs=1e-4)
+    lls = eval.member_logliks(model, tok, [case], rows, adapter_of, lcfg.scaling, batch_size=6)  # 2 rows x 3 members
+    for r, row in zip(rows, lls):  # against each prompt + answer scored whole, alone, by model.loss
+        for m, ll in zip(case.members, row):
+            ids, labels = fmt.encode(tok, fmt.messages_for(case.inputs[r[1]]), case.answers[r[1]][m], max_len=10**6)
+            labels[max(k for k, y in enumerate(labels) if y != -100)] = -100  # not the end-of-turn token
+            with lora.use_adapter(model, adapter_of([r]), lcfg.scaling), torch.no_grad():
+                whole = -model.loss(torch.tensor([ids]), torch.tensor([labels]), reduction="per_example_sum")[0]
+            assert ll == pytest.approx(float(whole), abs=1e-4)
     by_adapter = [lls[0], lls[2]]  # the same input under the two members' adapters
     assert by_adapter[0] != pytest.approx(by_adapter[1], abs=1e-3)  # the adapter changes the numbers
 
