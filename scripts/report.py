@@ -410,6 +410,12 @@ def pooled_steering(reports: list, n_boot: int = BOOTSTRAP, seed: int = SEED) ->
     reading, adapters, summed chance; runs from before 2026-12-03 did not), with a bootstrap
     interval over those inputs. A reading some run did not score (preferred: the main job scores it
     on seen tasks only) is None. None when no run has units."""
+    if len(reports) == 1 and isinstance(reports[0], dict) and "units" not in reports[0] and "accuracy" in reports[0]:
+        r = reports[0]  # one run from before the units: its own numbers, as its table printed them
+        ci = {"exact": "ci95", "nearest": "nearest_ci95", "preferred": "preferred_ci95"}
+        return {"chance": r["chance"], "n": r["n"], "runs": 1,
+                **{name: (r[key], r.get(ci[name])) if r.get(key) is not None else None
+                   for name, key in (("exact", "accuracy"), ("nearest", "nearest"), ("preferred", "preferred"))}}
     reports = [r for r in reports if isinstance(r, dict) and r.get("units")]
     if not reports:
         return None
@@ -465,7 +471,7 @@ def seeds(run_dirs: list, out, argv):
         if v is None:
             return "-"
         cell = " / ".join(pct(v[name][0] if v[name] else None) for name, _ in STEER_READINGS) + f" ({pct(v['chance'])})"
-        if v["preferred"]:
+        if v["preferred"] and v["preferred"][1]:
             cell += f"; preferred [{pct(v['preferred'][1][0])}, {pct(v['preferred'][1][1])}]"
         return cell + (f"; {v['runs']} of {n_runs} runs" if v["runs"] < n_runs else "")
 

@@ -229,6 +229,16 @@ def test_seeds_pools_tasks_and_steering_inputs_over_runs(tmp_path):
     assert out["rows"][0]["paired"]["t2l_random"]["mean_diff"] == pytest.approx(0.25)
     md = (tmp_path / "res" / "seeds.md").read_text()
     assert md.startswith(report.MD_MARK) and "| **pooled** | 4 |" in md
+    # a run from before the per-input counts: its own row keeps its numbers, the pool leaves it out
+    old = write_results(tmp_path / "s2", {"e": {"base": 0.0, "T2L-S": 0.5, "t2l_random": 0.0, "t2l_wrong": 0.0}},
+                        name="zero_shot.json", steering={"seen": {"accuracy": 0.1, "nearest": 0.2, "preferred": 0.3,
+                                                                   "ci95": [0, 0.2], "preferred_ci95": [0.2, 0.4],
+                                                                   "chance": 0.25, "n": 12}})
+    report.main(["seeds", r0, r1, str(old), "--out", str(tmp_path / "res" / "seeds3")])
+    rows = json.loads((tmp_path / "res" / "seeds3.json").read_text())["rows"]
+    assert rows[2]["steering"]["seen"]["preferred"] == [0.3, [0.2, 0.4]]
+    assert rows[3]["steering"]["seen"]["runs"] == 2 and rows[3]["steering"]["seen"]["n"] == 8
+    assert "2 of 3 runs" in (tmp_path / "res" / "seeds3.md").read_text()
     with pytest.raises(SystemExit, match="no t2l_wrong column"):
         report.main(["seeds", str(write_results(tmp_path / "bad", {"a": {"T2L-S": 0.1, "t2l_random": 0.0}}, name="zero_shot.json")),
                      "--out", str(tmp_path / "res" / "bad")])
