@@ -666,12 +666,13 @@ def member_logliks(model, tok, cases, rows, adapter_of, scaling, batch_size=32) 
     every member's answer to the input under that row's adapter (summed over the answer's tokens,
     the end-of-turn token left out, as in `choice_loglik`). -> one list per row, in case.members order.
 
-    A row's prompt, the input alone, is most of every sequence and the same for all its members'
-    answers: the prompts of batch_size rows run once (left-padded, each under its row's adapter)
-    into a KV cache, and every member's answer then continues from its row's copy of that cache,
-    2 x batch_size answers at a time (right-padded: causal attention keeps the padding out of every
-    real position). Equal to scoring each prompt + answer sequence whole (tests/test_steering.py),
-    for about a third of the work."""
+    A row's prompt, the input alone, is the same for all its members' answers: the prompts of
+    batch_size rows run once (left-padded, each under its row's adapter) into a KV cache, and every
+    member's answer then continues from its row's copy of that cache, 2 x batch_size answers at a
+    time (right-padded: causal attention keeps the padding out of every real position). Equal to
+    scoring each prompt + answer sequence whole (tests/test_steering.py); the answers (6 to 11
+    members of about 11 tokens) still cost most of the time: about 45 s for the main job's seen
+    setting on 2 cores."""
     device, dtype = next(model.parameters()).device, model.model.embed_tokens.weight.dtype
     prompts, answers = {}, {}  # per (case, input): the prompt ids; each member's answer ids after it (no end-of-turn)
     for ci, ii, _, _ in rows:
