@@ -351,8 +351,8 @@ def span_attention(q, k, v, spans, window, scale, gqa: bool):
     384-slot row do 1/3 of a masked row's work here, and the causal kernel skips half of that
     again. Without a mask a row need not stop at --max-len either, so data/format.pack can lay the
     whole batch in ONE row with no padding at all (Transformer.by_span). An example longer than a
-    sliding window gets its own small (n, n) window mask. Padding slots read nothing and give zeros (later layers
-    attend by span too; the loss skips them)."""
+    sliding window gets its own small (n, n) window mask. Padding slots read nothing and give zeros
+    (later layers attend by span too; the loss skips them)."""
     B, H, T, hd = q.shape
     rows = []
     for b in range(B):
@@ -363,7 +363,8 @@ def span_attention(q, k, v, spans, window, scale, gqa: bool):
             local = None
             if window is not None and e - s > window:  # sliding-window layer: q - k < window, as the mask
                 i = torch.arange(e - s, device=q.device)
-                local = (i[:, None] - i[None, :] >= 0) & (i[:, None] - i[None, :] < window)  # (n, n)
+                diff = i[:, None] - i[None, :]  # (n, n): query slot - key slot
+                local = (diff >= 0) & (diff < window)
             parts.append(F.scaled_dot_product_attention(
                 q[b:b + 1, :, s:e], k[b:b + 1, :, s:e], v[b:b + 1, :, s:e], attn_mask=local, is_causal=local is None,
                 scale=scale, enable_gqa=gqa))  # (1, n_heads, n, hd)
