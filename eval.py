@@ -602,7 +602,7 @@ def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3
     # then gets exactly equal numbers on every row (no pick), not numbers that differ by the
     # rounding of where each row sat in its batch, which a reading of differences could pick up.
     same = {}  # description -> the first description with the identical adapter
-    for j, d in enumerate(texts):
+    for j, d in enumerate(texts if likelihood else ()):  # only the likelihood reading needs it
         same[d] = next((e for e in texts[:j] if same[e] == e and all(
             torch.equal(A[j], A[where[e]]) and torch.equal(B[j], B[where[e]]) for A, B in written.values())), d)
     scored = list(dict.fromkeys((ci, ii, None, same[d]) for ci, ii, _, d in rows)) if likelihood else []  # one per adapter
