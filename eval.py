@@ -57,6 +57,7 @@ import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -71,7 +72,7 @@ from data.benchmarks import BENCHMARKS, BenchExample, benchmark_messages, effect
 from data.code_exec import TIMEOUT_S, run_programs, trusted_tests
 from data import steering as steer
 from data.collection import load_collection, resolve_names
-from data.metrics import benchmark_score, choice_decided, code_solution, extract_answer, score
+from data.metrics import answer_settled, benchmark_score, choice_decided, code_solution, extract_answer, score
 from data.tasks import stable_seed
 from model import PREPARE_HINT, KVCache, left_pad, load_pretrained, load_tokenizer
 
@@ -91,24 +92,30 @@ PEEK_TOKENS = 16  # multiple choice: first pass; only replies still undecided af
 
 
 @torch.no_grad()
-def answer(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_new_tokens=32, batch_size=32):
+def answer(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_new_tokens=32, batch_size=32, desc=None):
     """Greedy answers for many prompts: the first line of each reply, lead-ins removed
     (`extract_answer`). `adapter` is one shared adapter, or a per-example adapter whose leading dim
     equals len(prompts) (each prompt keeps its own, whatever batch it lands in)."""
-    texts, _ = generate_texts(model, tok, prompts, adapter, scaling, max_new_tokens, batch_size)
+    texts, _ = generate_texts(model, tok, prompts, adapter, scaling, max_new_tokens, batch_size, desc, settled=answer_settled)
     return [extract_answer(t) for t in texts]
 
 
 @torch.no_grad()
 def generate_texts(model, tok, prompts: list[list[int]], adapter=None, scaling=0.0, max_new_tokens=32, batch_size=32,
-                   desc=None):
+                   desc=None, settled=None):
     """Greedy replies to many prompts (token id lists), in left-padded batches with the KV cache
     (model.generate) -> (the replies decoded whole, special tokens dropped; for each, whether it
     ended with an end-of-turn token rather than at max_new_tokens). `adapter`: as in `answer`.
     `desc`: label of a progress bar over the batches (none when None). Prompts are batched by
     length (shortest first), so a batch carries little left padding; the replies come back in the
-    order of `prompts`."""
+    order of `prompts`. settled(text) -> bool: a reply is cut where it becomes True (`answer_settled`:
+    its answer line is complete), so that a batch ends when every answer is known."""
     device = next(model.parameters()).device
+    unsaid = set(tok.eos_token_ids) | {tok.pad_token_id}  # never part of a reply's text
+
+    def stop(new):  # (b, n) tokens so far -> (b,) rows whose text is settled
+        return torch.tensor([settled(tok.decode([t for t in row if t not in unsaid])) for row in new.tolist()], device=device)
+
     texts, ended = [""] * len(prompts), [False] * len(prompts)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
     per_example = adapter is not None and next(iter(adapter.values()))[0].dim() == 3
@@ -120,9 +127,15 @@ def generate_texts(model, tok, prompts: list[list[int]], adapter=None, scaling=0
             rows = torch.tensor(idx, device=next(iter(adapter.values()))[0].device)
             ad = {n: (A.index_select(0, rows), B.index_select(0, rows)) for n, (A, B) in adapter.items()}
         ids, mask = left_pad([prompts[i] for i in idx], tok.pad_token_id)
+
+        def drop(keep, ad=ad):  # finished rows leave the batch: their adapters leave with them
+            if per_example:
+                ad.update({n: (A.index_select(0, keep), B.index_select(0, keep)) for n, (A, B) in ad.items()})
+                lora.set_adapter(model, ad, scaling)
         with lora.use_adapter(model, ad, scaling):
             gen = model.generate(ids.to(device), mask.to(device), max_new_tokens=max_new_tokens,
-                                 eos_token_ids=tok.eos_token_ids, pad_token_id=tok.pad_token_id)
+                                 eos_token_ids=tok.eos_token_ids, pad_token_id=tok.pad_token_id,
+                                 stop=stop if settled is not None else None, on_drop=drop)
         for i, row in zip(idx, gen.tolist()):
             ended[i] = any(t in tok.eos_token_ids for t in row)  # rows that finished are padded after it
             texts[i] = tok.decode([t for t in row if t not in tok.eos_token_ids and t != tok.pad_token_id])
@@ -240,7 +253,7 @@ def evaluate_task(model, tok, task, split="test", n=None, mode="input", adapter=
     examples = task.examples(split, n)
     desc = description or (task.eval_descriptions[0] if mode == "description" else None)
     definition = task.definition if prompt == "definition" else None
-    label = f"{'benchmark' if task.source == 'benchmark' else 'task'} {task.name}"  # how a too-long prompt's line names it
+    label = task_label(task)
     if examples and isinstance(examples[0], BenchExample):
         scores, records = evaluate_benchmark(model, tok, examples, mode, desc, adapter, scaling,
                                              max_new_tokens or BENCH_MAX_NEW_TOKENS, batch_size, code_timeout, desc=bar,
@@ -254,15 +267,25 @@ def evaluate_task(model, tok, task, split="test", n=None, mode="input", adapter=
         examples, scores = [e for e, s in zip(examples, scores) if s is not None], [s for s in scores if s is not None]
         preds = ["(log-likelihood)"] * len(examples)
     else:
-        shot_ex = task.examples("train", shots) if mode == "icl" else ()
-        prompts = [fmt.prompt_ids(tok, e.input, mode, desc, shot_ex, definition, e.several) for e in examples]
-        examples, prompts = fitting(label, examples, prompts, max_new_tokens, model.config.max_position_embeddings)
+        examples, prompts = generation_prompts(model, tok, task, examples, mode, desc, shots, definition, max_new_tokens)
         preds = answer(model, tok, prompts, adapter, scaling, max_new_tokens, batch_size)
         scores = [score(task.metric, p, e.answer, task.labels, e.alternatives) for p, e in zip(preds, examples)]
     mean = sum(scores) / max(1, len(scores))
     if return_predictions:
         return mean, [{"input": e.input, "gold": e.answer, "pred": p, "score": s} for e, p, s in zip(examples, preds, scores)]
     return mean
+
+
+def task_label(task) -> str:
+    """How a warning or error line names a task."""
+    return f"{'benchmark' if task.source == 'benchmark' else 'task'} {task.name}"
+
+
+def generation_prompts(model, tok, task, examples, mode, description, shots, definition, max_new_tokens):
+    """-> (the examples whose prompt fits, their prompts): the chat prompt of each example (`evaluate_task`'s modes)."""
+    shot_ex = task.examples("train", shots) if mode == "icl" else ()
+    prompts = [fmt.prompt_ids(tok, e.input, mode, description, shot_ex, definition, e.several) for e in examples]
+    return fitting(task_label(task), examples, prompts, max_new_tokens, model.config.max_position_embeddings)
 
 
 def fitting(name: str, examples: list, prompts: list, max_new_tokens: int, positions: int) -> tuple[list, list]:
@@ -302,6 +325,7 @@ class Setup:
     prompt: str = "definition"  # definition (the reference's user turn) | bare (the input alone)
     max_new_tokens: int | None = None  # None: 512 for benchmarks (the reference's), 32 for tasks
     batch_size: int = 32  # prompts per generate / log-likelihood batch
+    group_rows: int = 128  # rows per generate batch when cells that share prompts run together (batch_cells)
     code_timeout: float = TIMEOUT_S  # seconds per HumanEval / MBPP program
     memo: dict = field(default_factory=dict)  # (task, effective prompt mode, description, adapter) -> score
 
@@ -348,38 +372,40 @@ def wrong_descriptions(tasks, name, train_names, k=3) -> list[tuple[str, str]]:
     return [(n, rng.choice(tasks[n].train_descriptions)) for n in rng.sample(src, min(k, len(src)))]
 
 
-def method_score(method: str, task, model, tok, s: Setup, t2l_index: int = 0):
-    """Mean score of one method on one task, or None when the method does not apply (no oracle,
-    no descriptions, no training examples for ICL, no ICL under log-likelihood scoring)."""
+class Cell(NamedTuple):
+    """One generation-and-scoring job of a table cell: a column may average several (one per description)."""
+    mode: str  # prompt actually sent: input | description | icl (`effective_mode`: GSM8K / HumanEval fall back to input)
+    key: tuple  # its memo key: (task, mode, description if mode is description, adapter name)
+    make: object  # () -> adapter {name: (A, B)}, or None: no adapter
+    scaling: float  # the adapter's alpha / r
+    description: str | None  # the description in the prompt (mode description)
+
+
+def cells(method: str, task, s: Setup, t2l_index: int = 0) -> list[Cell] | None:
+    """What one method needs on one task: its cells (the column is their mean), or None when the
+    method does not apply (no oracle, no descriptions, no training examples for ICL, no ICL under
+    log-likelihood scoring)."""
     descs = task.eval_descriptions[: s.n_desc]
-    kw = dict(n=s.n, prompt=s.prompt, max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, code_timeout=s.code_timeout,
-              shots=s.shots, bar=f"{task.name} {method}")
     generative = bool(task.examples("test", 1)) and isinstance(task.examples("test", 1)[0], BenchExample)
     icl = method in ("icl", "t2l_icl", "mt_lora_icl")
     if icl and task.source == "benchmark" and not generative:
         return None  # log-likelihood scoring has no ICL variant
 
-    def scored(mode, adapter_key, make_adapter=None, scaling=0.0, description=None):
-        """evaluate_task, remembered per (task, prompt actually sent, adapter): the reference sends
-        the 0-shot prompt for GSM8K under ICL or a description and for HumanEval under ICL, so those
-        cells are copies of the 0-shot ones, not generated again."""
+    def cell(mode, adapter_key, make=None, scaling=0.0, description=None):
+        """The reference sends the 0-shot prompt for GSM8K under ICL or a description and for
+        HumanEval under ICL, so those cells are the 0-shot ones (one memo key), not generated again."""
         eff = effective_mode(task.name, mode) if generative else mode
-        key = (task.name, eff, description if eff == "description" else None, adapter_key)
-        if key not in s.memo:
-            s.memo[key] = evaluate_task(model, tok, task, mode=eff, description=description, scaling=scaling,
-                                        adapter=make_adapter() if make_adapter else None, **kw)
-        return s.memo[key]
+        return Cell(eff, (task.name, eff, description if eff == "description" else None, adapter_key), make, scaling, description)
 
     if method == "base":
-        return scored("input", "none")
+        return [cell("input", "none")]
     if method == "description":
-        return _mean([scored("description", "none", description=d) for d in descs])
+        return [cell("description", "none", description=d) for d in descs] or None
     if method == "icl":
-        return scored("icl", "none")
+        return [cell("icl", "none")]
     if method in ("oracle", "mt_lora", "mt_lora_icl", "avg_lora", "lora"):
         ad = s.oracles.get(task.name) if method == "oracle" else getattr(s, method.removesuffix("_icl"))
-        mode = "icl" if icl else "input"
-        return None if ad is None else scored(mode, method.removesuffix("_icl"), lambda: ad[0], ad[1])
+        return None if ad is None else [cell("icl" if icl else "input", method.removesuffix("_icl"), lambda: ad[0], ad[1])]
     if not s.t2l:
         return None
     _, net, encoder = s.t2l[t2l_index]
@@ -388,10 +414,67 @@ def method_score(method: str, task, model, tok, s: Setup, t2l_index: int = 0):
         descs = [d for _, d in s.wrong.get(task.name, [])]
     elif method == "t2l_random":
         descs = list(RANDOM_STRINGS[: s.n_desc])
-    if not descs:
+    return [cell("icl" if icl else "input", f"t2l{t2l_index}:{d}", lambda d=d: t2l.adapter_for(net, encoder, d), scaling)
+            for d in descs] or None
+
+
+def method_score(method: str, task, model, tok, s: Setup, t2l_index: int = 0):
+    """Mean score of one method on one task (its cells, each computed once: `Setup.memo`), or None."""
+    cs = cells(method, task, s, t2l_index)
+    if cs is None:
         return None
-    return _mean([scored("icl" if icl else "input", f"t2l{t2l_index}:{d}", lambda d=d: t2l.adapter_for(net, encoder, d), scaling)
-                  for d in descs])
+    kw = dict(n=s.n, prompt=s.prompt, max_new_tokens=s.max_new_tokens, batch_size=s.batch_size, code_timeout=s.code_timeout,
+              shots=s.shots, bar=f"{task.name} {method}")
+    for c in cs:
+        if c.key not in s.memo:
+            s.memo[c.key] = evaluate_task(model, tok, task, mode=c.mode, description=c.description, scaling=c.scaling,
+                                          adapter=c.make() if c.make else None, **kw)
+    return _mean([s.memo[c.key] for c in cs])
+
+
+def batch_cells(model, tok, tasks: dict, names: list, cols, s: Setup):
+    """Every cell of the table that sends a task's input prompt, under an adapter or none (base,
+    T2L and its controls, the LoRA baselines), generated before the table is filled: the prompts
+    of all tasks and cells in shared batches of s.group_rows rows, every row under its own
+    adapter (per-example LoRA, lora.py). Decoding a small model on a CPU is bound by reading the
+    weights, so a batch of 128 rows costs a few times one of 12, not ten times. The answers are the
+    ones a call per cell gives (greedy, same prompts; only the batching differs). Adapters share a
+    batch when they agree in scaling and shapes; the no-adapter cells form their own batches (a
+    base model often runs on to the token budget, and a batch lasts as long as its longest
+    reply). Fills s.memo, where method_score then finds these cells. Multiple-choice tasks and
+    benchmarks keep their own paths."""
+    max_new = s.max_new_tokens or TASK_MAX_NEW_TOKENS
+    groups = {}  # signature -> [(memo key, task, examples, prompts, adapter or None)]; signature None: no adapter
+    for name in names:
+        task = tasks[name]
+        ex = task.examples("test", 1)
+        if not ex or isinstance(ex[0], BenchExample) or ex[0].choices:
+            continue
+        todo = {}
+        for _, method, k in cols:
+            todo.update({c.key: c for c in cells(method, task, s, k) or [] if c.mode == "input" and c.key not in s.memo})
+        if not todo:
+            continue
+        examples, prompts = generation_prompts(model, tok, task, task.examples("test", s.n), "input", None, 0,
+                                               task.definition if s.prompt == "definition" else None, max_new)
+        for key, c in todo.items():
+            ad = c.make() if c.make else None
+            sig = None if ad is None else (c.scaling, tuple(sorted((n, tuple(A.shape), tuple(B.shape)) for n, (A, B) in ad.items())))
+            groups.setdefault(sig, []).append((key, task, examples, prompts, ad))
+    for sig, jobs in groups.items():
+        if len(jobs) < 2:
+            continue  # nothing to share: method_score runs it as usual
+        adapter = None
+        if sig is not None:  # job j's adapter repeated over its prompts: A (rows, r, d_in), B (rows, d_out, r)
+            adapter = {k: (torch.cat([ad[k][0][None].expand(len(p), -1, -1) for *_, p, ad in jobs]),
+                           torch.cat([ad[k][1][None].expand(len(p), -1, -1) for *_, p, ad in jobs])) for k in jobs[0][-1]}
+        preds = answer(model, tok, [x for *_, p, _ in jobs for x in p], adapter, sig[0] if sig else 0.0, max_new, s.group_rows,
+                       desc=f"{'adapter' if sig else 'no-adapter'} cells, {len(jobs)} at once")
+        at = 0
+        for key, task, examples, prompts, _ in jobs:
+            got = preds[at:at + len(prompts)]
+            at += len(prompts)
+            s.memo[key] = sum(score(task.metric, p, e.answer, task.labels, e.alternatives) for p, e in zip(got, examples)) / max(1, len(got))
 
 
 def _mean(xs):
@@ -404,6 +487,7 @@ def run_table(model, tok, tasks: dict, names: list, methods: list, s: Setup, des
     cols = columns(methods, s)
     if "t2l_wrong" in methods:
         s.wrong = {n: wrong_descriptions(tasks, n, train_names, s.n_desc) for n in names}
+    batch_cells(model, tok, tasks, names, cols, s)  # the cells that share their prompts, generated together
     results = {}
     with tqdm(total=len(names) * len(cols), desc=desc) as bar:
         for name in names:
@@ -594,7 +678,8 @@ def steering(model, tok, net, encoder, cases: list, tasks: dict, n_desc: int = 3
         inputs = [cases[ci].inputs[ii] for ci, ii, _, _ in chunk]
         if answers_for is None:
             prompts = [fmt.prompt_ids(tok, x) for x in inputs]  # the input alone
-            out, _ = generate_texts(model, tok, prompts, adapter_of(chunk), scaling, max_new_tokens, len(chunk))
+            out, _ = generate_texts(model, tok, prompts, adapter_of(chunk), scaling, max_new_tokens, len(chunk),
+                                    settled=answer_settled)
         else:
             out = answers_for(inputs, adapter_of(chunk))
         preds += [extract_answer(t) for t in out]
@@ -818,20 +903,21 @@ def steering_markdown(report: dict) -> str:
 @torch.no_grad()
 def validation_loss(llm, trainable, encoder, val_set, scaling, device) -> float:
     """Mean answer loss on the validation set. T2L: each example under the adapter written from each
-    of its task's 3 evaluation descriptions (cheap, and it ranks checkpoints as zero-shot scores do)."""
+    of its task's 3 evaluation descriptions (cheap, and it ranks checkpoints as zero-shot scores do):
+    the task's examples repeated once per description in one batch, each copy under its own adapter."""
     trainable.eval()
     total, n = 0.0, 0
     for ids, labels, mask, descs in val_set:
+        k, b = (1, len(ids)) if encoder is None else (len(descs), len(ids))
         if encoder is None:
-            adapters = [trainable.adapter()]
+            adapter = trainable.adapter()
         else:
-            written = trainable(encoder(descs).to(device))  # all descriptions in one pass: A (n_desc, r, d_in)
-            adapters = [{k: (A[j].expand(len(ids), -1, -1), B[j].expand(len(ids), -1, -1)) for k, (A, B) in written.items()}
-                        for j in range(len(descs))]
-        for adapter in adapters:
-            with lora.use_adapter(llm, adapter, scaling):
-                total += llm.loss(ids, labels, mask, reduction="per_example").mean().item()
-            n += 1
+            written = trainable(encoder(descs).to(device))  # all descriptions in one pass: A (k, r, d_in)
+            adapter = {m: (A.repeat_interleave(b, 0), B.repeat_interleave(b, 0)) for m, (A, B) in written.items()}  # (k*b, r, d_in)
+        with lora.use_adapter(llm, adapter, scaling):  # rows j*b .. j*b+b-1: the examples under description j's adapter
+            per = llm.loss(ids.repeat(k, 1), labels.repeat(k, 1), mask.repeat(k, 1), reduction="per_example")  # (k*b,)
+        total += per.view(k, b).mean(1).sum().item()  # each description's mean over the examples
+        n += k
     trainable.train()
     return total / max(1, n)
 
@@ -951,6 +1037,8 @@ def parse_args(argv=None):
     p.add_argument("--max-new-tokens", type=int, default=None, help="generation budget (default: 512 for benchmarks, the "
                    "reference's; 32 for tasks)")
     p.add_argument("--batch-size", type=int, default=32, help="prompts per generation / scoring batch")
+    p.add_argument("--group-rows", type=int, default=128, help="rows per generation batch where a table's cells share their "
+                   "prompts (every adapter column on a task's inputs, eval.batch_cells); lower it if memory runs short")
     p.add_argument("--code-timeout", type=float, default=TIMEOUT_S, help="seconds per HumanEval / MBPP program and its tests")
     p.add_argument("--methods", default="", help=f"comma-separated, of: {', '.join(METHODS)}; default: base, description, icl, "
                    "and every method whose input is given (--t2l, --oracles, --mt-lora, --lora)")
@@ -983,7 +1071,8 @@ def parse_args(argv=None):
     a = p.parse_args(argv)
     for flag, v, lo in (("--n", a.n, 1), ("--shots", a.shots, 1), ("--descriptions", a.descriptions, 1),
                         ("--steering-inputs", a.steering_inputs, 1),
-                        ("--max-new-tokens", a.max_new_tokens, 1), ("--batch-size", a.batch_size, 1)):
+                        ("--max-new-tokens", a.max_new_tokens, 1), ("--batch-size", a.batch_size, 1),
+                        ("--group-rows", a.group_rows, 1)):
         if v is not None and v < lo:
             p.error(f"{flag} must be at least {lo}, got {v}")
     if not 0 < a.code_timeout < float("inf"):
@@ -1065,7 +1154,7 @@ def run(a):
     model = load_pretrained(model_dir, device=a.device, dtype=torch.bfloat16 if a.device.startswith("cuda") else torch.float32)
     tok = load_tokenizer(model_dir)
     s = Setup(n=a.n, shots=a.shots, n_desc=a.descriptions, prompt=a.prompt, max_new_tokens=a.max_new_tokens,
-              batch_size=a.batch_size, code_timeout=a.code_timeout)
+              batch_size=a.batch_size, group_rows=a.group_rows, code_timeout=a.code_timeout)
     if "oracle" in methods:
         s.oracles = load_oracles(a.oracles, model, names)
         if not s.oracles:

@@ -639,10 +639,15 @@ class Transformer(nn.Module):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, max_new_tokens=64, temperature=0.0, top_p=1.0,
-                 eos_token_ids=None, pad_token_id=None, generator=None):
+                 eos_token_ids=None, pad_token_id=None, generator=None, stop=None, on_drop=None):
         """Batched generation with a KV cache. input_ids (B, T) left-padded; returns the new tokens
         (B, <= max_new_tokens), rows that finished early filled with pad_token_id.
         temperature 0 = greedy; otherwise sampling with optional nucleus top_p.
+        stop: optional function (b, n) new tokens so far -> (b,) bool, rows to end here as if they
+        had written an end-of-turn token (eval.answer: the answer line is complete).
+        Finished rows leave the batch once they are a quarter of it (their cache rows dropped), so a
+        long reply does not keep a whole batch decoding. on_drop(kept row indices) lets the caller
+        drop its own per-row state with them (eval.generate_texts: the per-example adapters).
         Bad settings or inputs are a one-line ModelError (check_generation), not a torch error
         from deep inside (a NaN temperature in torch.multinomial, a 10^9-slot KV cache)."""
         cfg = self.config
@@ -662,20 +667,31 @@ class Transformer(nn.Module):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         cache = KVCache(self, B, T + max_new_tokens, input_ids.device, self.model.embed_tokens.weight.dtype)
-        done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-        out = []
-        ids, mask = input_ids, attention_mask
-        for _ in range(max_new_tokens):
-            logits = self.forward(ids, mask, cache=cache, logits_index=torch.full((B, 1), ids.shape[1] - 1, device=ids.device))[:, -1]  # (B, vocab)
-            nxt = sample_next(logits.float(), temperature, top_p, generator)  # (B,)
+        out = torch.full((B, max_new_tokens), pad, dtype=torch.long, device=input_ids.device)  # finished rows keep pad
+        alive = torch.arange(B, device=input_ids.device)  # the rows still in the batch, as indices into it
+        done = torch.zeros(B, dtype=torch.bool, device=input_ids.device)  # of those rows, the finished ones
+        ids, mask, n = input_ids, attention_mask, 0
+        for t in range(max_new_tokens):
+            last = torch.full((len(alive), 1), ids.shape[1] - 1, device=ids.device)
+            logits = self.forward(ids, mask, cache=cache, logits_index=last)[:, -1]  # (b, vocab)
+            nxt = sample_next(logits.float(), temperature, top_p, generator)  # (b,)
             nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-            out.append(nxt)
+            out[alive, t] = nxt
+            n = t + 1
             done = done | torch.isin(nxt, eos)
+            if stop is not None:
+                done = done | stop(out[alive, :n])
             if bool(done.all()):
                 break
-            ids = nxt[:, None]  # (B, 1)
-            mask = torch.cat([mask, torch.ones_like(ids)], dim=1)  # (B, S+1)
-        return torch.stack(out, dim=1)  # (B, n_new)
+            ids = nxt[:, None]  # (b, 1)
+            mask = torch.cat([mask, torch.ones_like(ids)], dim=1)  # (b, S+1)
+            if 4 * int(done.sum()) >= len(alive):  # a quarter of the rows finished: the others go on without them
+                keep = (~done).nonzero()[:, 0]  # (b',)
+                alive, ids, mask, done = alive[keep], ids[keep], mask[keep], done[keep]
+                cache.keep(keep)
+                if on_drop is not None:
+                    on_drop(keep)
+        return out[:, :n]  # (B, n_new)
 
 
 GENERATION_ARGS = {"max_new_tokens": "max_new_tokens", "temperature": "temperature", "top_p": "top_p"}  # name each as a caller does
@@ -724,6 +740,11 @@ class KVCache:
         self.k = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.num_hidden_layers)]
         self.v = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(cfg.num_hidden_layers)]
         self.length = 0
+
+    def keep(self, rows):
+        """Keep only these batch rows (index tensor): generation drops its finished rows."""
+        self.k = [k.index_select(0, rows) for k in self.k]
+        self.v = [v.index_select(0, rows) for v in self.v]
 
     def update(self, layer, k, v):
         T = k.shape[2]

@@ -54,6 +54,19 @@ def extract_answer(text: str) -> str:
     return line
 
 
+def answer_settled(text: str) -> bool:
+    """Whether `extract_answer` can no longer change however the reply goes on: it reads the first
+    non-empty line, and the second only when the first is a lead-in alone ("Answer:"). So the
+    answer is settled once the reply holds two finished non-empty lines, or one that is not a bare
+    lead-in. Generation stops a reply there (eval.answer): a model that rambles after its answer
+    costs no more decoding steps than one that stops."""
+    lines = text.splitlines(keepends=True)
+    done = [l for l in lines if l != l.rstrip("\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029") and l.strip()]  # ended by a break
+    if len(done) >= 2:
+        return True
+    return len(done) == 1 and LEAD_INS.sub("", done[0].strip().strip("*_ ")) != ""
+
+
 def _number(s: str):
     """The one number in s as a float ("1,000" -> 1000.0); None when s holds none or several
     (a list "93, 12" must not pass for its first element)."""
