@@ -304,7 +304,8 @@ RECIPES = {
 # pack: on where it measures faster (bench/RESULTS.md): an SNI step 1.62x (one row, attention by
 # span), a built-in step under the reference's prompt 1.1x (rows of 384, masked); the main recipe's
 # short bare examples, half of them sharing one input, carry little padding, and packed and padded
-# steps took the same time there (1.81 s against 1.79 s, masked rows).
+# steps took the same time there (1.81 s against 1.79 s, masked rows). On SNI or a folder the main
+# recipe packs as well: its examples are as long and uneven as the reference's (apply_recipe).
 
 
 def apply_recipe(cfg):
@@ -312,6 +313,8 @@ def apply_recipe(cfg):
     built-in suite and "reference" on SNI or a folder."""
     name = cfg.recipe if cfg.recipe != "auto" else ("main" if cfg.data == "builtin" else "reference")
     cfg.recipe = name
+    if name == "main" and cfg.pack is None and cfg.data != "builtin":
+        cfg.pack = True  # SNI's long, uneven examples: a packed step 1.62x a padded one (bench/RESULTS.md)
     for key, value in RECIPES[name].items():
         if getattr(cfg, key) is None:
             setattr(cfg, key, value["T2L" if cfg.variant in T2L_VARIANTS else cfg.variant] if key == "lr" else value)

@@ -151,3 +151,5 @@ def test_a_run_from_before_packing_resumes_padded_only():
         checkpoint.check_resume(state, train_sft.parse_args(["--data", "sni"]), "ckpt.pt")
     checkpoint.check_resume(state, train_sft.parse_args(["--data", "sni", "--no-pack"]), "ckpt.pt")
     assert train_sft.parse_args([]).pack is False  # the main recipe pads: packing gains nothing there
+    assert train_sft.parse_args(["--recipe", "main", "--data", "sni"]).pack is True  # ... but on SNI it does
+    assert train_sft.parse_args(["--recipe", "main", "--data", "sni", "--no-pack"]).pack is False
