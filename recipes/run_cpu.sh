@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# recipes/run_cpu.sh: the results of RESULTS.md on 2 CPU cores (about 2 hours), stage by stage.
+# recipes/run_cpu.sh: the results of RESULTS.md on 2 CPU cores (the SNI stages 94 min, the ablations about 45), stage by stage.
 #
 #   bash recipes/run_cpu.sh                 # every stage in order
 #   bash recipes/run_cpu.sh sni abl         # only the stages whose name starts with one of these words
