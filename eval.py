@@ -979,14 +979,28 @@ def closing_table(model, tok, coll, net, encoder, cfg, out: Path):
     return results
 
 
+def chart_order(cols: list) -> list:
+    """Each T2L column followed by its own controls (reference_columns), so that every T2L bar
+    stands beside what the same hypernetwork scores from random strings and wrong descriptions;
+    the other columns keep their order."""
+    controls = {r for t in cols if is_t2l(t) for r in reference_columns(cols, t) if r.split(" ")[0] in CONTROLS}
+    out = []
+    for c in cols:
+        if c not in controls:
+            out.append(c)
+            out += [r for r in reference_columns(cols, c) if is_t2l(c) and r in controls and r not in out]
+    return out + [c for c in cols if c not in out]
+
+
 def bar_chart(results: dict, path: Path, title: str):
-    """One bar per column (mean over tasks), one dot per task."""
+    """One bar per column (mean over tasks), one dot per task; T2L in blue, its controls beside it
+    in light blue (chart_order)."""
     means = means_of(results)
-    cols = [c for c in means if means[c] is not None]
+    cols = chart_order([c for c in means if means[c] is not None])
 
     def draw(fig, ax):
-        is_t2l = [c.startswith("T2L") or c == "t2l" for c in cols]
-        ax.bar(range(len(cols)), [100 * means[c] for c in cols], color=["#2a7ab9" if t else "#8c8c8c" for t in is_t2l])
+        colour = lambda c: "#2a7ab9" if c.startswith("T2L") or c == "t2l" else "#9ec3e0" if c.split(" ")[0] in CONTROLS else "#8c8c8c"
+        ax.bar(range(len(cols)), [100 * means[c] for c in cols], color=[colour(c) for c in cols])
         for i, c in enumerate(cols):
             vals = [100 * r[c] for r in results.values() if r.get(c) is not None]
             jit = [i + 0.25 * ((k * 0.618) % 1 - 0.5) for k in range(len(vals))]

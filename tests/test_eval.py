@@ -242,6 +242,16 @@ def test_merge_joins_runs_split_by_task_and_by_column(tmp_path):
         eval.main(["--merge", str(tmp_path / "nope"), "--out", str(tmp_path / "x")])
 
 
+def test_the_chart_puts_each_t2l_column_beside_its_own_controls():
+    cols = ["base", "mt_lora", "T2L-S", "T2L-M", "t2l_wrong T2L-S", "t2l_wrong T2L-M", "t2l_random T2L-S",
+            "t2l_random T2L-M", "oracle"]
+    assert eval.chart_order(cols) == ["base", "mt_lora", "T2L-S", "t2l_random T2L-S", "t2l_wrong T2L-S", "T2L-M",
+                                      "t2l_random T2L-M", "t2l_wrong T2L-M", "oracle"]
+    # one checkpoint: the plain control names follow the first T2L column, once
+    assert eval.chart_order(["icl", "t2l_wrong", "T2L-S", "T2L-S + ICL", "t2l_random"]) == \
+        ["icl", "T2L-S", "t2l_random", "t2l_wrong", "T2L-S + ICL"]
+
+
 def test_bad_method_is_an_error():
     with pytest.raises(SystemExit, match="unknown method 'oracel'"):
         eval.main(["--methods", "base,oracel"])
