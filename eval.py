@@ -969,7 +969,8 @@ def closing_table(model, tok, coll, net, encoder, cfg, out: Path):
     steering = {}
     if cfg.steering_inputs and cfg.data == "builtin":  # the groups are built-in tasks
         steering[column] = steering_report(model, tok, net, encoder, coll.tasks, coll.splits, cfg.steering_inputs,
-                                             n_desc=cfg.steering_descs, likelihood=("seen",))  # eval.py --steering: both
+                                             n_desc=cfg.steering_descs, seed=cfg.seed,  # inputs drawn with the run's seed
+                                             likelihood=("seen",))  # eval.py --steering: both
     print()
     write_outputs(results, {n: coll.tasks[n].family for n in names}, out,
                     f"zero-shot on {len(names)} unseen tasks ({cfg.steps} steps)",

@@ -301,3 +301,15 @@ def test_eval_adds_the_controls_and_a_text_blind_t2l_gains_nothing_over_them(tmp
     controls = [p for p in r["paired"] if p["reference"] in eval.CONTROLS]
     assert len(controls) == 2 and all(p["mean_diff"] == 0 and p["ties"] == 2 for p in controls)
     assert "| T2L-S | t2l_random | 2 | +0.0 |" in capsys.readouterr().out
+
+
+def test_the_main_jobs_closing_table_draws_steering_inputs_with_the_runs_seed(coll, monkeypatch, tmp_path):
+    """Seeds of the main job must differ in the steering inputs they score, not only in their members."""
+    seen = {}
+    monkeypatch.setattr(eval, "run_table", lambda *a, **k: {})
+    monkeypatch.setattr(eval, "write_outputs", lambda *a, **k: None)
+    monkeypatch.setattr(eval, "steering_report", lambda *a, **k: seen.update(seed=k.get("seed")) or {})
+    cfg = type("Cfg", (), dict(final_tasks=2, variant="S", final_examples=1, final_descs=1, prompt="bare",
+                               steering_inputs=2, steering_descs=1, data="builtin", seed=7, steps=1))()
+    eval.closing_table(None, None, coll, torch.nn.Identity(), None, cfg, tmp_path)
+    assert seen == {"seed": 7}
