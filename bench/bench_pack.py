@@ -5,6 +5,7 @@ bench/bench_pack.py: the T2L-S SFT step on real SNI batches, padded against pack
     python bench/bench_pack.py                          # CPU, fp32, SmolLM2-135M, 8 SNI tasks x 1 example
     python bench/bench_pack.py --device cuda --dtype bfloat16
     python bench/bench_pack.py --profile                # + where a packed step's time goes (torch.profiler)
+    python bench/bench_pack.py --device cuda --dtype bfloat16 --arch gemma2-2b --no-hf   # a GPU-sized base
 
 What it does, in one process, on the same weights and the same batches:
   1. peak: torch.mm at the model's own shapes (every Linear of a block and the vocabulary head, on
@@ -15,7 +16,9 @@ What it does, in one process, on the same weights and the same batches:
      definition in the prompt, max-len 384, batch 8 = 8 tasks x 1 example), steps 0..N-1.
   3. one T2L-S SFT step per batch (hypernetwork -> per-example adapters -> frozen LLM -> eq. (5)
      loss -> backward -> AdamW), NEFTune and dropouts off so that padded and packed must give the
-     same loss (printed side by side):
+     same loss (printed side by side). --arch gemma2-2b / mistral-7b: that published shape with random
+     weights (bench/stand_in.py's init; SmolLM2's token ids folded into a smaller vocabulary), our
+     side only; Gemma-2 soft-caps, so it has no spans row:
        ours, padded           lora.py per-example bmm, rows padded to the longest
        ours, packed, mask     data/format.pack rows of --max-len (384) tokens, per-token adapters
                               (lora_delta_routed), a block-diagonal causal mask (attend_by_span off)
@@ -46,12 +49,13 @@ sys.path.insert(0, str(ROOT))
 import lora  # noqa: E402
 import t2l  # noqa: E402
 import train_sft  # noqa: E402
-from bench.bench_model import add_delta_hooks  # noqa: E402
+from bench.bench_model import SHAPES, add_delta_hooks  # noqa: E402
+from bench.stand_in import init_stand_in_  # noqa: E402
 from data import format as fmt  # noqa: E402
 from data import prepare_model  # noqa: E402
 from data.batches import Batches  # noqa: E402
 from data.collection import load_collection  # noqa: E402
-from model import load_pretrained, load_tokenizer  # noqa: E402
+from model import ModelConfig, Transformer, load_pretrained, load_tokenizer  # noqa: E402
 
 
 def sync(device):
@@ -118,6 +122,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--arch", default="smollm2", choices=["smollm2", *SHAPES],
+                   help="the real SmolLM2-135M, or a published shape with random weights (our side only)")
     p.add_argument("--data", default="sni", help="task collection of the batches (sni: the shipped data/sni120)")
     p.add_argument("--batches", type=int, default=4, help="batches timed (steps 0..N-1 of seed 0)")
     p.add_argument("--repeats", type=int, default=2, help="passes over the batches; the best per batch counts")
@@ -130,13 +136,20 @@ def main():
     cfg = train_sft.apply_recipe(train_sft.TrainConfig(data=a.data, recipe="reference", neftune=0.0, lora_dropout=0.0, hyper_dropout=0.0))
     model_dir = prepare_model.model_dir()
     tok = load_tokenizer(model_dir)
-    llm = load_pretrained(model_dir, device=device, dtype=dtype).requires_grad_(False)
+    if a.arch == "smollm2":
+        llm = load_pretrained(model_dir, device=device, dtype=dtype).requires_grad_(False)
+    else:  # built on the device itself: a 7B model initialised on the CPU would take minutes
+        a.no_hf = True  # the transformers side would need the same random weights: bench_model.py compares at these shapes
+        with torch.device(device):
+            llm = init_stand_in_(Transformer(ModelConfig.from_dict(SHAPES[a.arch])).to(dtype)).requires_grad_(False)
     lcfg = lora.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","))
     lora.inject(llm, lcfg)
     coll = load_collection(a.data, cfg.seed)
     names = coll.training_tasks()
     batches = Batches(tok, coll.tasks, names, cfg)
     work = [batches.examples(i)[0] for i in range(a.batches)]
+    V = llm.config.vocab_size  # SmolLM2's token ids (< 49152) folded into a smaller vocabulary (Mistral's 32000)
+    work = [[([t % V for t in x], [t if t == -100 else t % V for t in y]) for x, y in ex] for ex in work]
     net = t2l.HyperNetwork(t2l.T2LConfig.for_base(llm.config, variant="S", d_task=384, dropout=0.0)).to(device=device, dtype=dtype).train()
     opt = torch.optim.AdamW(net.parameters(), lr=1e-5)
     emb = torch.randn(cfg.batch_size, 384, device=device, dtype=dtype)
@@ -160,6 +173,8 @@ def main():
         return step
 
     impls = {"ours, padded": ours(False), "ours, packed, mask": ours(True), "ours, packed, spans": ours(True, spans=True)}
+    if llm.config.attn_logit_softcapping is not None:  # Gemma-2: no attention by span (the mask carries the soft-cap)
+        del impls["ours, packed, spans"]
     if not a.no_hf:
         import transformers
         hf = transformers.AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).requires_grad_(False).eval()
@@ -202,7 +217,8 @@ def main():
     peak = {s: max(pk[s] for v in peaks.values() for pk in v) for s in next(iter(peaks.values()))[0]}  # the run's best per shape
     top, mixed = max(peak.values()), mixed_of(peak)
     where = f"{a.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)" if a.device == "cpu" else torch.cuda.get_device_name()
-    print(f"\n{where}, {a.dtype}, torch {torch.__version__}; SmolLM2-135M, T2L-S on q_proj/v_proj r={lcfg.r}, "
+    base_name = "SmolLM2-135M" if a.arch == "smollm2" else f"{a.arch} (random weights)"
+    print(f"\n{where}, {a.dtype}, torch {torch.__version__}; {base_name}, T2L-S on q_proj/v_proj r={lcfg.r}, "
           f"{a.batches} {a.data} batches of {cfg.batch_size} (seed 0), best of {a.repeats}")
     print(f"real tokens per batch {sum(real) / len(real):.0f}; padded slots {sum(padded_slots) / len(work):.0f} "
           f"(real/slots {sum(real) / sum(padded_slots):.3f}); packed in rows of {a.capacity or cfg.max_len} "
@@ -220,13 +236,13 @@ def main():
         print(f"| {k} | {t / len(work):.2f} | {sum(real) / t:.0f} | {gf:.0f} | {row_top[k]:.0f} / {row_mix[k]:.0f} | "
               f"{100 * gf / row_top[k]:.1f}% | {100 * gf / row_mix[k]:.1f}% | {100 * gf / top:.1f}% | {base / t:.2f}x | "
               f"{statistics.mean(losses[k]):.6f} |")
-    for k in ("ours, packed, mask", "ours, packed, spans"):
+    for k in [k for k in ("ours, packed, mask", "ours, packed, spans") if k in impls]:
         diff = max(abs(x - y) for x, y in zip(losses["ours, padded"], losses[k]))
         print(f"max |loss padded - loss {k.split(', ', 1)[1]}| over the batches: {diff:.2e}")
     if a.profile:
         acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
         with profile(activities=acts) as prof:
-            impls["ours, packed, spans"](work[0]).backward()
+            impls["ours, packed, spans" if "ours, packed, spans" in impls else "ours, packed, mask"](work[0]).backward()
             opt.zero_grad(set_to_none=True)
         sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
         print("\nwhere one packed step's time goes (torch.profiler, top 12 by self time):\n")

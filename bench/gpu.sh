@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench/gpu.sh: every GPU measurement of bench/RESULTS.md in one prepared run (about 7 minutes on
+# bench/gpu.sh: every GPU measurement of bench/RESULTS.md in one prepared run (about 8 minutes on
 # one H100/H200), so that short GPU time is spent measuring, not setting up. Everything it prints
 # goes to ${OUT:-runs}/gpu_bench.md as well; bring that one file back. The most wanted rows run first.
 #
@@ -54,6 +54,9 @@ fi
 G="--device cuda --dtype bfloat16"
 # SNI T2L-S step: padded vs packed (per-token adapters) vs transformers + hooks, as a share of the bf16 matmul peak, with a profile
 run 200 $PY bench/bench_pack.py $G --batches 4 --repeats 2 --profile
+# the same at the GPU-sized bases (random weights): does packing pay once the matmuls are big?
+run 150 $PY bench/bench_pack.py $G --arch gemma2-2b --batches 4 --repeats 2
+run 150 $PY bench/bench_pack.py $G --arch mistral-7b --batches 4 --repeats 2
 # Gemma-2-2B shape, B=8 T=512: LoRA and T2L-S SFT steps, plain and with the memory savers (goal <= 16 GiB)
 run 120 $PY bench/bench_model.py $G --arch gemma2-2b --seq 512 --answer 64 --lora --steps 3 --warmup 1 --repeats 1
 run 120 $PY bench/bench_model.py $G --arch gemma2-2b --seq 512 --answer 64 --t2l --steps 3 --warmup 1 --repeats 1

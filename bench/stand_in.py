@@ -34,16 +34,23 @@ from model import ModelConfig, Transformer  # noqa: E402
 SOURCE = "random stand-in (bench/stand_in.py)"  # the safetensors `source` mark
 
 
+def init_stand_in_(m: Transformer) -> Transformer:
+    """Random weights in place: N(0, 0.02) matrices (the init std of these models' configs), norm
+    weights at their identity (ones; zeros for Gemma, whose norms scale by 1 + w)."""
+    gemma = m.config.model_type.startswith("gemma")
+    with torch.no_grad():
+        for p in m.parameters():
+            if p.dim() == 2:
+                p.normal_(0.0, 0.02)
+            else:
+                p.fill_(0.0 if gemma else 1.0)
+    return m
+
+
 def decoder_weights(cfg: dict) -> dict:
     """Random weights of the base model `cfg` describes, keyed as Hugging Face keys them."""
     torch.manual_seed(0)
-    m = Transformer(ModelConfig.from_dict(cfg))
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if p.dim() == 2:  # projections and embeddings: the init std of these models' configs
-                p.normal_(0.0, 0.02)
-            else:  # norm weights: ones (Gemma's norms scale by 1 + w, so zeros there)
-                p.fill_(0.0 if cfg.get("model_type", "").startswith("gemma") else 1.0)
+    m = init_stand_in_(Transformer(ModelConfig.from_dict(cfg)))
     return {n: t.contiguous() for n, t in m.state_dict().items()}
 
 
