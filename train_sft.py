@@ -90,7 +90,7 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (GPU; slow to start)
     grad_checkpoint: bool = False  # recompute each block in the backward instead of keeping its activations (memory)
     ce_chunk: int = 0  # answer positions per chunk of the vocabulary head; 0 = all at once (Gemma-2's 256k vocab: 1024)
-    pack: bool | None = None  # each batch's examples end to end, not padded: one row attended example by example (Gemma-2: masked rows of at most --max-len); per-token adapters, same loss (--no-pack: padded); default: the recipe's
+    pack: bool | None = None  # each batch's examples end to end, not padded: one row attended example by example (Gemma-2 and GPUs: masked rows of at most --max-len); per-token adapters, same loss (--no-pack: padded); default: the recipe's on a CPU, padded on a GPU
     fuse_lora: bool = False  # q/k/v and gate/up LoRA-A products as one batched matmul when LoRA dropout is 0 (GPU; padded batches, --no-pack)
     # T2L only (--variant L|M|S):
     encoder: str = ""  # task encoder: a sentence-transformers folder ("" = all-MiniLM-L6-v2 from its wheel) | base-llm (the LLM's own mean-pooled states) | one-hot (training-task ids)
@@ -306,6 +306,10 @@ RECIPES = {
 # short bare examples, half of them sharing one input, carry little padding, and packed and padded
 # steps took the same time there (1.81 s against 1.79 s, masked rows). On SNI or a folder the main
 # recipe packs as well: its examples are as long and uneven as the reference's (apply_recipe).
+# On a GPU the default is padded: at SNI's batch (8 examples, about 1350 tokens) an H200 step is
+# bound by kernel launches, not by the matmuls, and packed steps measured 0.82x (SmolLM2) and 0.86x
+# (Gemma-2-2B shape) a padded one (bench/RESULTS.md, 2026-12-04). --pack still packs there, in rows
+# of --max-len under the mask: attention example by example launches a kernel per example, 0.60x.
 
 
 def apply_recipe(cfg):
@@ -313,6 +317,8 @@ def apply_recipe(cfg):
     built-in suite and "reference" on SNI or a folder."""
     name = cfg.recipe if cfg.recipe != "auto" else ("main" if cfg.data == "builtin" else "reference")
     cfg.recipe = name
+    if cfg.pack is None and cfg.device != "cpu" and torch.cuda.is_available():  # the run will be on a GPU
+        cfg.pack = False  # a GPU's SNI step is launch-bound: padded measured fastest there (above)
     if name == "main" and cfg.pack is None and cfg.data != "builtin":
         cfg.pack = True  # SNI's long, uneven examples: a packed step 1.62x a padded one (bench/RESULTS.md)
     for key, value in RECIPES[name].items():
@@ -358,6 +364,7 @@ def run(cfg: TrainConfig, device):
     model_dir = prepare_model.model_dir(cfg.model or None)  # converts the default model on first use
     llm = load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
     llm.grad_checkpoint, llm.ce_chunk = cfg.grad_checkpoint, cfg.ce_chunk
+    llm.attend_by_span = device.type == "cpu"  # a GPU packs in masked rows: a kernel per example is slower (above)
     tok = load_tokenizer(model_dir)
     lcfg = lora.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","), use_rslora=cfg.rslora)
     lora.inject(llm, lcfg, fuse=cfg.fuse_lora)
