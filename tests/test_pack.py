@@ -76,8 +76,19 @@ def test_routed_delta_equals_per_example_bmm():
             torch.testing.assert_close(got[row, t], want, atol=1e-6, rtol=1e-6)
 
 
+def random_adapters(model, lcfg, n: int, device="cpu"):
+    """(per-example adapters for n examples, one shared adapter), rank 4, leaves that take gradients."""
+    shapes = lora.module_shapes(model, lcfg)
+    torch.manual_seed(2)
+    leaf = lambda *size: torch.randn(*size).mul(0.2).to(device).requires_grad_()
+    per_example = {name: (leaf(n, 4, d_in), leaf(n, d_out, 4)) for name, (d_in, d_out) in shapes.items()}
+    shared = {name: (leaf(4, d_in), leaf(d_out, 4)) for name, (d_in, d_out) in shapes.items()}
+    return per_example, shared
+
+
 def losses_and_grads(model, enc, adapter, packed, weighting, capacity):
-    """The SFT loss of `enc` under `adapter` (per-example or shared) and its gradients on the adapter."""
+    """The SFT loss of `enc` under `adapter` (per-example or shared) and its gradients on the adapter,
+    on the model's device."""
     leaves = [t for pair in adapter.values() for t in pair]
     for t in leaves:
         t.grad = None
@@ -87,6 +98,8 @@ def losses_and_grads(model, enc, adapter, packed, weighting, capacity):
     else:
         ids, labels, mask = fmt.collate(enc, 0)
         seg = None
+    dev = model.head_weight().device
+    ids, labels, mask, seg = (None if t is None else t.to(dev) for t in (ids, labels, mask, seg))
     with lora.use_adapter(model, adapter, 2.0, segments=seg):
         if weighting == "example":
             loss = model.loss(ids, labels, mask, reduction="per_example", segments=seg).mean()
@@ -107,12 +120,7 @@ def test_packed_equals_padded(tiny_dirs, family):
     lcfg = lora.LoraConfig(r=4, target_modules=list(lora.ALL_TARGETS))
     lora.inject(model, lcfg)
     enc = examples([11, 4, 17, 7, 9], answer=3, seed=1)
-    shapes = lora.module_shapes(model, lcfg)
-    torch.manual_seed(2)
-    per_example = {name: (torch.randn(len(enc), 4, d_in).mul(0.2).requires_grad_(), torch.randn(len(enc), d_out, 4).mul(0.2).requires_grad_())
-                   for name, (d_in, d_out) in shapes.items()}
-    shared = {name: (torch.randn(4, d_in).mul(0.2).requires_grad_(), torch.randn(d_out, 4).mul(0.2).requires_grad_())
-              for name, (d_in, d_out) in shapes.items()}
+    per_example, shared = random_adapters(model, lcfg, len(enc))
     # attention by span (no mask) and through the block-diagonal mask; rows of 24 slots, and one row
     # holding everything (what train_sft.py packs when the model attends by span); the spans also
     # through activation checkpointing (--grad-checkpoint passes them to the recomputed blocks)
