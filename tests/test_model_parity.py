@@ -167,3 +167,13 @@ def test_logits_index_and_loss(tiny_dirs):
     assert torch.allclose(m.loss(ids, labels), ref, atol=1e-5)
     per = m.loss(ids, labels, reduction="per_example")
     assert per.shape == (2,) and torch.allclose(per.mean(), (per[0] + per[1]) / 2)
+
+
+def test_building_a_model_turns_cudnn_attention_off():
+    """cuDNN's SDPA plans each new shape (every padded batch, every generated token): 4-5x slower
+    training steps on an H200 (bench/RESULTS.md). Building a Transformer switches it off."""
+    torch.backends.cuda.enable_cudnn_sdp(True)
+    cfg = ModelConfig.from_dict(dict(model_type="llama", vocab_size=VOCAB, hidden_size=16, intermediate_size=32,
+                                     num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1, head_dim=8))
+    Transformer(cfg)
+    assert not torch.backends.cuda.cudnn_sdp_enabled()
