@@ -524,9 +524,10 @@ class Transformer(nn.Module):
         # soft-capped scores take the mask path whatever this says: no fused kernel soft-caps.
         self.attend_by_span = True
         # No cuDNN attention (a process-wide switch of PyTorch's SDPA): cuDNN builds a plan for every
-        # new shape, and here every padded batch and every generated token brings one. On an H200 it
-        # made train_sft.py's step 4-5x slower (bench/RESULTS.md, 2026-12-04); SDPA's flash and
-        # memory-efficient kernels need no plan. A no-op on a CPU.
+        # new shape, and training meets a new padded length at nearly every step (generation, a new
+        # key length at every token). On an H200 it made train_sft.py's steps 4.3x slower (median,
+        # bench/RESULTS.md, 2026-12-04); SDPA's flash and memory-efficient kernels need no plan.
+        # A no-op on a CPU.
         torch.backends.cuda.enable_cudnn_sdp(False)
 
     # -- pieces ---------------------------------------------------------------

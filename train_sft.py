@@ -308,8 +308,10 @@ RECIPES = {
 # recipe packs as well: its examples are as long and uneven as the reference's (apply_recipe).
 # On a GPU the default is padded: at SNI's batch (8 examples, about 1350 tokens) an H200 step is
 # bound by kernel launches, not by the matmuls, and packed steps measured 0.82x (SmolLM2) and 0.86x
-# (Gemma-2-2B shape) a padded one (bench/RESULTS.md, 2026-12-04). --pack still packs there, in rows
-# of --max-len under the mask: attention example by example launches a kernel per example, 0.60x.
+# (Gemma-2-2B shape) a padded one (bench/RESULTS.md, 2026-12-04; bench steps, before cuDNN's
+# attention was switched off: train_sft.py's own padded and packed steps are not yet compared
+# without it). --pack still packs there, in rows of --max-len under the mask: attention example by
+# example launches a kernel per example, 0.60x.
 
 
 def apply_recipe(cfg):
@@ -364,7 +366,7 @@ def run(cfg: TrainConfig, device):
     model_dir = prepare_model.model_dir(cfg.model or None)  # converts the default model on first use
     llm = load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
     llm.grad_checkpoint, llm.ce_chunk = cfg.grad_checkpoint, cfg.ce_chunk
-    llm.attend_by_span = device.type == "cpu"  # a GPU packs in masked rows: a kernel per example is slower (above)
+    llm.attend_by_span = device.type != "cuda"  # a GPU packs in masked rows: a kernel per example is slower (above)
     tok = load_tokenizer(model_dir)
     lcfg = lora.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","), use_rslora=cfg.rslora)
     lora.inject(llm, lcfg, fuse=cfg.fuse_lora)

@@ -55,7 +55,7 @@ from data import format as fmt  # noqa: E402
 from data import prepare_model  # noqa: E402
 from data.batches import Batches  # noqa: E402
 from data.collection import load_collection  # noqa: E402
-from model import ModelConfig, Transformer, load_pretrained, load_tokenizer  # noqa: E402
+from model import ModelConfig, Transformer, load_pretrained, load_tokenizer, rope_inv_freq  # noqa: E402
 
 
 def sync(device):
@@ -142,6 +142,7 @@ def main():
         a.no_hf = True  # the transformers side would need the same random weights: bench_model.py compares at these shapes
         with torch.device(device):
             llm = init_stand_in_(Transformer(ModelConfig.from_dict(SHAPES[a.arch])).to(dtype)).requires_grad_(False)
+        llm.inv_freq = rope_inv_freq(llm.config).to(device)  # RoPE frequencies stay fp32, as load_pretrained keeps them
     lcfg = lora.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","))
     lora.inject(llm, lcfg)
     coll = load_collection(a.data, cfg.seed)

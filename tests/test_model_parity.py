@@ -170,7 +170,7 @@ def test_logits_index_and_loss(tiny_dirs):
 
 
 def test_building_a_model_turns_cudnn_attention_off():
-    """cuDNN's SDPA plans each new shape (every padded batch, every generated token): 4-5x slower
+    """cuDNN's SDPA plans each new shape (every padded batch, every generated token): 4.3x slower
     training steps on an H200 (bench/RESULTS.md). Building a Transformer switches it off."""
     torch.backends.cuda.enable_cudnn_sdp(True)
     cfg = ModelConfig.from_dict(dict(model_type="llama", vocab_size=VOCAB, hidden_size=16, intermediate_size=32,

@@ -146,12 +146,13 @@ def test_more_examples_than_adapters_is_refused(tiny_dirs):
         lora.set_adapter(model, adapter, 1.0, segments=seg)
 
 
-def test_a_run_from_before_packing_resumes_padded_only():
+def test_a_run_from_before_packing_resumes_padded_only(monkeypatch):
     """A checkpoint written before --pack existed trained padded: resuming an SNI run with the
     reference recipe, which now packs, would change its random draws, so --resume asks for
     --no-pack, and accepts it."""
     import checkpoint
     import train_sft
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # the CPU's defaults (a GPU pads: test_fidelity.py)
     old = dataclasses.asdict(train_sft.parse_args(["--data", "sni", "--no-pack"]))
     del old["pack"]
     state = {"config": old, "step": 3}
