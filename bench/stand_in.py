@@ -25,6 +25,8 @@ import sys
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import common  # noqa: E402
@@ -70,7 +72,6 @@ def check_out(out: Path, names: tuple, src: Path):
 
 def ours(folder: Path) -> bool:
     """Does `folder` hold a model.safetensors with this script's mark?"""
-    from safetensors import safe_open
     try:
         with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
             return (f.metadata() or {}).get("source") == SOURCE
@@ -91,7 +92,6 @@ def write_decoder(src: Path, out: Path) -> Path:
 def write_encoder(src: Path, out: Path) -> Path:
     """The sentence-transformers folder `src`, plus a random BERT in its model.safetensors."""
     import transformers
-    from safetensors.torch import save_file
     torch.manual_seed(0)
     bert = transformers.BertModel(transformers.BertConfig.from_json_file(str(src / "config.json")))
     state = {n: t.contiguous() for n, t in bert.state_dict().items()}
