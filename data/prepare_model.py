@@ -463,16 +463,24 @@ def read_weights(gguf_path: Path, reader, config: dict) -> dict:
 STAND_IN_SOURCE = "random stand-in (bench/stand_in.py)"
 
 
+def safetensors_source(path: Path) -> str | None:
+    """The `source` in a safetensors file's metadata ("" when it has none); None when unreadable."""
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return str((f.metadata() or {}).get("source", ""))
+    except Exception:  # missing or unreadable file (safetensors raises its own error type)
+        return None
+
+
 def source_mark(folder: Path) -> str | None:
     """The `source` write_model put in model.safetensors, when `folder` holds only MODEL_FILES; else None."""
     try:
         names = {p.name for p in folder.iterdir()}
-        if not names <= set(MODEL_FILES) or "model.safetensors" not in names:
-            return None
-        with safe_open(str(folder / "model.safetensors"), framework="pt") as f:
-            return str((f.metadata() or {}).get("source", ""))
-    except Exception:  # unreadable folder or file (safetensors raises its own error type): not ours
+    except OSError:  # unreadable folder: not ours
         return None
+    if not names <= set(MODEL_FILES) or "model.safetensors" not in names:
+        return None
+    return safetensors_source(folder / "model.safetensors")
 
 
 def written_here(folder: Path) -> bool:
