@@ -27,9 +27,12 @@ What it does, in one process, on the same weights and the same batches:
                               (Gemma-2, which soft-caps, keeps the mask and rows of --max-len)
        transformers + hooks, padded   forward hooks adding the per-example deltas, as the reference
   4. useful FLOPs: counted for the real tokens only (padding is waste), from the config: the
-     frozen Linears forward and their input gradient backward (4 x params per token), attention
-     over each example's own causal context (forward + backward), the vocabulary head at the
-     answer positions, the LoRA path. Reported as tokens/s, GFLOP/s and the fraction of the peak.
+     frozen Linears forward and their input gradient backward (4 x params per token; none for
+     layer 0's q, k, v, whose input, the frozen embeddings, needs no gradient), attention over
+     each example's own causal context (forward + backward), the vocabulary head at the answer
+     positions, the LoRA path at rank r; plus the hypernetwork's forward and backward, which every
+     row runs alike (torch.utils.flop_counter counts it). Reported as tokens/s, GFLOP/s and the
+     fraction of the peak.
 """
 from __future__ import annotations
 
@@ -42,6 +45,7 @@ from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -84,23 +88,37 @@ def matmul_peak(mcfg, n_rows: int, device, dtype, repeats: int = 5) -> dict:
     return out
 
 
-def useful_flops(mcfg, examples, lcfg) -> float:
-    """FLOPs of one frozen-base LoRA SFT step counted on real tokens only (see the docstring)."""
+def useful_flops(mcfg, examples, lcfg, hyper: float = 0.0) -> float:
+    """FLOPs of one T2L SFT step on a frozen base, counted on real tokens only (see the docstring);
+    hyper: the hypernetwork's own forward and backward (hyper_flops)."""
     d, L = mcfg.hidden_size, mcfg.num_hidden_layers
     q, kv = mcfg.num_attention_heads * mcfg.head_dim, mcfg.num_key_value_heads * mcfg.head_dim
     linear = L * (d * (q + 2 * kv) + q * d + 3 * d * mcfg.intermediate_size)  # weights of every block's Linears
     shapes = {"q_proj": (d, q), "k_proj": (d, kv), "v_proj": (d, kv), "o_proj": (q, d)}
     shapes.update({"gate_proj": (d, mcfg.intermediate_size), "up_proj": (d, mcfg.intermediate_size), "down_proj": (mcfg.intermediate_size, d)})
     lora_per_tok = L * sum(2 * lcfg.r * (shapes[t][0] + shapes[t][1]) for t in lcfg.target_modules)
-    total = 0.0
+    # Layer 0's q, k and v read the frozen embeddings, which need no gradient: autograd skips the
+    # input gradient of those Linears and of their LoRA A products (2 FLOPs per weight per token).
+    first = 2 * d * (q + 2 * kv) + sum(2 * lcfg.r * shapes[t][0] for t in lcfg.target_modules if t in ("q_proj", "k_proj", "v_proj"))
+    total = hyper
     for ids, labels in examples:
         n = len(ids)
         answers = sum(t != -100 for t in labels[1:])
-        total += 4 * linear * n  # forward 2 x params, backward input-gradient 2 x params (frozen: no weight gradient)
+        total += 4 * linear * n - first * n  # forward 2 x params, backward input-gradient 2 x params (frozen: no weight gradient)
         total += 3 * 2 * 2 * L * q * n * (n + 1) / 2  # QK^T and AV over the causal context, forward + 2 x backward
         total += 4 * d * mcfg.vocab_size * answers  # the vocabulary head at the answer positions, forward + backward
         total += 3 * lora_per_tok * n  # the LoRA path, forward + backward (gradients into A and B too)
     return total
+
+
+def hyper_flops(net, emb) -> float:
+    """The hypernetwork's matmul FLOPs for one batch of descriptions, forward and backward (its
+    weights are trained), as torch.utils.flop_counter counts them: the same in every row."""
+    with FlopCounterMode(display=False) as counter:
+        adapter = net(emb)
+        sum(A.sum() + B.sum() for A, B in adapter.values()).backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
 
 
 def hooks_step(hf, net, lcfg):
@@ -157,7 +175,8 @@ def main():
     real = [sum(len(x) for x, _ in ex) for ex in work]
     padded_slots = [len(ex) * max(len(x) for x, _ in ex) for ex in work]
     packed_slots = [fmt.pack(ex, 0, a.capacity or cfg.max_len)[0].numel() for ex in work]  # rows of 384 (one row: = real)
-    flops = [useful_flops(llm.config, ex, lcfg) for ex in work]
+    hyper = hyper_flops(net, emb)  # the same batch size in every step
+    flops = [useful_flops(llm.config, ex, lcfg, hyper) for ex in work]
 
     def ours(packed, spans=False):
         def step(ex):
@@ -227,6 +246,8 @@ def main():
           "(spans): the real tokens, no padding")
     print("matmul peak at the model's shapes, the best of the run (GFLOP/s): " + ", ".join(f"{k} {v:.0f}" for k, v in peak.items()))
     print(f"peak of the block's mix of shapes (each Linear at its own shape's best): {mixed:.0f} GFLOP/s")
+    print(f"useful work per step {sum(flops) / len(flops) / 1e9:.0f} GFLOP, of which the hypernetwork {hyper / 1e9:.1f} "
+          f"({100 * hyper * len(flops) / sum(flops):.1f}%)")
     print("\n| step | s/step | real tokens/s | useful GFLOP/s | peak beside it: best shape / mix | of the best shape's peak | "
           f"of the mix's peak | of the run's best peak ({top:.0f}) | vs ours, padded | loss |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")

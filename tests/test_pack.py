@@ -162,3 +162,34 @@ def test_a_run_from_before_packing_resumes_padded_only(monkeypatch):
     assert train_sft.parse_args([]).pack is False  # the main recipe pads: packing gains nothing there
     assert train_sft.parse_args(["--recipe", "main", "--data", "sni"]).pack is True  # ... but on SNI it does
     assert train_sft.parse_args(["--recipe", "main", "--data", "sni", "--no-pack"]).pack is False
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f != "gemma2"])  # Gemma-2 soft-caps: its attention is matmuls by hand
+def test_the_roofline_counts_every_multiply_of_a_packed_t2l_step(tiny_dirs, family):
+    """bench/bench_pack.py's FLOP count (useful_flops + hyper_flops) is what a packed T2L-S step
+    really multiplies, by torch's own counter: given the rank n*r that lora_delta_routed runs (the
+    other examples' columns are multiplied by zero), the two agree exactly. Attention is left out of
+    both (the CPU's fused kernel is not counted); everything else, layer 0's skipped input
+    gradients and the head at the answer positions only, must add up."""
+    import t2l
+    from torch.utils.flop_counter import FlopCounterMode
+    from bench.bench_pack import hyper_flops, useful_flops
+
+    model = load_pretrained(tiny_dirs[family][1], dtype=torch.float32).requires_grad_(False)
+    lcfg = lora.LoraConfig(r=4)  # q_proj and v_proj, as the bench
+    lora.inject(model, lcfg)
+    model.attend_by_span = True
+    enc = examples([11, 4, 17, 7, 9], answer=3, seed=2)
+    net = t2l.HyperNetwork(t2l.T2LConfig.for_base(model.config, variant="S", rank=4, d_task=16, latent=16, head_in=32, dropout=0.0))
+    emb = torch.randn(len(enc), 16)
+    hyper = hyper_flops(net, emb)
+    ids, labels, seg = fmt.pack(enc, 0, None)
+    with FlopCounterMode(display=False) as counter:
+        with lora.use_adapter(model, net(emb), lcfg.scaling, segments=seg):
+            model.loss(ids, labels, reduction="per_example", segments=seg).mean().backward()
+    counted = sum(v for k, v in counter.get_flop_counts()["Global"].items() if str(k) in ("aten.mm", "aten.addmm"))
+    c = model.config
+    attention = sum(12 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * len(x) * (len(x) + 1) / 2 for x, _ in enc)
+    as_run = dataclasses.replace(lcfg, r=lcfg.r * len(enc))  # the one-hot routing's rank n*r
+    assert counted == useful_flops(c, enc, as_run, hyper) - attention
+    assert hyper > 0 and useful_flops(c, enc, lcfg, hyper) < useful_flops(c, enc, as_run, hyper)
