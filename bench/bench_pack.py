@@ -27,8 +27,9 @@ What it does, in one process, on the same weights and the same batches:
                               (Gemma-2, which soft-caps, keeps the mask and rows of --max-len)
        transformers + hooks, padded   forward hooks adding the per-example deltas, as the reference
   4. useful FLOPs: counted for the real tokens only (padding is waste), from the config: the
-     frozen Linears forward and their input gradient backward (4 x params per token; none for
-     layer 0's q, k, v, whose input, the frozen embeddings, needs no gradient), attention over
+     frozen Linears forward and their input gradient backward (2 + 2 x params per token; layer
+     0's q, k, v and their LoRA A products have no input gradient: they read the normed frozen
+     embeddings, which need none), attention over
      each example's own causal context (forward + backward), the vocabulary head at the answer
      positions, the LoRA path at rank r; plus the hypernetwork's forward and backward, which every
      row runs alike (torch.utils.flop_counter counts it). Reported as tokens/s, GFLOP/s and the
@@ -90,21 +91,26 @@ def matmul_peak(mcfg, n_rows: int, device, dtype, repeats: int = 5) -> dict:
 
 def useful_flops(mcfg, examples, lcfg, hyper: float = 0.0) -> float:
     """FLOPs of one T2L SFT step on a frozen base, counted on real tokens only (see the docstring);
-    hyper: the hypernetwork's own forward and backward (hyper_flops)."""
+    hyper: the hypernetwork's own forward and backward (hyper_flops). Assumes what the bench runs:
+    every layer adapted, on q, k or v among others, so that the gradient reaches every layer's
+    attention and stops only at layer 0's input (with o_proj or MLP targets alone, autograd would
+    skip more of layer 0 than this subtracts)."""
+    if lcfg.layers is not None or not {"q_proj", "k_proj", "v_proj"} & set(lcfg.target_modules):
+        raise ValueError("useful_flops counts LoRAs on every layer's q, k or v only (bench_pack's recipe)")
     d, L = mcfg.hidden_size, mcfg.num_hidden_layers
     q, kv = mcfg.num_attention_heads * mcfg.head_dim, mcfg.num_key_value_heads * mcfg.head_dim
     linear = L * (d * (q + 2 * kv) + q * d + 3 * d * mcfg.intermediate_size)  # weights of every block's Linears
     shapes = {"q_proj": (d, q), "k_proj": (d, kv), "v_proj": (d, kv), "o_proj": (q, d)}
     shapes.update({"gate_proj": (d, mcfg.intermediate_size), "up_proj": (d, mcfg.intermediate_size), "down_proj": (mcfg.intermediate_size, d)})
     lora_per_tok = L * sum(2 * lcfg.r * (shapes[t][0] + shapes[t][1]) for t in lcfg.target_modules)
-    # Layer 0's q, k and v read the frozen embeddings, which need no gradient: autograd skips the
-    # input gradient of those Linears and of their LoRA A products (2 FLOPs per weight per token).
+    # Layer 0's q, k and v read the normed frozen embeddings, which need no gradient: autograd skips
+    # the input gradient of those Linears and of their LoRA A products (2 FLOPs per weight per token).
     first = 2 * d * (q + 2 * kv) + sum(2 * lcfg.r * shapes[t][0] for t in lcfg.target_modules if t in ("q_proj", "k_proj", "v_proj"))
     total = hyper
     for ids, labels in examples:
         n = len(ids)
         answers = sum(t != -100 for t in labels[1:])
-        total += 4 * linear * n - first * n  # forward 2 x params, backward input-gradient 2 x params (frozen: no weight gradient)
+        total += (4 * linear - first) * n  # forward 2 x params, input gradient 2 x params (frozen: no weight gradient), less layer 0's
         total += 3 * 2 * 2 * L * q * n * (n + 1) / 2  # QK^T and AV over the causal context, forward + 2 x backward
         total += 4 * d * mcfg.vocab_size * answers  # the vocabulary head at the answer positions, forward + backward
         total += 3 * lora_per_tok * n  # the LoRA path, forward + backward (gradients into A and B too)
