@@ -29,11 +29,10 @@ What it does, in one process, on the same weights and the same batches:
   4. useful FLOPs: counted for the real tokens only (padding is waste), from the config: the
      frozen Linears forward and their input gradient backward (2 + 2 x params per token; layer
      0's q, k, v and their LoRA A products have no input gradient: they read the normed frozen
-     embeddings, which need none), attention over
-     each example's own causal context (forward + backward), the vocabulary head at the answer
-     positions, the LoRA path at rank r; plus the hypernetwork's forward and backward, which every
-     row runs alike (torch.utils.flop_counter counts it). Reported as tokens/s, GFLOP/s and the
-     fraction of the peak.
+     embeddings, which need none), attention over each example's own causal context (forward +
+     backward), the vocabulary head at the answer positions, the LoRA path at rank r; plus the
+     hypernetwork's forward and backward, which every row runs alike (torch.utils.flop_counter
+     counts it). Reported as tokens/s, GFLOP/s and the fraction of the peak.
 """
 from __future__ import annotations
 
@@ -111,10 +110,15 @@ def useful_flops(mcfg, examples, lcfg, hyper: float = 0.0) -> float:
         n = len(ids)
         answers = sum(t != -100 for t in labels[1:])
         total += (4 * linear - first) * n  # forward 2 x params, input gradient 2 x params (frozen: no weight gradient), less layer 0's
-        total += 3 * 2 * 2 * L * q * n * (n + 1) / 2  # QK^T and AV over the causal context, forward + 2 x backward
+        total += attention_flops(mcfg, n)
         total += 4 * d * mcfg.vocab_size * answers  # the vocabulary head at the answer positions, forward + backward
         total += 3 * lora_per_tok * n  # the LoRA path, forward + backward (gradients into A and B too)
     return total
+
+
+def attention_flops(mcfg, n: int) -> float:
+    """QK^T and AV of one n-token example over its causal context, forward + 2 x backward."""
+    return 3 * 2 * 2 * mcfg.num_hidden_layers * mcfg.num_attention_heads * mcfg.head_dim * n * (n + 1) / 2
 
 
 def hyper_flops(net, emb) -> float:

@@ -173,7 +173,7 @@ def test_the_roofline_counts_every_multiply_of_a_packed_t2l_step(tiny_dirs, fami
     layer 0's skipped input gradients and the head at the answer positions only, must add up."""
     import t2l
     from torch.utils.flop_counter import FlopCounterMode
-    from bench.bench_pack import hyper_flops, useful_flops
+    from bench.bench_pack import attention_flops, hyper_flops, useful_flops
 
     model = load_pretrained(tiny_dirs[family][1], dtype=torch.float32).requires_grad_(False)
     lcfg = lora.LoraConfig(r=4)  # q_proj and v_proj, as the bench
@@ -189,7 +189,7 @@ def test_the_roofline_counts_every_multiply_of_a_packed_t2l_step(tiny_dirs, fami
             model.loss(ids, labels, reduction="per_example", segments=seg).mean().backward()
     counted = sum(v for k, v in counter.get_flop_counts()["Global"].items() if str(k) in ("aten.mm", "aten.addmm"))
     c = model.config
-    attention = sum(12 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * len(x) * (len(x) + 1) / 2 for x, _ in enc)
+    attention = sum(attention_flops(c, len(x)) for x, _ in enc)
     as_run = dataclasses.replace(lcfg, r=lcfg.r * len(enc))  # the one-hot routing's rank n*r
     assert counted == useful_flops(c, enc, as_run, hyper) - attention
     assert hyper > 0 and useful_flops(c, enc, lcfg, hyper) < useful_flops(c, enc, as_run, hyper)
