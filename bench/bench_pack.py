@@ -33,11 +33,17 @@ What it does, in one process, on the same weights and the same batches:
      backward), the vocabulary head at the answer positions, the LoRA path at rank r; plus the
      hypernetwork's forward and backward, which every row runs alike (torch.utils.flop_counter
      counts it). Reported as tokens/s, GFLOP/s and the fraction of the peak.
+  5. Every row reports its batches' best step (the roofline), its mean over every step (what a
+     training run feels) and its page faults per step (CPU). --malloc keep: an experiment, not what
+     train_sft.py does; glibc keeps the memory a step frees instead of unmapping it (keep_freed_memory;
+     bench/RESULTS.md, "malloc keeps the memory a step frees": not adopted).
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -86,6 +92,23 @@ def matmul_peak(mcfg, n_rows: int, device, dtype, repeats: int = 5) -> dict:
             best = min(best, time.perf_counter() - t0)
         out[name] = 2 * rows * d_in * d_out / best / 1e9
     return out
+
+
+def keep_freed_memory() -> bool:
+    """--malloc keep: glibc serves every block from its heap (M_MMAP_MAX = 0: no block of its own
+    mmap, unmapped when freed) and never trims the heap (M_TRIM_THRESHOLD = -1), so a step reuses
+    the pages the last one freed instead of faulting fresh ones in. -> False where there is no glibc."""
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # <malloc.h>
+    return mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, -1) == 1
+
+
+def faults() -> int:
+    """Minor page faults of this process so far (a fault per fresh 4 KiB page touched)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def useful_flops(mcfg, examples, lcfg, hyper: float = 0.0) -> float:
@@ -158,8 +181,12 @@ def main():
     p.add_argument("--no-hf", action="store_true", help="skip the transformers + hooks rows")
     p.add_argument("--capacity", type=int, default=0, help="packed row length; 0 = --max-len, 384 (train_sft.py --pack)")
     p.add_argument("--profile", action="store_true", help="torch.profiler table of one packed step (spans, train_sft.py's)")
+    p.add_argument("--malloc", default="default", choices=["default", "keep"],
+                   help="CPU: glibc's defaults (as train_sft.py), or keep freed memory for the next step (an experiment)")
     a = p.parse_args()
     device, dtype = torch.device(a.device), getattr(torch, a.dtype)
+    if device.type == "cpu" and a.malloc == "keep" and not keep_freed_memory():
+        sys.exit("error: --malloc keep needs glibc (Linux)")
     torch.manual_seed(0)
     cfg = train_sft.apply_recipe(train_sft.TrainConfig(data=a.data, recipe="reference", neftune=0.0, lora_dropout=0.0, hyper_dropout=0.0))
     model_dir = prepare_model.model_dir()
@@ -214,7 +241,9 @@ def main():
             ids, labels, mask = (t.to(device) for t in fmt.collate(ex, tok.pad_token_id))
             return hstep(emb, ids, labels, mask)
         impls["transformers + hooks, padded"] = hf_padded
-    times = {k: [float("inf")] * len(work) for k in impls}
+    times = {k: [float("inf")] * len(work) for k in impls}  # each batch's best step
+    every = {k: [] for k in impls}  # every step: what a training run feels (the best leaves out the slow ones)
+    faulted = {k: 0 for k in impls}  # page faults inside the timed steps
     losses = {k: [0.0] * len(work) for k in impls}
     n_rows = int(statistics.median(real))
     # This CPU's speed drifts (the peak moved 17% in 20 minutes, bench/RESULTS.md), so the peak is
@@ -226,12 +255,14 @@ def main():
             peaks[k].append(matmul_peak(llm.config, n_rows, device, dtype))
             for i, ex in enumerate(work):
                 sync(device)
-                t0 = time.perf_counter()
+                f0, t0 = faults(), time.perf_counter()
                 loss = step(ex)
                 loss.backward()
                 opt.zero_grad(set_to_none=True)  # no opt.step(): every row sees the same weights
                 sync(device)
                 times[k][i] = min(times[k][i], time.perf_counter() - t0)
+                every[k].append(time.perf_counter() - t0)
+                faulted[k] += faults() - f0
                 losses[k][i] = loss.item()
     # The peak of THIS mix of shapes: the time a block's Linears would take if each ran at its own
     # shape's best rate (q, o: d x d; k, v: d x kv; gate, up: d x ffn; down: ffn x d).
@@ -249,7 +280,8 @@ def main():
     where = f"{a.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)" if a.device == "cpu" else torch.cuda.get_device_name()
     base_name = "SmolLM2-135M" if a.arch == "smollm2" else f"{a.arch} (random weights)"
     print(f"\n{where}, {a.dtype}, torch {torch.__version__}; {base_name}, T2L-S on q_proj/v_proj r={lcfg.r}, "
-          f"{a.batches} {a.data} batches of {cfg.batch_size} (seed 0), best of {a.repeats}")
+          f"{a.batches} {a.data} batches of {cfg.batch_size} (seed 0), best of {a.repeats}"
+          + (f"; malloc: {a.malloc}" if a.device == "cpu" else ""))
     print(f"real tokens per batch {sum(real) / len(real):.0f}; padded slots {sum(padded_slots) / len(work):.0f} "
           f"(real/slots {sum(real) / sum(padded_slots):.3f}); packed in rows of {a.capacity or cfg.max_len} "
           f"(mask) {sum(packed_slots) / len(work):.0f} (real/slots {sum(real) / sum(packed_slots):.3f}); packed in one row "
@@ -258,14 +290,14 @@ def main():
     print(f"peak of the block's mix of shapes (each Linear at its own shape's best): {mixed:.0f} GFLOP/s")
     print(f"useful work per step {sum(flops) / len(flops) / 1e9:.0f} GFLOP, of which the hypernetwork {hyper / 1e9:.1f} "
           f"({100 * hyper * len(flops) / sum(flops):.1f}%)")
-    print("\n| step | s/step | real tokens/s | useful GFLOP/s | peak beside it: best shape / mix | of the best shape's peak | "
+    print("\n| step | s/step (each batch's best) | mean s/step (every step) | page faults/step | real tokens/s | useful GFLOP/s | peak beside it: best shape / mix | of the best shape's peak | "
           f"of the mix's peak | of the run's best peak ({top:.0f}) | vs ours, padded | loss |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     base = sum(times["ours, padded"])
     for k in impls:
         t = sum(times[k])
         gf = sum(flops) / t / 1e9
-        print(f"| {k} | {t / len(work):.2f} | {sum(real) / t:.0f} | {gf:.0f} | {row_top[k]:.0f} / {row_mix[k]:.0f} | "
+        print(f"| {k} | {t / len(work):.2f} | {statistics.mean(every[k]):.2f} | {faulted[k] / len(every[k]):.0f} | {sum(real) / t:.0f} | {gf:.0f} | {row_top[k]:.0f} / {row_mix[k]:.0f} | "
               f"{100 * gf / row_top[k]:.1f}% | {100 * gf / row_mix[k]:.1f}% | {100 * gf / top:.1f}% | {base / t:.2f}x | "
               f"{statistics.mean(losses[k]):.6f} |")
     for k in [k for k in ("ours, packed, mask", "ours, packed, spans") if k in impls]:
