@@ -33,17 +33,17 @@ What it does, in one process, on the same weights and the same batches:
      backward), the vocabulary head at the answer positions, the LoRA path at rank r; plus the
      hypernetwork's forward and backward, which every row runs alike (torch.utils.flop_counter
      counts it). Reported as tokens/s, GFLOP/s and the fraction of the peak.
-  5. Every row reports its batches' best step (the roofline), its mean over every step (what a
-     training run feels) and its page faults per step (CPU). --malloc keep: an experiment, not what
-     train_sft.py does; glibc keeps the memory a step frees instead of unmapping it (keep_freed_memory;
-     bench/RESULTS.md, "malloc keeps the memory a step frees": not adopted).
+  5. Every row runs one untimed warm-up step, then reports its batches' best step (the roofline),
+     its mean over every timed step (what a training run feels) and, on the CPU, its page faults
+     per step. --malloc keep: an experiment, not what train_sft.py does; glibc keeps the memory a
+     step frees instead of unmapping it (keep_freed_memory; bench/RESULTS.md, "malloc keeping the
+     memory a step frees": not adopted).
 """
 from __future__ import annotations
 
 import argparse
 import ctypes
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -95,9 +95,10 @@ def matmul_peak(mcfg, n_rows: int, device, dtype, repeats: int = 5) -> dict:
 
 
 def keep_freed_memory() -> bool:
-    """--malloc keep: glibc serves every block from its heap (M_MMAP_MAX = 0: no block of its own
-    mmap, unmapped when freed) and never trims the heap (M_TRIM_THRESHOLD = -1), so a step reuses
-    the pages the last one freed instead of faulting fresh ones in. -> False where there is no glibc."""
+    """--malloc keep: glibc serves every block from its heap (M_MMAP_MAX = 0: no block gets an mmap
+    of its own, which would be unmapped when freed) and never trims the heap (M_TRIM_THRESHOLD = -1),
+    so a step reuses the pages the last one freed instead of faulting fresh ones in. -> False where
+    there is no glibc."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
@@ -108,6 +109,7 @@ def keep_freed_memory() -> bool:
 
 def faults() -> int:
     """Minor page faults of this process so far (a fault per fresh 4 KiB page touched)."""
+    import resource  # POSIX only: imported here so that tests can import this module anywhere
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
@@ -185,8 +187,8 @@ def main():
                    help="CPU: glibc's defaults (as train_sft.py), or keep freed memory for the next step (an experiment)")
     a = p.parse_args()
     device, dtype = torch.device(a.device), getattr(torch, a.dtype)
-    if device.type == "cpu" and a.malloc == "keep" and not keep_freed_memory():
-        sys.exit("error: --malloc keep needs glibc (Linux)")
+    if a.malloc == "keep" and (device.type != "cpu" or not keep_freed_memory()):
+        sys.exit("error: --malloc keep is for the CPU, with glibc (Linux)")
     torch.manual_seed(0)
     cfg = train_sft.apply_recipe(train_sft.TrainConfig(data=a.data, recipe="reference", neftune=0.0, lora_dropout=0.0, hyper_dropout=0.0))
     model_dir = prepare_model.model_dir()
@@ -250,6 +252,9 @@ def main():
     # measured beside every pass of every row, and each row is held to the highest peak measured
     # beside it: the fraction can only come out low, never flattered by a slow moment.
     peaks = {k: [] for k in impls}
+    for k, step in impls.items():  # one untimed step each: the first touches every page and builds every plan
+        step(work[0]).backward()
+        opt.zero_grad(set_to_none=True)
     for _ in range(a.repeats):
         for k, step in impls.items():  # alternate, so drift of the machine hits every row alike
             peaks[k].append(matmul_peak(llm.config, n_rows, device, dtype))
@@ -260,8 +265,9 @@ def main():
                 loss.backward()
                 opt.zero_grad(set_to_none=True)  # no opt.step(): every row sees the same weights
                 sync(device)
-                times[k][i] = min(times[k][i], time.perf_counter() - t0)
-                every[k].append(time.perf_counter() - t0)
+                dt = time.perf_counter() - t0
+                times[k][i] = min(times[k][i], dt)
+                every[k].append(dt)
                 faulted[k] += faults() - f0
                 losses[k][i] = loss.item()
     # The peak of THIS mix of shapes: the time a block's Linears would take if each ran at its own
@@ -277,11 +283,11 @@ def main():
     row_mix = {k: max(mixed_of(pk) for pk in v) for k, v in peaks.items()}
     peak = {s: max(pk[s] for v in peaks.values() for pk in v) for s in next(iter(peaks.values()))[0]}  # the run's best per shape
     top, mixed = max(peak.values()), mixed_of(peak)
-    where = f"{a.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)" if a.device == "cpu" else torch.cuda.get_device_name()
+    where = f"{a.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)" if device.type == "cpu" else torch.cuda.get_device_name()
     base_name = "SmolLM2-135M" if a.arch == "smollm2" else f"{a.arch} (random weights)"
     print(f"\n{where}, {a.dtype}, torch {torch.__version__}; {base_name}, T2L-S on q_proj/v_proj r={lcfg.r}, "
-          f"{a.batches} {a.data} batches of {cfg.batch_size} (seed 0), best of {a.repeats}"
-          + (f"; malloc: {a.malloc}" if a.device == "cpu" else ""))
+          f"{a.batches} {a.data} batches of {cfg.batch_size} (seed 0), best and mean of {a.repeats} passes"
+          + (f"; malloc: {a.malloc}" if device.type == "cpu" else ""))
     print(f"real tokens per batch {sum(real) / len(real):.0f}; padded slots {sum(padded_slots) / len(work):.0f} "
           f"(real/slots {sum(real) / sum(padded_slots):.3f}); packed in rows of {a.capacity or cfg.max_len} "
           f"(mask) {sum(packed_slots) / len(work):.0f} (real/slots {sum(real) / sum(packed_slots):.3f}); packed in one row "
@@ -290,14 +296,15 @@ def main():
     print(f"peak of the block's mix of shapes (each Linear at its own shape's best): {mixed:.0f} GFLOP/s")
     print(f"useful work per step {sum(flops) / len(flops) / 1e9:.0f} GFLOP, of which the hypernetwork {hyper / 1e9:.1f} "
           f"({100 * hyper * len(flops) / sum(flops):.1f}%)")
-    print("\n| step | s/step (each batch's best) | mean s/step (every step) | page faults/step | real tokens/s | useful GFLOP/s | peak beside it: best shape / mix | of the best shape's peak | "
+    print("\n| step | s/step (each batch's best) | mean s/step (every step) | CPU page faults/step | real tokens/s | useful GFLOP/s | peak beside it: best shape / mix | of the best shape's peak | "
           f"of the mix's peak | of the run's best peak ({top:.0f}) | vs ours, padded | loss |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     base = sum(times["ours, padded"])
     for k in impls:
         t = sum(times[k])
         gf = sum(flops) / t / 1e9
-        print(f"| {k} | {t / len(work):.2f} | {statistics.mean(every[k]):.2f} | {faulted[k] / len(every[k]):.0f} | {sum(real) / t:.0f} | {gf:.0f} | {row_top[k]:.0f} / {row_mix[k]:.0f} | "
+        flt = f"{faulted[k] / len(every[k]):.0f}" if device.type == "cpu" else "-"  # a GPU step's faults are the host's
+        print(f"| {k} | {t / len(work):.2f} | {statistics.mean(every[k]):.2f} | {flt} | {sum(real) / t:.0f} | {gf:.0f} | {row_top[k]:.0f} / {row_mix[k]:.0f} | "
               f"{100 * gf / row_top[k]:.1f}% | {100 * gf / row_mix[k]:.1f}% | {100 * gf / top:.1f}% | {base / t:.2f}x | "
               f"{statistics.mean(losses[k]):.6f} |")
     for k in [k for k in ("ours, packed, mask", "ours, packed, spans") if k in impls]:
