@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -109,7 +110,6 @@ def keep_freed_memory() -> bool:
 
 def faults() -> int:
     """Minor page faults of this process so far (a fault per fresh 4 KiB page touched)."""
-    import resource  # POSIX only: imported here so that tests can import this module anywhere
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
