@@ -243,8 +243,7 @@ def main():
             ids, labels, mask = (t.to(device) for t in fmt.collate(ex, tok.pad_token_id))
             return hstep(emb, ids, labels, mask)
         impls["transformers + hooks, padded"] = hf_padded
-    times = {k: [float("inf")] * len(work) for k in impls}  # each batch's best step
-    every = {k: [] for k in impls}  # every step: what a training run feels (the best leaves out the slow ones)
+    every = {k: [] for k in impls}  # every timed step, pass after pass: what a training run feels
     faulted = {k: 0 for k in impls}  # page faults inside the timed steps
     losses = {k: [0.0] * len(work) for k in impls}
     n_rows = int(statistics.median(real))
@@ -265,11 +264,10 @@ def main():
                 loss.backward()
                 opt.zero_grad(set_to_none=True)  # no opt.step(): every row sees the same weights
                 sync(device)
-                dt = time.perf_counter() - t0
-                times[k][i] = min(times[k][i], dt)
-                every[k].append(dt)
+                every[k].append(time.perf_counter() - t0)
                 faulted[k] += faults() - f0
                 losses[k][i] = loss.item()
+    times = {k: [min(v[i::len(work)]) for i in range(len(work))] for k, v in every.items()}  # each batch's best step
     # The peak of THIS mix of shapes: the time a block's Linears would take if each ran at its own
     # shape's best rate (q, o: d x d; k, v: d x kv; gate, up: d x ffn; down: ffn x d).
     c = llm.config
