@@ -162,7 +162,7 @@ def read_ckpt(path: Path) -> dict:
 # how fast or on what it runs, what is scored after training): --resume may change them. Any other
 # difference from the checkpoint's settings is refused, so a resumed run is the run it continues and
 # its config.json stays true. Names of both scripts' settings (a name a config lacks is unused).
-RESUME_FREE = {"out", "resume", "force", "stop_after", "device", "ckpt_every", "compile", "grad_checkpoint", "ce_chunk",
+RESUME_FREE = {"out", "resume", "force", "stop_after", "device", "ckpt_every", "compile", "grad_checkpoint",
                "fuse_lora", "trust_remote_code", "probe_inputs", "eval_examples", "steering_inputs", "steering_descs",
                "final_tasks", "final_examples", "final_descs", "eval_n", "sweep"}
 

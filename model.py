@@ -15,7 +15,10 @@ Read top to bottom:
   attention_mask   causal + sliding window + padding, as one boolean (B, 1, T, S) mask
   Attention        GQA, q/k norms (Qwen3, Gemma-3), SDPA fast path, explicit path for logit soft-capping
   MLP              SwiGLU (silu) / GeGLU (gelu-tanh)
-  Block, Transformer
+  Block
+  head_cross_entropy  the loss's vocabulary head fused with the cross-entropy: slices of the
+                   vocabulary, online logsumexp, d loss / d h built on the way, no (N, vocab) logits
+  Transformer      embeddings, blocks, loss (answer tokens only)
   KVCache, generate  batched, left-padded, greedy or sampling
   load_pretrained  strict safetensors loading
   Tokenizer        tokenizers + the jinja2 chat template
@@ -497,6 +500,112 @@ def as_called_now(blk: nn.Module):
     return run
 
 
+# -----------------------------------------------------------------------------
+# The loss's vocabulary head, fused with the cross-entropy (the token loss inside eq. (5))
+
+# Logits head_cross_entropy holds at once: answer positions x a slice of the vocabulary (16 MiB in
+# fp32). Small enough for a CPU's cache, large enough that a GPU runs few slices (Gemma-2's 256k
+# vocabulary at 512 answer tokens: 32 slices).
+HEAD_CHUNK = 2**22
+
+
+def head_cross_entropy(h, weight, y, label_smoothing: float = 0.0, softcap: float | None = None):
+    """Per-token cross-entropy of the logits z = h @ weight.T (Gemma: softcap * tanh(z / softcap))
+    against targets y, without ever holding the (n, vocab) logits.
+
+    h (n, d) final hidden states at the answer positions, weight (vocab, d) the frozen vocabulary
+    head, y (n,) target ids -> (n,) losses in fp32, as F.cross_entropy(reduction="none",
+    label_smoothing=eps) on the logits would give them:
+        loss = logsumexp(z) - (1 - eps) * z_y - eps * mean_v(z_v)
+    The vocabulary is read in slices. logsumexp is kept online across slices, as flash attention
+    keeps its softmax: a running maximum m and sum s = sum_v exp(z_v - m), rescaled by
+    exp(m_old - m_new) whenever the maximum grows.
+
+    When h needs a gradient, it is built in the same pass, because the weight is frozen and h is
+    all that needs one. d loss / d z = softmax(z) - (1 - eps) * onehot(y) - eps / vocab (times
+    1 - tanh^2 through Gemma's cap), and d loss / d h = (d loss / d z) @ weight. The softmax part is
+    accumulated online like s: acc = sum_v exp(z_v - m) * weight_v, then divided by s at the end.
+    The backward only scales the stored (n, d) gradient by each token's incoming gradient.
+
+    Against the plain path (logits, then F.cross_entropy, then autograd), this does the same two
+    matmuls per token and vocabulary entry. But it never writes, zeroes or re-reads an (n, vocab)
+    tensor: 54 MB in fp32 for a SmolLM2 batch of 274 answer tokens, 1 GiB for Gemma-2 at 1024.
+    A trained head (full fine-tuning) needs d loss / d weight, a sum over tokens weighted by
+    gradients the forward cannot know, so it takes the plain path (Transformer.loss)."""
+    if torch.is_grad_enabled() and weight.requires_grad:
+        raise ValueError("head_cross_entropy computes no gradient for the head's weight; a trained head needs the plain path")
+    if torch.is_grad_enabled() and h.requires_grad:
+        return _HeadCrossEntropy.apply(h, weight, y, label_smoothing, softcap)
+    return _head_ce_pass(h, weight, y, label_smoothing, softcap, with_grad=False)[0]
+
+
+def _head_ce_pass(h, weight, y, eps, softcap, with_grad):
+    """head_cross_entropy's one pass over the vocabulary: (n,) losses, and (n, d) d loss / d h
+    when with_grad (else None)."""
+    n, d = h.shape
+    V = weight.shape[0]
+    f32 = dict(device=h.device, dtype=torch.float32)
+    m = torch.full((n,), -math.inf, **f32)  # running max of each token's logits
+    s = torch.zeros(n, **f32)  # running sum of exp(z - m)
+    z_y = torch.zeros(n, **f32)  # the target's logit
+    z_sum = torch.zeros(n, **f32)  # sum of all logits (label smoothing)
+    cap_y = torch.ones(n, **f32)  # d z / d (h @ weight.T) at the target: 1 - tanh^2 under a cap
+    acc = torch.zeros(n, d, **f32) if with_grad else None  # sum_v exp(z_v - m) * dz_v * weight_v
+    smooth = torch.zeros(n, d, **f32) if with_grad and eps and softcap is not None else None  # sum_v dz_v * weight_v
+    rows = torch.arange(n, device=h.device)
+    step = max(256, HEAD_CHUNK // max(n, 1))
+    for v0 in range(0, V, step):
+        w = weight[v0:v0 + step]  # (c, d): a contiguous slice of the head
+        z = h @ w.t()  # (n, c) this slice's logits, in the model's dtype as logits_from_hidden gives them
+        if softcap is not None:  # Gemma's final soft-cap, in the model's dtype, then fp32
+            t = torch.tanh(z / softcap)  # (n, c)
+            z, dz = (softcap * t).float(), 1 - t.float().square()  # (n, c) each
+        else:
+            z, dz = z.float(), None
+        hit = (y >= v0) & (y < v0 + w.shape[0])  # (n,) targets inside this slice
+        if hit.any():
+            r, col = rows[hit], y[hit] - v0
+            z_y[r] = z[r, col]
+            if dz is not None:
+                cap_y[r] = dz[r, col]
+        if eps:
+            z_sum += z.sum(-1)
+        m_new = torch.maximum(m, z.amax(-1))  # (n,)
+        rescale = torch.exp(m - m_new)  # (n,) 0 on the first slice (m = -inf)
+        e = z.sub_(m_new[:, None]).exp_()  # (n, c) exp(z - m_new), in place of z
+        s = s * rescale + e.sum(-1)
+        if with_grad:
+            if dz is not None:
+                e.mul_(dz)  # through the cap: d softcap*tanh(x/softcap) / dx = 1 - tanh^2
+            acc.mul_(rescale[:, None]).add_(e.to(weight.dtype) @ w)  # (n, c) @ (c, d) -> (n, d)
+            if smooth is not None:
+                smooth += dz.to(weight.dtype) @ w  # (n, c) @ (c, d) -> (n, d)
+        m = m_new
+    lse = m + s.log()  # (n,) logsumexp of every token's logits
+    loss = lse - (1 - eps) * z_y - (eps / V) * z_sum  # (n,)
+    if not with_grad:
+        return loss, None
+    grad = acc / s[:, None] - (1 - eps) * cap_y[:, None] * weight[y].float()  # (n, d): softmax @ W - onehot @ W
+    if eps:  # the uniform part of label smoothing: - eps / vocab * sum_v dz_v * weight_v
+        grad -= (eps / V) * (smooth if smooth is not None else weight.sum(0, dtype=torch.float32))
+    return loss, grad.to(h.dtype)
+
+
+class _HeadCrossEntropy(torch.autograd.Function):
+    """head_cross_entropy with its gradient: computed in the forward pass, scaled in the backward."""
+
+    @staticmethod
+    def forward(ctx, h, weight, y, eps, softcap):
+        loss, grad = _head_ce_pass(h, weight, y, eps, softcap, with_grad=True)
+        ctx.save_for_backward(grad)
+        return loss
+
+    @staticmethod
+    def backward(ctx, g):  # g (n,): d total / d loss of each token
+        grad, = ctx.saved_tensors
+        return g[:, None].to(grad.dtype) * grad, None, None, None, None  # (n, d)
+
+
 class Inner(nn.Module):
     """The `model.` prefix of HF keys: embeddings, blocks, final norm."""
 
@@ -516,9 +625,9 @@ class Transformer(nn.Module):
         self.register_buffer("inv_freq", rope_inv_freq(cfg), persistent=False)
         if cfg.local_rope_theta is not None:  # Gemma-3: the sliding layers' own RoPE base
             self.register_buffer("inv_freq_local", rope_inv_freq(cfg, local=True), persistent=False)
-        # Memory savers for training (train_sft.py --grad-checkpoint / --ce-chunk), off by default:
+        # Memory savers for training (train_sft.py --grad-checkpoint; bench_model.py --ce-chunk), off by default:
         self.grad_checkpoint = False  # keep only each block's input; recompute the block in the backward
-        self.ce_chunk = 0  # answer positions per chunk of the vocabulary head in `loss` (0 = all at once)
+        self.ce_chunk = 0  # a TRAINED head only: answer positions per chunk of its logits in `loss` (0 = all at once)
         # Packed rows attend example by example (span_attention), with no mask; False: through the
         # block-diagonal mask (same numbers, slower; bench/bench_pack.py compares them). Gemma-2's
         # soft-capped scores take the mask path whatever this says: no fused kernel soft-caps.
@@ -620,23 +729,29 @@ class Transformer(nn.Module):
         labels (B, T) are aligned with input_ids: labels[t] is the token at t, predicted from
         position t-1. The lm_head runs only on the N predicting positions: (N, d) @ (d, vocab).
         reduction: "mean" (over all N tokens), "sum", "per_example" (each example's mean, (B,)) or
-        "per_example_sum". With ce_chunk > 0 the (N, vocab) logits are never held at once: each
-        chunk of positions is a checkpoint whose logits are recomputed in the backward (a 256k
-        vocabulary, Gemma-2, at 8 x 512 answer tokens would otherwise take 4 GiB in fp32).
+        "per_example_sum". A frozen head (every training in this project) takes head_cross_entropy,
+        which never holds the (N, vocab) logits. A trained head holds them, unless ce_chunk > 0:
+        then each chunk of positions is a checkpoint whose logits are recomputed in the backward
+        (a 256k vocabulary, Gemma-2, at 8 x 512 answer tokens would otherwise take 4 GiB in fp32).
         segments (B, T): packed rows (data/format.pack); "per_example" then means per packed example
         (segment), not per row, so a packed batch gives the padded batch's loss."""
         h = self.hidden_states(input_ids, attention_mask, segments=segments)  # (B, T, d)
         target = labels[:, 1:]  # (B, T-1)
         keep = target != -100  # (B, T-1)
         h, y = h[:, :-1][keep], target[keep]  # (N, d), (N,)
-        n = self.ce_chunk if self.ce_chunk > 0 else max(1, len(y))
-        per_tok = []  # (N,) cross-entropy of every answer token, chunk by chunk
-        for s in range(0, len(y), n):
-            if self.ce_chunk > 0 and torch.is_grad_enabled():
-                per_tok.append(checkpoint(self._token_ce, h[s:s + n], y[s:s + n], label_smoothing, use_reentrant=False))
-            else:
-                per_tok.append(self._token_ce(h[s:s + n], y[s:s + n], label_smoothing))
-        tok = torch.cat(per_tok) if per_tok else h.new_zeros(0, dtype=torch.float32)  # (N,)
+        if not (torch.is_grad_enabled() and self.head_weight().requires_grad):
+            # The head is frozen (LoRA and T2L training, evaluation): the fused head, which never
+            # holds the (N, vocab) logits and builds d loss / d h on the way.
+            tok = head_cross_entropy(h, self.head_weight(), y, label_smoothing, self.config.final_logit_softcapping)  # (N,)
+        else:  # the head itself trains: logits through autograd, in checkpointed chunks with ce_chunk
+            n = self.ce_chunk if self.ce_chunk > 0 else max(1, len(y))
+            per_tok = []  # (N,) cross-entropy of every answer token, chunk by chunk
+            for s in range(0, len(y), n):
+                if self.ce_chunk > 0:
+                    per_tok.append(checkpoint(self._token_ce, h[s:s + n], y[s:s + n], label_smoothing, use_reentrant=False))
+                else:
+                    per_tok.append(self._token_ce(h[s:s + n], y[s:s + n], label_smoothing))
+            tok = torch.cat(per_tok) if per_tok else h.new_zeros(0, dtype=torch.float32)  # (N,)
         if reduction in ("per_example", "per_example_sum"):  # mean (or summed) loss of each example, (n_examples,)
             if segments is None:  # one example per row
                 ex, n_ex = torch.arange(labels.shape[0], device=labels.device)[:, None].expand_as(keep)[keep], labels.shape[0]  # (N,)

@@ -89,7 +89,6 @@ class TrainConfig:
     stop_after: int = 0  # end this invocation after this many steps (checkpointed; --resume continues); 0 = run to --steps
     compile: bool = False  # torch.compile the model (GPU; slow to start)
     grad_checkpoint: bool = False  # recompute each block in the backward instead of keeping its activations (memory)
-    ce_chunk: int = 0  # answer positions per chunk of the vocabulary head; 0 = all at once (Gemma-2's 256k vocab: 1024)
     pack: bool | None = None  # each batch's examples end to end, not padded: one row attended example by example (Gemma-2 and GPUs: masked rows of at most --max-len); per-token adapters, same loss (--no-pack: padded); default: the recipe's on a CPU, padded on a GPU
     fuse_lora: bool = False  # q/k/v and gate/up LoRA-A products as one batched matmul when LoRA dropout is 0 (GPU; padded batches, --no-pack)
     # T2L only (--variant L|M|S):
@@ -339,7 +338,7 @@ def parse_args(argv=None) -> TrainConfig:
         "loss_weighting": (lambda v: v in ("example", "token"), "example or token"), "max_len": (lambda v: v >= 8, "at least 8"),
         "label_smoothing": frac, "neftune": nonneg, "lora_dropout": frac, "hyper_dropout": frac, "reg_ab": nonneg,
         "eval_examples": pos, "val_every": pos, "val_examples": pos, "final_tasks": count, "final_examples": pos,
-        "final_descs": pos, "steering_descs": pos, "ce_chunk": count, "probe_inputs": count, "steering_inputs": count,
+        "final_descs": pos, "steering_descs": pos, "probe_inputs": count, "steering_inputs": count,
         "siblings": count, "n_train_tasks": count, "descs_per_task": count})
     if cfg.fuse_lora and cfg.pack:  # packed rows route adapters per token (lora_delta_routed), which has nothing to fuse
         raise common.SettingsError("--fuse-lora works on padded batches only: add --no-pack")
@@ -365,7 +364,7 @@ def run(cfg: TrainConfig, device):
             checkpoint.check_run(out, job, inputs=input_paths(cfg), subfolders=SUBFOLDERS)
     model_dir = prepare_model.model_dir(cfg.model or None)  # converts the default model on first use
     llm = load_pretrained(model_dir, device=device, dtype=torch.bfloat16 if device.type == "cuda" else torch.float32)
-    llm.grad_checkpoint, llm.ce_chunk = cfg.grad_checkpoint, cfg.ce_chunk
+    llm.grad_checkpoint = cfg.grad_checkpoint
     llm.attend_by_span = device.type != "cuda"  # a GPU packs in masked rows: a kernel per example is slower (above)
     tok = load_tokenizer(model_dir)
     lcfg = lora.LoraConfig(r=cfg.rank, alpha=cfg.alpha, target_modules=cfg.targets.split(","), use_rslora=cfg.rslora)

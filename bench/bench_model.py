@@ -147,7 +147,7 @@ def worker(a):
     dtype = getattr(torch, a.dtype)
     torch.manual_seed(0)
     m, step, llm = build(a.impl, a.arch, a.device, dtype, a.lora, a.t2l)
-    if a.impl == "ours":  # the memory savers of train_sft.py --grad-checkpoint / --ce-chunk
+    if a.impl == "ours":  # the memory savers: train_sft.py --grad-checkpoint; chunked logits of a trained head
         llm.grad_checkpoint, llm.ce_chunk = a.grad_checkpoint, a.ce_chunk
     elif a.grad_checkpoint:  # transformers' own activation checkpointing: its best memory setting
         llm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -192,7 +192,7 @@ def main():
     p.add_argument("--lora", action="store_true", help="LoRA training (frozen base; ours: lora.py, reference: PEFT)")
     p.add_argument("--t2l", action="store_true", help="T2L-S SFT step (ours: lora.py; reference: hooks adding per-example deltas)")
     p.add_argument("--grad-checkpoint", action="store_true", help="activation checkpointing on both sides")
-    p.add_argument("--ce-chunk", type=int, default=0, help="ours: answer positions per chunk of the vocabulary head")
+    p.add_argument("--ce-chunk", type=int, default=0, help="ours, a trained head only (neither --lora nor --t2l): answer positions per chunk of its logits; a frozen head never holds them (model.head_cross_entropy)")
     p.add_argument("--impl", default=None, help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.impl:

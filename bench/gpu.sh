@@ -76,7 +76,7 @@ run 150 $PY bench/bench_pack.py $G --arch mistral-7b --batches 4 --repeats 2 --p
 # Gemma-2-2B shape, B=8 T=512: LoRA and T2L-S SFT steps, plain and with the memory savers (goal <= 16 GiB)
 run 120 $PY bench/bench_model.py $G --arch gemma2-2b --seq 512 --answer 64 --lora --steps 3 --warmup 1 --repeats 1
 run 120 $PY bench/bench_model.py $G --arch gemma2-2b --seq 512 --answer 64 --t2l --steps 3 --warmup 1 --repeats 1
-run 120 $PY bench/bench_model.py $G --arch gemma2-2b --seq 512 --answer 64 --t2l --grad-checkpoint --ce-chunk 1024 --steps 3 --warmup 1 --repeats 1
+run 120 $PY bench/bench_model.py $G --arch gemma2-2b --seq 512 --answer 64 --t2l --grad-checkpoint --steps 3 --warmup 1 --repeats 1
 # Mistral-7B shape (goal >= 1.2x transformers + PEFT)
 run 150 $PY bench/bench_model.py $G --arch mistral-7b --seq 512 --answer 64 --lora --grad-checkpoint --steps 3 --warmup 1 --repeats 1
 # SmolLM2 shape
@@ -86,5 +86,5 @@ run 90 $PY bench/bench_model.py $G --t2l --steps 5 --warmup 2 --repeats 2
 run 90 $PY bench/bench_lora_batched.py $G --peft-mixed 64 --steps 5
 # adapter generation, encoder included (goal <= 5 ms)
 run 90 $PY bench/bench_t2l.py --device cuda ${ENC[@]+"${ENC[@]}"}
-run 120 $PY bench/bench_model.py $G --arch gemma2-2b --seq 512 --answer 64 --lora --grad-checkpoint --ce-chunk 1024 --steps 3 --warmup 1 --repeats 1
+run 120 $PY bench/bench_model.py $G --arch gemma2-2b --seq 512 --answer 64 --lora --grad-checkpoint --steps 3 --warmup 1 --repeats 1
 echo -e "\nwritten: $LOG ($(date -u +%H:%M:%S))" | tee -a "$LOG"
