@@ -552,7 +552,6 @@ def _head_ce_pass(h, weight, y, eps, softcap, with_grad):
     cap_y = torch.ones(n, **f32)  # d z / d (h @ weight.T) at the target: 1 - tanh^2 under a cap
     acc = torch.zeros(n, d, **f32) if with_grad else None  # sum_v exp(z_v - m) * dz_v * weight_v
     smooth = torch.zeros(n, d, **f32) if with_grad and eps and softcap is not None else None  # sum_v dz_v * weight_v
-    rows = torch.arange(n, device=h.device)
     step = max(256, HEAD_CHUNK // max(n, 1))
     for v0 in range(0, V, step):
         w = weight[v0:v0 + step]  # (c, d): a contiguous slice of the head
@@ -563,11 +562,10 @@ def _head_ce_pass(h, weight, y, eps, softcap, with_grad):
         else:
             z, dz = z.float(), None
         hit = (y >= v0) & (y < v0 + w.shape[0])  # (n,) targets inside this slice
-        if hit.any():
-            r, col = rows[hit], y[hit] - v0
-            z_y[r] = z[r, col]
-            if dz is not None:
-                cap_y[r] = dz[r, col]
+        col = (y - v0).clamp(0, w.shape[0] - 1)[:, None]  # (n, 1) their column (any column elsewhere)
+        z_y = torch.where(hit, z.gather(1, col)[:, 0], z_y)  # no host sync: a GPU never waits here
+        if dz is not None:
+            cap_y = torch.where(hit, dz.gather(1, col)[:, 0], cap_y)
         if eps:
             z_sum += z.sum(-1)
         m_new = torch.maximum(m, z.amax(-1))  # (n,)
