@@ -524,24 +524,28 @@ def head_cross_entropy(h, weight, y, label_smoothing: float = 0.0, softcap: floa
     When h needs a gradient, it is built in the same pass, because the weight is frozen and h is
     all that needs one. d loss / d z = softmax(z) - (1 - eps) * onehot(y) - eps / vocab (times
     1 - tanh^2 through Gemma's cap), and d loss / d h = (d loss / d z) @ weight. The softmax part is
-    accumulated online like s: acc = sum_v exp(z_v - m) * weight_v, then divided by s at the end.
+    accumulated online like s: acc = sum_v exp(z_v - m) * dz_v * weight_v (dz_v = 1 without a cap),
+    then divided by s at the end.
     The backward only scales the stored (n, d) gradient by each token's incoming gradient.
 
     Against the plain path (logits, then F.cross_entropy, then autograd), this does the same two
-    matmuls per token and vocabulary entry. But it never writes, zeroes or re-reads an (n, vocab)
+    matmuls per token and vocabulary entry (three with label smoothing under Gemma's cap: the
+    smoothing term's sum of dz_v * weight_v is not rescaled with the softmax's). But it never writes, zeroes or re-reads an (n, vocab)
     tensor: 54 MB in fp32 for a SmolLM2 batch of 274 answer tokens, 1 GiB for Gemma-2 at 1024.
     A trained head (full fine-tuning) needs d loss / d weight, a sum over tokens weighted by
     gradients the forward cannot know, so it takes the plain path (Transformer.loss)."""
     if torch.is_grad_enabled() and weight.requires_grad:
         raise ValueError("head_cross_entropy computes no gradient for the head's weight; a trained head needs the plain path")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= weight.shape[0]):  # F.cross_entropy refuses them too
+        raise ValueError(f"target ids must lie in [0, {weight.shape[0]}), got {int(y.min())}..{int(y.max())}")
     if torch.is_grad_enabled() and h.requires_grad:
         return _HeadCrossEntropy.apply(h, weight, y, label_smoothing, softcap)
     return _head_ce_pass(h, weight, y, label_smoothing, softcap, with_grad=False)[0]
 
 
 def _head_ce_pass(h, weight, y, eps, softcap, with_grad):
-    """head_cross_entropy's one pass over the vocabulary: (n,) losses, and (n, d) d loss / d h
-    when with_grad (else None)."""
+    """head_cross_entropy's one pass over the vocabulary: (n,) losses, and (n, d) d loss / d h in
+    fp32 when with_grad (else None)."""
     n, d = h.shape
     V = weight.shape[0]
     f32 = dict(device=h.device, dtype=torch.float32)
@@ -586,7 +590,7 @@ def _head_ce_pass(h, weight, y, eps, softcap, with_grad):
     grad = acc / s[:, None] - (1 - eps) * cap_y[:, None] * weight[y].float()  # (n, d): softmax @ W - onehot @ W
     if eps:  # the uniform part of label smoothing: - eps / vocab * sum_v dz_v * weight_v
         grad -= (eps / V) * (smooth if smooth is not None else weight.sum(0, dtype=torch.float32))
-    return loss, grad.to(h.dtype)
+    return loss, grad
 
 
 class _HeadCrossEntropy(torch.autograd.Function):
@@ -595,13 +599,15 @@ class _HeadCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, weight, y, eps, softcap):
         loss, grad = _head_ce_pass(h, weight, y, eps, softcap, with_grad=True)
-        ctx.save_for_backward(grad)
+        ctx.save_for_backward(grad)  # (n, d) fp32, rounded to h's dtype once, in the backward
+        ctx.dtype = h.dtype
         return loss
 
     @staticmethod
+    @torch.autograd.function.once_differentiable  # the stored gradient is a constant: no second derivative
     def backward(ctx, g):  # g (n,): d total / d loss of each token
         grad, = ctx.saved_tensors
-        return g[:, None].to(grad.dtype) * grad, None, None, None, None  # (n, d)
+        return (g[:, None].float() * grad).to(ctx.dtype), None, None, None, None  # (n, d)
 
 
 class Inner(nn.Module):

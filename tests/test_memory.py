@@ -29,7 +29,7 @@ def loss_and_grads(model, ids, labels, adapter, reduction, ckpt, chunk, seed=0):
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("reduction", ["mean", "per_example", "sum"])
 def test_memory_savers_and_the_fused_head_change_nothing(tiny_dirs, family, reduction):
-    model = load_pretrained(tiny_dirs[family][1])  # every weight trainable: the plain cross-entropy
+    model = load_pretrained(tiny_dirs[family][1]).requires_grad_(True)  # a trained head: the plain cross-entropy
     cfg = lora.LoraConfig(r=4, target_modules=list(lora.ALL_TARGETS))
     lora.inject(model, cfg)
     g = torch.Generator().manual_seed(1)
@@ -75,6 +75,8 @@ def test_fused_head_is_cross_entropy_on_the_logits(monkeypatch, softcap, eps):
     with torch.no_grad():
         torch.testing.assert_close(head_cross_entropy(h, W, y, eps, softcap), ref.detach(), rtol=1e-6, atol=1e-5)
     assert head_cross_entropy(h[:0], W, y[:0], eps, softcap).shape == (0,)
+    with pytest.raises(ValueError, match="target ids"):
+        head_cross_entropy(h, W, torch.tensor([0, 1, 2, 3, 4, 5, 1000]), eps, softcap)
     with pytest.raises(ValueError, match="trained head"):  # no silent zero gradient for a trained head
         head_cross_entropy(h, W.requires_grad_(), y, eps, softcap)
 
