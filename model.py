@@ -530,14 +530,15 @@ def head_cross_entropy(h, weight, y, label_smoothing: float = 0.0, softcap: floa
 
     Against the plain path (logits, then F.cross_entropy, then autograd), this does the same two
     matmuls per token and vocabulary entry (three with label smoothing under Gemma's cap: the
-    smoothing term's sum of dz_v * weight_v is not rescaled with the softmax's). But it never writes, zeroes or re-reads an (n, vocab)
-    tensor: 54 MB in fp32 for a SmolLM2 batch of 274 answer tokens, 1 GiB for Gemma-2 at 1024.
+    smoothing term's sum of dz_v * weight_v is not rescaled with the softmax's). But it never
+    writes, zeroes or re-reads an (n, vocab) tensor: 54 MB in fp32 for a SmolLM2 batch of 274 answer tokens, 1 GiB for Gemma-2 at 1024.
     A trained head (full fine-tuning) needs d loss / d weight, a sum over tokens weighted by
     gradients the forward cannot know, so it takes the plain path (Transformer.loss)."""
     if torch.is_grad_enabled() and weight.requires_grad:
         raise ValueError("head_cross_entropy computes no gradient for the head's weight; a trained head needs the plain path")
-    if len(y) and (int(y.min()) < 0 or int(y.max()) >= weight.shape[0]):  # F.cross_entropy refuses them too
-        raise ValueError(f"target ids must lie in [0, {weight.shape[0]}), got {int(y.min())}..{int(y.max())}")
+    lo, hi = torch.stack(torch.aminmax(y)).tolist() if len(y) else (0, 0)  # one host sync, not two per bound
+    if lo < 0 or hi >= weight.shape[0]:  # F.cross_entropy refuses them too
+        raise ValueError(f"target ids must lie in [0, {weight.shape[0]}), got {lo}..{hi}")
     if torch.is_grad_enabled() and h.requires_grad:
         return _HeadCrossEntropy.apply(h, weight, y, label_smoothing, softcap)
     return _head_ce_pass(h, weight, y, label_smoothing, softcap, with_grad=False)[0]
