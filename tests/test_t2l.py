@@ -129,8 +129,19 @@ def test_sft_steps_on_a_tiny_model_reduce_the_loss_and_touch_only_the_hypernetwo
     hcfg = t2l.T2LConfig.for_base(model.config, variant=variant, d_task=8, latent=32, head_in=64, rank=4, targets=lcfg.target_modules)
     net = t2l.HyperNetwork(hcfg).train()
     task_emb = torch.randn(4, 8)  # 4 tasks, fixed embeddings
-    opt = torch.optim.AdamW(net.parameters(), lr=3e-3)
+    # lr 1e-3: at 3e-3 the S variant's loss wandered (-4% on one CPU, -0.7% on another); at 1e-3
+    # every variant descends steadily on both
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
     rng = torch.Generator().manual_seed(0)
+    held = synthetic_batch(torch.Generator().manual_seed(123), 4, 16, 6, model.config.vocab_size)  # unseen prompts
+
+    def held_out_loss():  # the same 16 examples every time, dropout off: no sampling noise
+        net.eval()
+        with torch.no_grad(), lora.use_adapter(model, net(task_emb[held[0]]), lcfg.scaling):
+            out = train_sft.sft_loss(model, *held[1:], cfg).item()
+        net.train()
+        return out
+    start = held_out_loss()
     losses = []
     for step in range(60):
         tasks, ids, labels, mask = synthetic_batch(rng, 4, 8, 6, model.config.vocab_size)
@@ -146,8 +157,10 @@ def test_sft_steps_on_a_tiny_model_reduce_the_loss_and_touch_only_the_hypernetwo
             assert net.task_proj[0].weight.grad is not None
         opt.step()
         losses.append(sft.item())
-    # measured over 60 steps (the reference's trunk, dropout 0.05): L -7%, M -6%, S -4%
-    assert sum(losses[-5:]) / 5 < 0.97 * sum(losses[:5]) / 5, losses
+    # measured over 60 steps (the reference's trunk, dropout 0.05), training / held-out loss:
+    # L -16% / -17%, M -14% / -16%, S -12% / -13% (Intel Xeon, 2026-12-05)
+    assert sum(losses[-5:]) / 5 < 0.95 * sum(losses[:5]) / 5, losses
+    assert held_out_loss() < 0.93 * start, (start, held_out_loss())
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
 
