@@ -52,6 +52,19 @@ MISTRAL_7B = dict(model_type="mistral", vocab_size=32000, hidden_size=4096, inte
 SHAPES = {"gemma2-2b": GEMMA2_2B, "mistral-7b": MISTRAL_7B}
 
 
+
+def cpu_name() -> str:
+    """The CPU's model name and the vector unit torch's kernels use ("AMD EPYC ... (AVX2)",
+    "Intel(R) Xeon(R) Processor (AVX512)"), not just "x86_64": the same step runs at a different
+    fraction of the matmul peak on different x86 CPUs (bench/RESULTS.md)."""
+    name = platform.processor() or platform.machine()
+    try:
+        name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):  # not Linux
+        pass
+    return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
+
 def t2l_step(impl, m, device, dtype):
     """A T2L SFT step: a T2L-S hypernetwork writes one rank-8 q/v adapter per example from a task
     embedding, the frozen LLM runs under them, only the hypernetwork gets gradients. Ours: lora.py's
@@ -211,7 +224,7 @@ def main():
             results[impl].append(res)
             print(f"repeat {r} {impl:5s} {res['tok_s']:9.1f} tok/s  peak {res['peak_gib']:.2f} GiB  loss {res['loss']:.4f}", flush=True)
     best = {k: max(v, key=lambda x: x["tok_s"]) for k, v in results.items()}
-    dev = torch.cuda.get_device_name() if a.device == "cuda" else f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    dev = torch.cuda.get_device_name() if a.device == "cuda" else f"{cpu_name()}, {torch.get_num_threads()} threads"
     ref = "transformers + PEFT" if a.lora else ("transformers + hooks" if a.t2l else "transformers")
     print(f"\n| work | device | dtype | {ref} tok/s | model.py tok/s | speed-up | {ref} peak | model.py peak |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- |")

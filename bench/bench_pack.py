@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import platform
 import resource
 import statistics
 import sys
@@ -60,7 +59,7 @@ sys.path.insert(0, str(ROOT))
 import lora  # noqa: E402
 import t2l  # noqa: E402
 import train_sft  # noqa: E402
-from bench.bench_model import SHAPES, add_delta_hooks  # noqa: E402
+from bench.bench_model import SHAPES, add_delta_hooks, cpu_name  # noqa: E402
 from bench.stand_in import init_stand_in_  # noqa: E402
 from data import format as fmt  # noqa: E402
 from data import prepare_model  # noqa: E402
@@ -281,7 +280,7 @@ def main():
     row_mix = {k: max(mixed_of(pk) for pk in v) for k, v in peaks.items()}
     peak = {s: max(pk[s] for v in peaks.values() for pk in v) for s in next(iter(peaks.values()))[0]}  # the run's best per shape
     top, mixed = max(peak.values()), mixed_of(peak)
-    where = f"{a.device} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)" if device.type == "cpu" else torch.cuda.get_device_name()
+    where = f"{a.device} ({cpu_name()}, {torch.get_num_threads()} threads)" if device.type == "cpu" else torch.cuda.get_device_name()
     base_name = "SmolLM2-135M" if a.arch == "smollm2" else f"{a.arch} (random weights)"
     print(f"\n{where}, {a.dtype}, torch {torch.__version__}; {base_name}, T2L-S on q_proj/v_proj r={lcfg.r}, "
           f"{a.batches} {a.data} batches of {cfg.batch_size} (seed 0), best and mean of {a.repeats} passes"
