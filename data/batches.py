@@ -25,36 +25,48 @@ from data.tasks import Example, stable_seed
 
 class Batches:
     """Batch i is a function of (seed, i) only, so a resumed run sees exactly the batches an
-    uninterrupted run would. Every task's examples are formatted and tokenised once, up front; a
-    task none of whose examples fits --max-len is left out, with a warning (examples are dropped,
-    never cut)."""
+    uninterrupted run would. A task's examples are formatted and tokenised the first time a batch
+    draws it (all n_train of them, once); a task none of whose examples fits --max-len is left out
+    up front, with a warning (examples are dropped, never cut)."""
 
     def __init__(self, tok, tasks, names, cfg, n_train=1000):
-        self.tok, self.tasks, self.cfg, self.cache, self.dropped = tok, tasks, cfg, {}, 0
-        for name in tqdm(names, desc="encoding training tasks", leave=False, disable=len(names) < 20 or not DIST.main):
-            task = tasks[name]
-            definition = task.definition if cfg.prompt == "definition" else None
-            enc, dropped = fmt.encode_examples(tok, task.examples("train", n_train), cfg.max_len, definition=definition)
-            self.dropped += dropped
-            if enc:
-                self.cache[name] = enc
-        self.names = [n for n in names if n in self.cache]
-        # --siblings: families whose training tasks can answer any input of the family (Task.solve),
-        # with their raw examples: a sibling batch asks several of them about one shared input
+        self.tok, self.tasks, self.cfg = tok, tasks, cfg
+        # Encoding all 1000 examples of every task up front took 18 s before the main job's first
+        # step, and most of a 6-step test run, which draws a few dozen tasks. Only whether a task
+        # can take part is decided here (usually its first example fits), so the lists a batch
+        # draws from, and so every batch, are what encoding everything up front gave.
+        self.raw, self.cache = {}, {}  # task -> its n_train training Examples; -> those that fit, encoded
+        self.names = []
+        for name in tqdm(names, desc="reading training tasks", leave=False, disable=len(names) < 20 or not DIST.main):
+            self.raw[name] = tasks[name].examples("train", n_train)
+            if any(self._encode([ex], tasks[name]) for ex in self.raw[name]):  # stops at the first that fits
+                self.names.append(name)
+        # --siblings: families whose training tasks can answer any input of the family (Task.solve):
+        # a sibling batch asks several of them about one shared input
         self.families = {}
         if cfg.siblings:
             for n in self.names:
                 if tasks[n].solve is not None:
                     self.families.setdefault(tasks[n].family, []).append(n)
             self.families = {f: ns for f, ns in self.families.items() if len(ns) >= 2}
-            self.raw = {n: tasks[n].examples("train", n_train) for ns in self.families.values() for n in ns}
-        left_out = [n for n in names if n not in self.cache]
+        left_out = [n for n in names if n not in self.names]
         if not self.names:
             raise DataError(f"every training example of {', '.join(names[:3])}{' ...' if len(names) > 3 else ''} "
                              f"is longer than --max-len {cfg.max_len}")
         if left_out and DIST.main:
             print(f"warning: {len(left_out)} training task(s) left out, no example fits --max-len {cfg.max_len}: "
                   f"{', '.join(left_out[:5])}{' ...' if len(left_out) > 5 else ''}", file=sys.stderr)
+
+    def _encode(self, examples: list, task) -> list:
+        """Examples of `task` under this run's prompt -> the encoded ones that fit --max-len."""
+        definition = task.definition if self.cfg.prompt == "definition" else None
+        return fmt.encode_examples(self.tok, examples, self.cfg.max_len, definition=definition)[0]
+
+    def encoded(self, name: str) -> list:
+        """Task `name`'s training examples that fit, encoded on the first call."""
+        if name not in self.cache:
+            self.cache[name] = self._encode(self.raw[name], self.tasks[name])
+        return self.cache[name]
 
     def get(self, i: int):
         """-> (input_ids, labels, attention_mask, task names, one random training description per row)."""
@@ -71,7 +83,7 @@ class Batches:
             rows = rng.sample(others, k)
         else:
             rows = [rng.choice(self.names) for _ in range(k)]
-        examples += [rng.choice(self.cache[n]) for n in rows]
+        examples += [rng.choice(self.encoded(n)) for n in rows]
         rows = siblings + rows
         drng = random.Random(stable_seed(self.cfg.seed, "desc", i))  # the reference draws one of up to 128 per task
         descs = [drng.choice(self.tasks[n].train_descriptions[: self.cfg.descs_per_task or None]) for n in rows]
@@ -99,12 +111,8 @@ class Batches:
         fam = rng.choice(sorted(self.families))
         names = rng.sample(self.families[fam], min(self.cfg.siblings, len(self.families[fam]), self.cfg.batch_size))
         x = rng.choice(self.raw[names[0]]).input
-        enc, dropped = [], 0
-        for n in names:
-            definition = self.tasks[n].definition if self.cfg.prompt == "definition" else None
-            e, d = fmt.encode_examples(self.tok, [Example(x, self.tasks[n].solve(x))], self.cfg.max_len, definition=definition)
-            enc, dropped = enc + e, dropped + d
-        return ([], []) if dropped else (names, enc)
+        enc = [e for n in names for e in self._encode([Example(x, self.tasks[n].solve(x))], self.tasks[n])]
+        return (names, enc) if len(enc) == len(names) else ([], [])  # one did not fit
 
 
 def validation_set(tok, tasks, names, cfg, device, split="val") -> list:

@@ -206,3 +206,34 @@ def test_a_folder_in_sni_layout_with_its_own_split_files(tmp_path):
     (tmp_path / "descriptions.json").write_text(json.dumps({names[0]: ["ok", ""]}))
     with pytest.raises(DataError, match="descriptions.json"):
         load_collection(str(tmp_path))
+
+
+def test_batches_encode_a_task_when_first_drawn_and_draw_what_encoding_everything_gave(default_model_dir):
+    """data/batches.py encodes a task's examples the first time a batch draws it. The batches must
+    be the ones encoding every task up front gives: rng.choice over the same list of examples that
+    fit --max-len, in the same order. At max-len 36 some of these tasks keep all their examples, some
+    a part (list_drop_first: 34 to 55 tokens) and two none (list_sort_asc, list_reverse: 37 and more),
+    so a list that kept the ones that do not fit would draw other rows."""
+    import random
+
+    import train_sft
+    from data.batches import Batches
+    from data.collection import load_collection
+    from data.tasks import stable_seed
+    tok = load_tokenizer(default_model_dir)
+    coll = load_collection("builtin", 0)
+    names = ["subtract_3", "list_sort_asc", "count_words", "count_vowels", "list_drop_first", "words_first_word",
+             "edit_hashtag", "list_reverse", "extract_year", "num_big100_yes_no"]
+    cfg = train_sft.TrainConfig(batch_size=4, max_len=36, siblings=0)
+    b = Batches(tok, coll.tasks, names, cfg, n_train=50)
+    assert b.cache == {}  # nothing encoded before a batch draws it
+    fits = {n: fmt.encode_examples(tok, coll.tasks[n].examples("train", 50), 36)[0] for n in names}
+    assert len(fits["subtract_3"]) == 50 and 0 < len(fits["list_drop_first"]) < 50 and not fits["list_reverse"]
+    assert b.names == [n for n in names if fits[n]] and "list_sort_asc" not in b.names
+    for i in range(20):
+        examples, rows, _ = b.examples(i)
+        rng = random.Random(stable_seed(cfg.seed, "batch", i))
+        want_rows = rng.sample(b.names, 4)
+        assert rows == want_rows and examples == [rng.choice(fits[n]) for n in want_rows]
+        if i == 0:
+            assert set(b.cache) == set(rows)  # only the drawn tasks were encoded
