@@ -147,7 +147,7 @@ def train(llm, tok, tasks, names, val_names, cfg: TrainConfig, lcfg: lora.LoraCo
     ctrl_c = checkpoint.CtrlC()  # from here a Ctrl-C ends the step in flight, then checkpoints and stops
     try:
         for step in bar:
-            t0 = time.perf_counter()
+            t0 = time.perf_counter()  # step_s counts from here: a task's first draw also encodes its examples (data/batches.py)
             # 1. sample the batch (8 tasks x 1 example, one random description each) and the learning rate
             examples, rows, descs = batches.examples(step)  # the global batch; this process takes its examples
             n_tokens = sum(t != -100 for _, y in examples for t in y[1:])  # answer tokens of the global batch

@@ -52,7 +52,6 @@ MISTRAL_7B = dict(model_type="mistral", vocab_size=32000, hidden_size=4096, inte
 SHAPES = {"gemma2-2b": GEMMA2_2B, "mistral-7b": MISTRAL_7B}
 
 
-
 def cpu_name() -> str:
     """The CPU's model name and the vector unit torch's kernels use ("AMD EPYC ... (AVX2)",
     "Intel(R) Xeon(R) Processor (AVX512)"), not just "x86_64": the same step runs at a different
@@ -61,9 +60,10 @@ def cpu_name() -> str:
     try:
         name = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                     if line.startswith("model name"))
-    except (OSError, StopIteration):  # not Linux
+    except (OSError, StopIteration):  # not Linux, or no "model name" line (ARM)
         pass
     return f"{name} ({torch.backends.cpu.get_cpu_capability()})"
+
 
 def t2l_step(impl, m, device, dtype):
     """A T2L SFT step: a T2L-S hypernetwork writes one rank-8 q/v adapter per example from a task

@@ -213,7 +213,7 @@ def test_batches_encode_a_task_when_first_drawn_and_draw_what_encoding_everythin
     be the ones encoding every task up front gives: rng.choice over the same list of examples that
     fit --max-len, in the same order. At max-len 36 some of these tasks keep all their examples, some
     a part (list_drop_first: 34 to 55 tokens) and two none (list_sort_asc, list_reverse: 37 and more),
-    so a list that kept the ones that do not fit would draw other rows."""
+    so a list that kept the ones that do not fit would draw other examples."""
     import random
 
     import train_sft
@@ -237,3 +237,31 @@ def test_batches_encode_a_task_when_first_drawn_and_draw_what_encoding_everythin
         assert rows == want_rows and examples == [rng.choice(fits[n]) for n in want_rows]
         if i == 0:
             assert set(b.cache) == set(rows)  # only the drawn tasks were encoded
+
+
+@pytest.mark.parametrize("prompt,siblings", [("definition", 0), ("bare", 4)])
+def test_lazy_batches_equal_eager_ones_under_the_definition_prompt_and_with_siblings(default_model_dir, prompt, siblings):
+    """The same equality under the reference's prompt (the definition in the user turn: longer rows, so
+    more are dropped) and the main recipe's sibling rows, against Batches with every task encoded
+    before the first batch (what data/batches.py did until 2026-12-05)."""
+    import train_sft
+    from data.batches import Batches
+    from data.collection import load_collection
+
+    class Eager(Batches):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            for n in self.names:
+                self.encoded(n)
+
+    tok = load_tokenizer(default_model_dir)
+    coll = load_collection("builtin", 0)
+    names = coll.training_tasks()[:40]
+    cfg = train_sft.TrainConfig(batch_size=8, max_len=72 if prompt == "definition" else 40, prompt=prompt, siblings=siblings)
+    lazy, eager = Batches(tok, coll.tasks, names, cfg, n_train=40), Eager(tok, coll.tasks, names, cfg, n_train=40)
+    assert lazy.names == eager.names and 0 < len(lazy.names)
+    assert any(len(eager.cache[n]) < 40 for n in eager.names)  # this --max-len dropped examples
+    if siblings:  # the batch begins with `siblings` rows of one family, all asked the same input
+        assert len({coll.tasks[n].family for n in lazy.examples(0)[1][:siblings]}) == 1
+    for i in range(15):
+        assert lazy.examples(i) == eager.examples(i)

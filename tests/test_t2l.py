@@ -100,7 +100,7 @@ def synthetic_batch(rng, n_tasks, B, T, vocab):
     tasks = torch.randint(0, n_tasks, (B,), generator=rng)
     prompt = torch.randint(3, vocab, (B, T), generator=rng)
     ans = (3 + 4 * tasks[:, None] + torch.arange(4)) % vocab  # (B, 4)
-    ids = torch.cat([prompt, ans], 1)  # (B, 2T)
+    ids = torch.cat([prompt, ans], 1)  # (B, T + 4)
     labels = torch.cat([torch.full_like(prompt, -100), ans], 1)
     return tasks, ids, labels, torch.ones_like(ids)
 
