@@ -531,7 +531,8 @@ def head_cross_entropy(h, weight, y, label_smoothing: float = 0.0, softcap: floa
     Against the plain path (logits, then F.cross_entropy, then autograd), this does the same two
     matmuls per token and vocabulary entry (three with label smoothing under Gemma's cap: the
     smoothing term's sum of dz_v * weight_v is not rescaled with the softmax's). But it never
-    writes, zeroes or re-reads an (n, vocab) tensor: 54 MB in fp32 for a SmolLM2 batch of 274 answer tokens, 1 GiB for Gemma-2 at 1024.
+    writes, zeroes or re-reads an (n, vocab) tensor: 54 MB in fp32 for a SmolLM2 batch of 274
+    answer tokens, 1 GiB for Gemma-2 at 1024.
     A trained head (full fine-tuning) needs d loss / d weight, a sum over tokens weighted by
     gradients the forward cannot know, so it takes the plain path (Transformer.loss)."""
     if torch.is_grad_enabled() and weight.requires_grad:
